@@ -1,0 +1,342 @@
+package mgrserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/lease"
+	pb "github.com/xserver/xserver/proto"
+)
+
+// Server is one mgrserver: leader or standby.
+type Server struct {
+	cfg  Config
+	log  logrus.FieldLogger
+	reg  *prometheus.Registry
+	met  *metrics
+	ln   net.Listener
+	addr string // advertised intranet address
+
+	admin     *admin.Server
+	adminAddr string
+
+	mu        sync.Mutex // guards every field below
+	started   bool
+	closed    bool
+	leading   bool
+	rec       lease.Record // lease held while leading
+	maxEpoch  uint64       // highest epoch seen in Redis or from peers
+	seq       uint64       // last membership event of this epoch
+	warm      bool         // inside the settle window: snapshots are partial
+	warmTimer *time.Timer
+	members   map[common.NodeID]*member
+	conns     map[*session]struct{}
+
+	stop chan struct{} // closed by Close
+	wg   sync.WaitGroup
+}
+
+type member struct {
+	sess *session
+	info *pb.NodeInfo
+}
+
+// New validates cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.WithField("component", "mgrserver"),
+		reg:     reg,
+		met:     newMetrics(reg),
+		members: make(map[common.NodeID]*member),
+		conns:   make(map[*session]struct{}),
+		stop:    make(chan struct{}),
+	}
+	return s, nil
+}
+
+// Start binds the intranet listener (and the admin port if configured) and
+// starts campaigning. It returns once listening; ctx bounds only the start.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.started || s.closed {
+		s.mu.Unlock()
+		return ErrStarted
+	}
+	s.started = true
+	s.mu.Unlock()
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	s.addr = advertised(s.cfg.Advertise, ln.Addr().String())
+	s.log = s.log.WithField("addr", s.addr)
+
+	if s.cfg.Admin != "" {
+		s.admin = admin.New(s.reg, s.health, s.log)
+		s.admin.Handle("/nodes", http.HandlerFunc(s.serveNodes))
+		bound, err := s.admin.Start(s.cfg.Admin)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("mgrserver: admin: %w", err)
+		}
+		s.adminAddr = bound
+		s.log.WithField("admin", bound).Info("admin listening")
+	}
+
+	s.wg.Add(3)
+	go s.acceptLoop()
+	go s.campaignLoop()
+	go s.heartbeatLoop()
+	s.log.WithField("cluster", s.cfg.Cluster).Info("mgrserver started")
+	return nil
+}
+
+// Addr is the advertised intranet address ("" before Start).
+func (s *Server) Addr() string { return s.addr }
+
+// AdminAddr is the bound admin address, "" when none.
+func (s *Server) AdminAddr() string { return s.adminAddr }
+
+// Registry exposes the server's Prometheus registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// IsLeader reports whether this server holds the lease.
+func (s *Server) IsLeader() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leading
+}
+
+// Settled reports whether this server leads and its settle window is over
+// (snapshots it sends are complete).
+func (s *Server) Settled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.leading && !s.warm
+}
+
+// Epoch is the epoch of the lease held (or last held).
+func (s *Server) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rec.Epoch
+}
+
+// NodeStatus is one member as /nodes reports it.
+type NodeStatus struct {
+	ID       common.NodeID   `json:"id"`
+	Type     common.NodeType `json:"type"`
+	Addrs    []string        `json:"addrs"`
+	Ports    []int32         `json:"ports"`
+	Overload []uint32        `json:"overload"`
+	Version  string          `json:"version"`
+}
+
+// Status is the /nodes document.
+type Status struct {
+	Leader bool         `json:"leader"`
+	Epoch  uint64       `json:"epoch"`
+	Nodes  []NodeStatus `json:"nodes"`
+}
+
+// Status returns the registered members, sorted by type then ID.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	st := Status{Leader: s.leading, Epoch: s.rec.Epoch, Nodes: make([]NodeStatus, 0, len(s.members))}
+	for id, m := range s.members {
+		st.Nodes = append(st.Nodes, NodeStatus{
+			ID: id, Type: common.NodeType(m.info.Type), Addrs: nonNil(m.info.Addrs),
+			Ports: nonNil(m.info.Ports), Overload: nonNil(m.info.Overload), Version: m.info.Version,
+		})
+	}
+	s.mu.Unlock()
+	sort.Slice(st.Nodes, func(i, j int) bool {
+		a, b := st.Nodes[i], st.Nodes[j]
+		if a.Type != b.Type {
+			return a.Type < b.Type
+		}
+		return a.ID.String() < b.ID.String()
+	})
+	return st
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+func (s *Server) serveNodes(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Status())
+}
+
+func (s *Server) health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return common.ErrClosed
+	}
+	return nil // a standby is healthy too
+}
+
+// Close stops the server: a leader releases its lease first so a standby
+// can take over at once, then tells every node it is shutting down. Safe
+// twice; waits for every goroutine.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	rec, leading := s.rec, s.leading
+	s.mu.Unlock()
+	if !started {
+		return nil
+	}
+	close(s.stop)
+	_ = s.ln.Close()
+	if leading {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LeaseTTL)
+		if err := lease.Release(ctx, s.cfg.Redis, s.cfg.Cluster, rec); err != nil {
+			s.log.WithError(err).Warn("lease not released; it will lapse")
+		}
+		cancel()
+	}
+	s.stepDown("shutting down", intranet.CodeShutdown)
+	s.closeAll()
+	s.wg.Wait()
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+	s.log.Info("mgrserver stopped")
+	return nil
+}
+
+// crash stops like a killed process would: no lease release, no goodbye.
+func (s *Server) crash() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.leading = false
+	s.mu.Unlock()
+	close(s.stop)
+	_ = s.ln.Close()
+	for _, c := range s.allConns() {
+		c.abort()
+	}
+	s.wg.Wait()
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+}
+
+func (s *Server) allConns() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) closeAll() {
+	for _, c := range s.allConns() {
+		c.closeWith(intranet.CodeShutdown, "mgrserver shutting down")
+	}
+}
+
+func (s *Server) acceptLoop() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			select {
+			case <-s.stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary (EMFILE ...): back off and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.WithError(err).Warn("accept failed")
+			select {
+			case <-time.After(backoff):
+			case <-s.stop:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.mu.Lock()
+		full := len(s.conns) >= s.cfg.MaxConns
+		s.mu.Unlock()
+		if full {
+			s.met.rejected.WithLabelValues("too_many").Inc()
+			s.log.WithField("peer", c.RemoteAddr().String()).Warn("connection limit reached; closing")
+			writeErrorAndClose(c, intranet.CodeTooMany, "connection limit reached", s.cfg.WriteTimeout)
+			continue
+		}
+		sess := newSession(s, c)
+		s.mu.Lock()
+		s.conns[sess] = struct{}{}
+		s.mu.Unlock()
+		s.met.conns.Inc()
+		s.wg.Add(1)
+		go sess.run()
+	}
+}
+
+func writeErrorAndClose(c net.Conn, code uint32, reason string, timeout time.Duration) {
+	f, _ := wire.Frame(wire.KindError, &pb.Error{Code: code, Reason: reason})
+	_ = c.SetWriteDeadline(time.Now().Add(timeout))
+	_, _ = c.Write(f)
+	_ = c.Close()
+}
+
+// advertised picks the address nodes should dial.
+func advertised(adv, bound string) string {
+	if adv != "" {
+		return adv
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return bound
+	}
+	return net.JoinHostPort(intranet.OutboundIP(), port)
+}

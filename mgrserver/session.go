@@ -1,0 +1,316 @@
+package mgrserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/internal/intranet"
+	pb "github.com/xserver/xserver/proto"
+)
+
+// session is one intranet connection. Its reader runs in run(); its writer
+// drains out. Fields marked "s.mu" are guarded by the server's mutex.
+type session struct {
+	s    *Server
+	conn net.Conn
+	out  *intranet.Outbox
+	log  logrus.FieldLogger
+	stop chan struct{} // closed by abort: stop writing now
+
+	// s.mu
+	registered bool
+	needSync   bool
+	id         common.NodeID
+	gone       bool // leave already handled (graceful, replaced or failed)
+
+	once sync.Once
+}
+
+func newSession(s *Server, c net.Conn) *session {
+	return &session{
+		s: s, conn: c, out: intranet.NewOutbox(s.cfg.QueueBytes), stop: make(chan struct{}),
+		log: s.log.WithField("peer", c.RemoteAddr().String()),
+	}
+}
+
+// closeWith sends a last error frame and closes after it is written.
+func (c *session) closeWith(code uint32, reason string) {
+	f, _ := wire.Frame(wire.KindError, &pb.Error{Code: code, Reason: reason})
+	c.out.CloseWith(f)
+	// The writer closes the socket once drained; make sure a stuck writer
+	// does not keep it open past the write timeout.
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+}
+
+// abort closes the socket at once.
+func (c *session) abort() {
+	c.once.Do(func() { close(c.stop) })
+	_ = c.conn.Close()
+}
+
+// reject logs why a peer is dropped, counts it and closes with an error.
+func (c *session) reject(metric string, code uint32, err error) {
+	c.s.met.rejected.WithLabelValues(metric).Inc()
+	c.log.WithError(err).WithField("code", code).Warn("closing intranet connection")
+	c.closeWith(code, err.Error())
+}
+
+func (c *session) run() {
+	defer c.s.wg.Done()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		if err := c.out.WriteLoop(c.conn, c.s.cfg.WriteTimeout, c.stop); err != nil {
+			c.log.WithError(err).Debug("write failed")
+		}
+		_ = c.conn.Close()
+	}()
+	c.read()
+	c.s.forget(c)
+	c.out.Close()
+	<-writerDone
+	_ = c.conn.Close()
+}
+
+// read runs the handshake and then the frame loop until the connection
+// ends; every way out leaves a reason in the log.
+func (c *session) read() {
+	cfg := &c.s.cfg
+	r := wire.NewReader(c.conn, cfg.MaxFrame, 4096)
+
+	c.s.mu.Lock()
+	leading, epoch := c.s.leading, c.s.rec.Epoch
+	c.s.mu.Unlock()
+	if !leading {
+		c.s.met.rejected.WithLabelValues("not_leader").Inc()
+		c.closeWith(intranet.CodeNotLeader, "not the leader")
+		return
+	}
+	nonce, err := intranet.NewNonce()
+	if err != nil {
+		c.reject("internal", intranet.CodeShutdown, err)
+		return
+	}
+	hello, _ := wire.Frame(wire.KindHello, &pb.Hello{
+		Nonce: nonce, Epoch: epoch, Cluster: cfg.Cluster,
+		PingIntervalMs: cfg.PingInterval.Milliseconds(), PingMisses: uint32(cfg.PingMisses),
+	})
+	c.out.Force(hello)
+
+	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	kind, p, err := r.ReadFrame()
+	if err != nil {
+		c.readFailed(err, true)
+		return
+	}
+	if kind != wire.KindRegister {
+		c.reject("unexpected", intranet.CodeUnexpected, fmt.Errorf("%w: %s frame before registration", common.ErrBadInput, kind))
+		return
+	}
+	var reg pb.Register
+	if err := reg.Unmarshal(p); err != nil {
+		c.reject("malformed", intranet.CodeMalformed, fmt.Errorf("%w: register: %v", common.ErrBadInput, err))
+		return
+	}
+	if err := intranet.ValidateInfo(reg.Info); err != nil {
+		c.reject("bad_info", intranet.CodeBadInfo, err)
+		return
+	}
+	if err := intranet.CheckMAC(cfg.Secret, nonce, reg.Info.Id, reg.Mac); err != nil {
+		c.reject("auth", intranet.CodeAuth, err)
+		return
+	}
+	if reg.MaxEpoch > epoch {
+		c.s.seeEpoch(reg.MaxEpoch)
+		c.reject("stale_epoch", intranet.CodeStaleEpoch, fmt.Errorf("peer has seen epoch %d, this leader is %d", reg.MaxEpoch, epoch))
+		return
+	}
+	if err := c.s.register(c, reg.Info, epoch); err != nil {
+		c.s.met.rejected.WithLabelValues("not_leader").Inc()
+		c.closeWith(intranet.CodeNotLeader, err.Error())
+		return
+	}
+
+	silence := time.Duration(cfg.PingMisses) * cfg.PingInterval
+	for {
+		_ = c.conn.SetReadDeadline(time.Now().Add(silence))
+		kind, p, err := r.ReadFrame()
+		if err != nil {
+			c.readFailed(err, false)
+			return
+		}
+		switch kind {
+		case wire.KindPing:
+			var m pb.Ping
+			if err := m.Unmarshal(p); err != nil {
+				c.reject("malformed", intranet.CodeMalformed, fmt.Errorf("%w: ping: %v", common.ErrBadInput, err))
+				c.s.unregister(c, true, "malformed frame")
+				return
+			}
+			f, _ := wire.Frame(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
+			c.out.Append(f)
+		case wire.KindPong:
+		case wire.KindUpdateSelf:
+			var m pb.UpdateSelf
+			if err := m.Unmarshal(p); err != nil || len(m.Overload) > intranet.MaxOverload || len(m.Version) > intranet.MaxVersion {
+				c.reject("malformed", intranet.CodeMalformed, fmt.Errorf("%w: update: bad frame", common.ErrBadInput))
+				c.s.unregister(c, true, "malformed frame")
+				return
+			}
+			c.s.update(c, &m)
+		case wire.KindSyncRequest:
+			c.s.resync(c)
+		case wire.KindLeave:
+			c.s.unregister(c, false, "left")
+			c.closeWith(intranet.CodeShutdown, "goodbye")
+			return
+		default:
+			c.reject("unexpected", intranet.CodeUnexpected, fmt.Errorf("%w: unexpected %s frame", common.ErrBadInput, kind))
+			c.s.unregister(c, true, "unexpected frame")
+			return
+		}
+	}
+}
+
+// readFailed classifies a read error, logs it and, after registration,
+// reports the member failed.
+func (c *session) readFailed(err error, handshake bool) {
+	switch {
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		c.reject("too_large", intranet.CodeTooLarge, err)
+	case errors.Is(err, wire.ErrFrameTooShort):
+		c.reject("malformed", intranet.CodeMalformed, err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if handshake {
+			c.reject("handshake", intranet.CodeHandshake, errors.New("no registration before the handshake deadline"))
+		} else {
+			c.reject("heartbeat", intranet.CodeHeartbeat, errors.New("peer silent for too long"))
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("peer closed the connection")
+	default:
+		c.log.WithError(err).Info("connection lost")
+	}
+	if !handshake {
+		c.s.unregister(c, true, "connection lost")
+	}
+}
+
+// register adds the member and tells everyone: the newcomer gets a
+// snapshot, the others a join (or an update when the ID was already known:
+// a restarted node replaces its former session without a leave).
+func (s *Server) register(c *session, info *pb.NodeInfo, epoch uint64) error {
+	id, _ := common.NodeIDFromBytes(info.Id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.leading || s.rec.Epoch != epoch || s.closed {
+		return errors.New("leadership changed during the handshake")
+	}
+	kind := pb.MemberEvent_JOIN
+	if old, ok := s.members[id]; ok {
+		kind = pb.MemberEvent_UPDATE
+		old.sess.gone = true
+		old.sess.closeWith(intranet.CodeReplaced, "replaced by a new session of the same node")
+		old.sess.log.Info("session replaced by a new registration")
+		s.met.leaves.WithLabelValues("replaced").Inc()
+	}
+	c.id, c.registered = id, true
+	c.log = c.log.WithFields(logrus.Fields{"node": id.String(), "type": common.NodeType(info.Type).String()})
+	s.members[id] = &member{sess: c, info: info}
+	s.broadcastLocked(kind, info, false, c)
+	c.out.Force(s.snapshotLocked())
+	s.met.registrations.Inc()
+	s.met.members.Set(float64(len(s.members)))
+	c.log.Info("registered")
+	return nil
+}
+
+// unregister removes a member once (a replaced session is already gone).
+func (s *Server) unregister(c *session, failed bool, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.registered || c.gone {
+		return
+	}
+	c.gone = true
+	m, ok := s.members[c.id]
+	if !ok || m.sess != c {
+		return
+	}
+	delete(s.members, c.id)
+	s.broadcastLocked(pb.MemberEvent_LEAVE, m.info, failed, nil)
+	s.met.members.Set(float64(len(s.members)))
+	label := "graceful"
+	if failed {
+		label = "failed"
+	}
+	s.met.leaves.WithLabelValues(label).Inc()
+	c.log.WithField("reason", reason).Info("member gone")
+}
+
+func (s *Server) update(c *session, u *pb.UpdateSelf) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.members[c.id]
+	if !ok || m.sess != c {
+		return
+	}
+	in := *m.info
+	if u.SetOverload {
+		in.Overload = u.Overload
+	}
+	if u.SetVersion {
+		in.Version = u.Version
+	}
+	m.info = &in
+	s.broadcastLocked(pb.MemberEvent_UPDATE, &in, false, nil)
+}
+
+func (s *Server) resync(c *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leading && c.registered {
+		c.needSync = false
+		c.out.Force(s.snapshotLocked())
+	}
+}
+
+// broadcastLocked queues one event to every member but skip. The event is
+// encoded once. A member whose queue is full misses it and is resynced.
+func (s *Server) broadcastLocked(kind pb.MemberEvent_Kind, info *pb.NodeInfo, failed bool, skip *session) {
+	s.seq++
+	f, err := wire.Frame(wire.KindMemberEvent, &pb.MemberEvent{Seq: s.seq, Kind: kind, Info: info, Failed: failed})
+	if err != nil {
+		s.log.WithError(err).Error("encode event")
+		return
+	}
+	for _, m := range s.members {
+		if m.sess == skip {
+			continue
+		}
+		if !m.sess.out.Append(f) {
+			m.sess.needSync = true
+			s.met.dropped.Inc()
+		}
+	}
+}
+
+// forget drops a finished connection.
+func (s *Server) forget(c *session) {
+	s.mu.Lock()
+	_, ok := s.conns[c]
+	delete(s.conns, c)
+	s.mu.Unlock()
+	if ok {
+		s.met.conns.Dec()
+	}
+}

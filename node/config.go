@@ -1,0 +1,131 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/intranet"
+)
+
+// Config configures a Node. Redis, Secret and Type are required.
+type Config struct {
+	Redis   redis.UniversalClient // finds the mgrserver leader (required)
+	Cluster string                // cluster name (default "xserver")
+	Secret  string                // shared intranet secret (required, never logged)
+
+	ID       common.NodeID   // zero: a random UUID
+	Type     common.NodeType // this node's type (required; not Client or MgrServer)
+	InnerIP  string          // intranet address (default: this machine's)
+	OuterIP  string          // address clients use (default: InnerIP)
+	Ports    []int32         // service ports, published to members
+	Overload []uint32        // initial load figures
+	Version  string          // build version (gray releases)
+
+	Selector discovery.Mode // GetNodeOne / SendOne choice (default Random)
+
+	ResyncInterval   time.Duration // periodic full resync (default 30s)
+	DialTimeout      time.Duration // connect to the mgrserver (default 3s)
+	HandshakeTimeout time.Duration // connect to snapshot (default 5s)
+	BackoffMin       time.Duration // first retry delay looking for a leader (default 20ms)
+	BackoffMax       time.Duration // retry delay cap (default 500ms)
+	LeaderCheck      time.Duration // how often a connected node re-reads the leader record (default 1s)
+	StaleLeaderGrace time.Duration // accept a lower epoch after Redis shows only it this long (Redis was reset; default 30s)
+	QueueBytes       int           // send queue to the mgrserver (default 1 MiB)
+	MaxFrame         int           // largest frame accepted (default 16 MiB: snapshots)
+
+	Logger logrus.FieldLogger
+	Rand   *rand.Rand // jitter and random selection; nil = time-seeded
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Cluster:          "xserver",
+		Selector:         discovery.Random,
+		ResyncInterval:   30 * time.Second,
+		DialTimeout:      3 * time.Second,
+		HandshakeTimeout: 5 * time.Second,
+		BackoffMin:       20 * time.Millisecond,
+		BackoffMax:       500 * time.Millisecond,
+		LeaderCheck:      time.Second,
+		StaleLeaderGrace: 30 * time.Second,
+		QueueBytes:       1 << 20,
+		MaxFrame:         16 << 20,
+	}
+}
+
+// Errors.
+var (
+	ErrConfig  = errors.New("node: invalid config")
+	ErrStarted = errors.New("node: already started")
+)
+
+func (c *Config) validate() error {
+	d := DefaultConfig()
+	if c.Redis == nil {
+		return fmt.Errorf("%w: Redis client required", ErrConfig)
+	}
+	if c.Secret == "" {
+		return fmt.Errorf("%w: a shared secret is required", ErrConfig)
+	}
+	if c.Type == common.Client || c.Type == common.MgrServer {
+		return fmt.Errorf("%w: type %s cannot be a node", ErrConfig, c.Type)
+	}
+	if c.Cluster == "" {
+		c.Cluster = d.Cluster
+	}
+	if c.ID.IsZero() {
+		c.ID = common.NewNodeID()
+	}
+	if c.InnerIP == "" {
+		c.InnerIP = intranet.OutboundIP()
+	}
+	if c.OuterIP == "" {
+		c.OuterIP = c.InnerIP
+	}
+	for _, p := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{
+		{&c.ResyncInterval, d.ResyncInterval}, {&c.DialTimeout, d.DialTimeout},
+		{&c.HandshakeTimeout, d.HandshakeTimeout}, {&c.BackoffMin, d.BackoffMin},
+		{&c.BackoffMax, d.BackoffMax}, {&c.LeaderCheck, d.LeaderCheck},
+		{&c.StaleLeaderGrace, d.StaleLeaderGrace},
+	} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	if c.BackoffMax < c.BackoffMin {
+		return fmt.Errorf("%w: backoff max below min", ErrConfig)
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = d.QueueBytes
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = d.MaxFrame
+	}
+	if c.MaxFrame < wire.HeaderSize {
+		return fmt.Errorf("%w: max frame too small", ErrConfig)
+	}
+	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
+		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	}
+	if c.Logger == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		c.Logger = l
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewSource(time.Now().UnixNano()))
+	}
+	return nil
+}
