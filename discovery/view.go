@@ -195,8 +195,3 @@ func SameInfo(a, b *pb.NodeInfo) bool {
 	}
 	return true
 }
-
-// Rebase forgets the epochs seen and follows epoch from now on. It is the
-// escape hatch for a Redis that lost its data and restarted the epoch
-// counter with no mgrserver left to restore it; members are kept.
-func (v *View) Rebase(epoch uint64) { v.epoch, v.seq, v.synced = epoch, 0, false }

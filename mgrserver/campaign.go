@@ -50,6 +50,9 @@ func (s *Server) campaignLoop() {
 			case errors.Is(err, lease.ErrHeld):
 				s.log.Warn("lease taken by another mgrserver; stepping down")
 				s.stepDown("lease lost", intranet.CodeNotLeader)
+			case errors.Is(err, lease.ErrSuperseded):
+				s.log.Warn("a newer epoch has been seen in the cluster; released the lease to campaign above it")
+				s.stepDown("epoch superseded", intranet.CodeNotLeader)
 			default:
 				s.met.renewFailures.Inc()
 				if !failing {

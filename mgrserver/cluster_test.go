@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -42,10 +43,15 @@ func newCluster(tb testing.TB) *cluster {
 	r := redistest.Start(tb)
 	l := logrus.New()
 	l.SetLevel(logrus.WarnLevel)
-	if testing.Verbose() {
-		l.SetLevel(logrus.InfoLevel)
-	}
 	l.SetOutput(io.Discard)
+	if path := os.Getenv("XSERVER_TEST_LOG"); path != "" { // debugging aid
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err == nil {
+			tb.Cleanup(func() { f.Close() })
+			l.SetOutput(f)
+			l.SetLevel(logrus.InfoLevel)
+		}
+	}
 	c := &cluster{tb: tb, redis: r, rdb: r.Client(tb), log: l, ttl: 3 * time.Second, ping: time.Second}
 	tb.Cleanup(c.closeAll)
 	return c
@@ -239,6 +245,7 @@ func TestConvergence(t *testing.T) {
 		}
 		return true
 	})
+	waitFor(t, 10*time.Second, "49 leave callbacks", func() bool { return c.leaves.Load() >= 49 })
 	if got := c.leaves.Load(); got != 49 {
 		t.Fatalf("leave callbacks %d, want 49", got)
 	}

@@ -247,6 +247,7 @@ func (s *Server) crash() {
 	}
 	s.closed = true
 	s.leading = false
+	s.members = make(map[common.NodeID]*member) // a dead process tells nobody
 	s.mu.Unlock()
 	close(s.stop)
 	_ = s.ln.Close()

@@ -56,7 +56,6 @@ func DefaultConfig() Config {
 		BackoffMin:       20 * time.Millisecond,
 		BackoffMax:       500 * time.Millisecond,
 		LeaderCheck:      time.Second,
-		StaleLeaderGrace: 30 * time.Second,
 		QueueBytes:       1 << 20,
 		MaxFrame:         16 << 20,
 	}
@@ -98,7 +97,6 @@ func (c *Config) validate() error {
 		{&c.ResyncInterval, d.ResyncInterval}, {&c.DialTimeout, d.DialTimeout},
 		{&c.HandshakeTimeout, d.HandshakeTimeout}, {&c.BackoffMin, d.BackoffMin},
 		{&c.BackoffMax, d.BackoffMax}, {&c.LeaderCheck, d.LeaderCheck},
-		{&c.StaleLeaderGrace, d.StaleLeaderGrace},
 	} {
 		if *p.v <= 0 {
 			*p.v = p.d

@@ -52,42 +52,39 @@ func (n *Node) run() {
 }
 
 // findLeader polls Redis with jittered, bounded exponential backoff until a
-// leader record with an acceptable epoch appears.
+// leader record with an acceptable epoch appears. A record older than an
+// epoch already seen is never followed; the node raises the cluster's
+// epoch floor so that leader steps down and a new one is numbered above.
 func (n *Node) findLeader() (lease.Record, bool) {
 	delay := n.cfg.BackoffMin
-	var staleSince time.Time
 	var lastErr string
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
 		rec, err := lease.Read(ctx, n.cfg.Redis, n.cfg.Cluster)
-		cancel()
 		switch {
 		case err == nil:
 			n.mu.Lock()
 			seen := n.view.Epoch()
-			if rec.Epoch >= seen {
-				n.mu.Unlock()
-				return rec, true
-			}
-			if staleSince.IsZero() {
-				staleSince = time.Now()
-				n.log.WithFields(map[string]any{"epoch": rec.Epoch, "seen": seen}).Warn("ignoring a leader with a lower epoch than one already seen")
-			} else if time.Since(staleSince) > n.cfg.StaleLeaderGrace {
-				n.log.WithField("epoch", rec.Epoch).Warn("only a lower epoch has been published for too long; Redis was reset, following it")
-				n.view.Rebase(rec.Epoch)
-				n.mu.Unlock()
-				return rec, true
-			}
 			n.mu.Unlock()
+			if rec.Epoch >= seen {
+				cancel()
+				return rec, true
+			}
+			if s := fmt.Sprint("stale ", rec.Epoch); s != lastErr {
+				n.log.WithFields(map[string]any{"epoch": rec.Epoch, "seen": seen}).Warn("ignoring a leader with a lower epoch than one already seen; raising the epoch floor")
+				lastErr = s
+			}
+			if err := lease.RaiseEpoch(ctx, n.cfg.Redis, n.cfg.Cluster, seen); err != nil {
+				n.log.WithError(err).Debug("raise epoch floor")
+			}
 		case errors.Is(err, lease.ErrNoLeader):
-			staleSince = time.Time{}
 		default:
-			staleSince = time.Time{}
 			if s := err.Error(); s != lastErr {
 				n.log.WithError(err).Warn("cannot read the leader record")
 				lastErr = s
 			}
 		}
+		cancel()
 		if !n.sleep(n.jitter(delay)) {
 			return lease.Record{}, false
 		}

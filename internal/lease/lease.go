@@ -19,6 +19,9 @@ var (
 	ErrBadRecord = errors.New("lease: malformed leader record")
 	// ErrHeld: someone else holds the lease.
 	ErrHeld = errors.New("lease: held by another mgrserver")
+	// ErrSuperseded: the held epoch is older than one the cluster has
+	// seen; the lease was released.
+	ErrSuperseded = errors.New("lease: epoch superseded; lease released")
 )
 
 // Keys are the Redis keys of one cluster.
@@ -88,10 +91,18 @@ return v
 
 // renew: compare-and-pexpire; if the key is gone (it lapsed, or Redis lost
 // it in a restart) and nobody else took it, re-take it with the same record
-// and restore the epoch counter. Returns 1 renewed, 2 re-taken, 0 lost.
+// and restore the epoch counter. If the counter was raised above the held
+// epoch (a node has seen a newer leader than this one), give the lease up
+// so the next acquisition gets an epoch every node accepts. Returns 1
+// renewed, 2 re-taken, 3 superseded (released), 0 lost.
 var renewScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
+  local e = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if e > tonumber(ARGV[3]) then
+    redis.call('DEL', KEYS[1])
+    return 3
+  end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
@@ -134,8 +145,33 @@ func Renew(ctx context.Context, rdb redis.Scripter, cluster string, rec Record, 
 	if err != nil {
 		return fmt.Errorf("lease: renew: %w", err)
 	}
-	if n == 0 {
+	switch n {
+	case 0:
 		return ErrHeld
+	case 3:
+		return ErrSuperseded
+	}
+	return nil
+}
+
+// raiseScript lifts the epoch counter to at least ARGV[1].
+var raiseScript = redis.NewScript(`
+local e = tonumber(redis.call('GET', KEYS[1]) or '0')
+if e < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+`)
+
+// RaiseEpoch lifts the cluster's epoch counter to at least seen. A node
+// that finds a leader published under an epoch older than one it has seen
+// (Redis lost its data and a fresh mgrserver started counting again) calls
+// it; that leader then finds itself superseded at its next renewal, gives
+// the lease up, and the next acquisition is numbered above seen.
+func RaiseEpoch(ctx context.Context, rdb redis.Scripter, cluster string, seen uint64) error {
+	if err := raiseScript.Run(ctx, rdb, []string{KeysFor(cluster).Epoch}, seen).Err(); err != nil {
+		return fmt.Errorf("lease: raise epoch: %w", err)
 	}
 	return nil
 }
