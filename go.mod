@@ -4,7 +4,10 @@ go 1.26.8
 
 require github.com/gogo/protobuf v1.3.2
 
-require github.com/kr/text v0.2.0 // indirect
+require (
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/kr/text v0.2.0 // indirect
+)
 
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0

@@ -25,6 +25,10 @@ const DefaultCluster = "xserver"
 type Keys struct {
 	Token string // the login token (string)
 	Bind  string // the account's bindings (hash: node type → node ID)
+	// Holder names the gateway holding the account's session (string:
+	// gateway node ID, PX = affinity); nodes read it to reach a player they
+	// have not heard from.
+	Holder string
 }
 
 // KeysFor returns the keys of account in cluster ("" = DefaultCluster). It
@@ -34,7 +38,7 @@ func KeysFor(cluster, account string) Keys {
 		cluster = DefaultCluster
 	}
 	p := "xserver:" + cluster + ":{" + account + "}:"
-	return Keys{Token: p + "token", Bind: p + "bind"}
+	return Keys{Token: p + "token", Bind: p + "bind", Holder: p + "gw"}
 }
 
 // ValidateAccount reports whether account can be used as an account name:

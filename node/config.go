@@ -39,6 +39,8 @@ type Config struct {
 	LeaderCheck      time.Duration // how often a connected node re-reads the leader record (default 1s)
 	StaleLeaderGrace time.Duration // accept a lower epoch after Redis shows only it this long (Redis was reset; default 30s)
 	QueueBytes       int           // send queue to the mgrserver (default 1 MiB)
+	RelayQueueBytes  int           // send queue to each gateway (default 64 MiB)
+	RelayRebalance   time.Duration // how often the gateway order is reshuffled (default 30s, scaled up with cluster size)
 	MaxFrame         int           // largest frame accepted (default 16 MiB: snapshots)
 
 	Logger logrus.FieldLogger
@@ -57,6 +59,8 @@ func DefaultConfig() Config {
 		BackoffMax:       500 * time.Millisecond,
 		LeaderCheck:      time.Second,
 		QueueBytes:       1 << 20,
+		RelayQueueBytes:  64 << 20,
+		RelayRebalance:   30 * time.Second,
 		MaxFrame:         16 << 20,
 	}
 }
@@ -96,7 +100,7 @@ func (c *Config) validate() error {
 	}{
 		{&c.ResyncInterval, d.ResyncInterval}, {&c.DialTimeout, d.DialTimeout},
 		{&c.HandshakeTimeout, d.HandshakeTimeout}, {&c.BackoffMin, d.BackoffMin},
-		{&c.BackoffMax, d.BackoffMax}, {&c.LeaderCheck, d.LeaderCheck},
+		{&c.BackoffMax, d.BackoffMax}, {&c.LeaderCheck, d.LeaderCheck}, {&c.RelayRebalance, d.RelayRebalance},
 	} {
 		if *p.v <= 0 {
 			*p.v = p.d
@@ -107,6 +111,9 @@ func (c *Config) validate() error {
 	}
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = d.QueueBytes
+	}
+	if c.RelayQueueBytes <= 0 {
+		c.RelayQueueBytes = d.RelayQueueBytes
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = d.MaxFrame

@@ -36,7 +36,9 @@ type Node struct {
 	onUpd   []common.FuncTypeOnMember
 	onRelay common.FuncTypeOnRelayMsg
 	onLose  common.FuncTypeOnLoseAccount
-	relay   bool
+
+	rl          *relay
+	relayCancel context.CancelFunc
 
 	readyCh chan struct{} // closed at the first applied snapshot
 	stop    chan struct{} // closed by Close
@@ -74,6 +76,7 @@ func New(cfg Config) (*Node, error) {
 	}}
 	n.members[cfg.ID] = n.self
 	n.markDirtyLocked(cfg.Type)
+	n.rl = newRelay(n)
 	return n, nil
 }
 
@@ -90,8 +93,11 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.started = true
 	n.disp = newDispatcher()
-	n.wg.Add(1)
+	rctx, cancel := context.WithCancel(context.Background())
+	n.relayCancel = cancel
+	n.wg.Add(2)
 	go n.run()
+	go func() { defer n.wg.Done(); n.rl.run(rctx) }()
 	return nil
 }
 
@@ -124,6 +130,7 @@ func (n *Node) Close() error {
 	if !started {
 		return nil
 	}
+	n.relayCancel() // gateway links say goodbye first
 	if l != nil {
 		l.leave()
 	}
@@ -414,6 +421,9 @@ func (n *Node) applyLocked(changes []discovery.Change) {
 			fs = n.onLeave
 		}
 		n.markDirtyLocked(m.GetType())
+		if m.GetType() == common.Gateway {
+			n.rl.poke()
+		}
 		n.log.WithFields(logrus.Fields{"member": c.ID.String(), "member_type": m.GetType().String(), "failed": c.Failed}).Info("member ", c.Kind)
 		for _, f := range fs {
 			f, m := f, m
@@ -443,3 +453,27 @@ func (n *Node) jitter(d time.Duration) time.Duration {
 }
 
 var errClosed = errors.New("node: closed")
+
+// Crash stops the node without a goodbye (members see a failure). It exists
+// for failure tests of packages built on node.
+func (n *Node) Crash() {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	started := n.started
+	l := n.link
+	n.mu.Unlock()
+	close(n.stop)
+	if !started {
+		return
+	}
+	n.relayCancel()
+	if l != nil {
+		l.close()
+	}
+	n.wg.Wait()
+	n.disp.close()
+}

@@ -51,6 +51,12 @@ var kindNames = map[Kind]string{
 	KindMemberEvent: "member-event",
 	KindUpdateSelf:  "update-self", KindSyncRequest: "sync-request",
 	KindPing: "ping", KindPong: "pong", KindLeave: "leave", KindError: "error",
+	KindAccepted: "accepted", KindFromClient: "from-client", KindToClient: "to-client",
+	KindNodeMsg: "node-msg", KindUndeliverable: "undeliverable", KindBroadcast: "broadcast",
+	KindKick: "kick", KindLoseAccount: "lose-account", KindAccountOnline: "account-online",
+	KindClientLogin: "client-login", KindClientLoginAck: "client-login-ack", KindClientData: "client-data",
+	KindClientKick: "client-kick", KindClientPing: "client-ping", KindClientPong: "client-pong",
+	KindClientError: "client-error",
 }
 
 // Marshaler is what gogofaster-generated messages implement; encoding through

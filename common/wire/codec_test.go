@@ -1,0 +1,172 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/xserver/xserver/common"
+)
+
+func payloadOf(t testing.TB, frame []byte) (Kind, []byte) {
+	t.Helper()
+	k, p, err := NewReader(bytes.NewReader(frame), 1<<20, 0).ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, p
+}
+
+func TestLoginCodec(t *testing.T) {
+	k, p := payloadOf(t, AppendLogin(nil, "alice", "tok-123"))
+	if k != KindClientLogin {
+		t.Fatal(k)
+	}
+	l, err := DecodeLogin(p)
+	if err != nil || l.Account != "alice" || l.Token != "tok-123" {
+		t.Fatalf("%+v %v", l, err)
+	}
+	bad := [][]byte{
+		nil, {0}, {3, 'a', 'b'}, {1, 'a', 0, 0}, {1, 'a', 0, 3, 'x'},
+		{1, 'a', 0, 1, 'x', 'y'}, {1, 0xff, 0, 1, 'x'}, {65},
+	}
+	for i, b := range bad {
+		if _, err := DecodeLogin(b); !errors.Is(err, common.ErrBadInput) {
+			t.Errorf("case %d: %v", i, err)
+		}
+	}
+}
+
+func TestDataAndCoded(t *testing.T) {
+	k, p := payloadOf(t, AppendData(nil, 4001, []byte("hi")))
+	cmd, data, err := DecodeData(p)
+	if k != KindClientData || err != nil || cmd != 4001 || string(data) != "hi" {
+		t.Fatal(k, cmd, string(data), err)
+	}
+	b := make([]byte, DataSize(2))
+	PutData(b, 4001, []byte("hi"))
+	if !bytes.Equal(b, AppendData(nil, 4001, []byte("hi"))) {
+		t.Fatal("PutData differs from AppendData")
+	}
+	_, p = payloadOf(t, AppendCoded(nil, KindClientKick, CodeDuplicate, "elsewhere"))
+	code, text, err := DecodeCoded(p)
+	if err != nil || code != CodeDuplicate || text != "elsewhere" {
+		t.Fatal(code, text, err)
+	}
+	if _, _, err := DecodeData([]byte{1, 2}); err == nil {
+		t.Fatal("short data accepted")
+	}
+}
+
+func TestRelayCodecs(t *testing.T) {
+	_, p := payloadOf(t, AppendAccountMsg(nil, KindToClient, "bob", 7, []byte("x")))
+	a, cmd, d, err := DecodeAccountMsg(p)
+	if err != nil || string(a) != "bob" || cmd != 7 || string(d) != "x" {
+		t.Fatal(string(a), cmd, d, err)
+	}
+	src, dst := common.NewNodeID(), common.NewNodeID()
+	_, p = payloadOf(t, AppendNodeMsg(nil, &NodeMsg{SrcType: 5, Src: src, Dst: dst, Cmd: 9, Data: []byte("yz")}))
+	m, err := DecodeNodeMsg(p)
+	if err != nil || m.Src != src || m.Dst != dst || m.SrcType != 5 || m.Cmd != 9 || string(m.Data) != "yz" {
+		t.Fatalf("%+v %v", m, err)
+	}
+	if id, ok := NodeMsgDst(p); !ok || id != dst {
+		t.Fatal("dst")
+	}
+	_, p = payloadOf(t, AppendUndeliverable(nil, dst, 9, CodeNoNode))
+	if id, c, code, err := DecodeUndeliverable(p); err != nil || id != dst || c != 9 || code != CodeNoNode {
+		t.Fatal(id, c, code, err)
+	}
+	_, p = payloadOf(t, AppendKick(nil, "bob", CodeKicked, "cheating"))
+	if a, code, r, err := DecodeKick(p); err != nil || string(a) != "bob" || code != CodeKicked || r != "cheating" {
+		t.Fatal(string(a), code, r, err)
+	}
+	_, p = payloadOf(t, AppendAccount(nil, KindLoseAccount, "bob"))
+	if a, err := DecodeAccount(p); err != nil || string(a) != "bob" {
+		t.Fatal(string(a), err)
+	}
+	_, p = payloadOf(t, AppendBroadcast(nil, 3, []byte("all")))
+	if c, d, err := DecodeBroadcast(p); err != nil || c != 3 || string(d) != "all" {
+		t.Fatal(c, d, err)
+	}
+}
+
+// FuzzClientFrame feeds arbitrary bytes through the gateway's client-side
+// decoding path: framing, then the decoder for whatever kind came out.
+func FuzzClientFrame(f *testing.F) {
+	f.Add(AppendLogin(nil, "alice", "token"))
+	f.Add(AppendData(nil, 4001, []byte("payload")))
+	f.Add(AppendData(AppendLogin(nil, "a", "t"), 1, nil))
+	f.Add([]byte{0, 0, 0, 2, 0, 102})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in), 4096, 64)
+		for i := 0; i < 100; i++ {
+			k, p, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch k {
+			case KindClientLogin:
+				if l, err := DecodeLogin(p); err == nil {
+					again := AppendLogin(nil, l.Account, l.Token)
+					if !bytes.Equal(again[HeaderSize:], p) {
+						t.Fatalf("login does not round-trip")
+					}
+				}
+			case KindClientData:
+				if cmd, d, err := DecodeData(p); err == nil {
+					if !bytes.Equal(AppendData(nil, cmd, d)[HeaderSize:], p) {
+						t.Fatalf("data does not round-trip")
+					}
+				}
+			}
+		}
+	})
+}
+
+// FuzzLogin targets the login payload decoder directly.
+func FuzzLogin(f *testing.F) {
+	f.Add(AppendLogin(nil, "alice", "token")[HeaderSize:])
+	f.Add([]byte{64})
+	f.Add([]byte{1, 'a', 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		l, err := DecodeLogin(p)
+		if err != nil {
+			return
+		}
+		if len(l.Account) == 0 || len(l.Account) > MaxAccount || len(l.Token) == 0 || len(l.Token) > MaxToken {
+			t.Fatalf("accepted out-of-bounds login %q", l.Account)
+		}
+	})
+}
+
+// FuzzRelayFrame covers the gateway's and node's relay-link decoders.
+func FuzzRelayFrame(f *testing.F) {
+	f.Add(AppendAccountMsg(nil, KindToClient, "bob", 7, []byte("x")))
+	f.Add(AppendNodeMsg(nil, &NodeMsg{Cmd: 1}))
+	f.Add(AppendKick(nil, "bob", 8, "r"))
+	f.Add(AppendAccount(nil, KindLoseAccount, "bob"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in), 4096, 64)
+		for i := 0; i < 100; i++ {
+			k, p, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch k {
+			case KindToClient, KindFromClient:
+				DecodeAccountMsg(p)
+			case KindNodeMsg:
+				DecodeNodeMsg(p)
+			case KindKick:
+				DecodeKick(p)
+			case KindLoseAccount, KindAccountOnline:
+				DecodeAccount(p)
+			case KindUndeliverable:
+				DecodeUndeliverable(p)
+			case KindBroadcast:
+				DecodeBroadcast(p)
+			}
+		}
+	})
+}

@@ -1,0 +1,122 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/discovery"
+)
+
+// Config configures a Gateway. Redis and Secret are required.
+type Config struct {
+	Redis   redis.UniversalClient // tokens, bindings, cross-gateway kicks (required)
+	Cluster string                // cluster name (default "xserver")
+	Secret  string                // shared intranet secret (required, never logged)
+
+	Listen   string // client TCP listener (port 0 = any free port)
+	WSListen string // client WebSocket listener, path /ws ("" = none)
+	Intranet string // node link listener
+	InnerIP  string // address nodes dial (default: this machine's)
+	OuterIP  string // address clients dial (default: InnerIP)
+	Admin    string // admin HTTP address ("" = none)
+	Version  string // published version
+
+	CmdOffset    uint64         // target node type = cmd / CmdOffset (default 1000)
+	Idle         time.Duration  // a client silent this long is disconnected (default 5m)
+	LoginTimeout time.Duration  // connect to login frame (default 5s)
+	Affinity     time.Duration  // binding window kept after a session ends (default 5m)
+	Selector     discovery.Mode // stateless routing (default RoundRobin)
+
+	MaxFrame         int           // largest client frame (default 64 KiB)
+	MaxClients       int           // concurrent client connections (default 100000)
+	ClientQueueBytes int           // per-client send queue; overflow disconnects the client (default 256 KiB)
+	LinkMaxFrame     int           // largest node link frame (default 16 MiB)
+	LinkQueueBytes   int           // per-node send queue (default 64 MiB)
+	PingInterval     time.Duration // node link heartbeat (default 1s)
+	PingMisses       int           // silent intervals before a link is dropped (default 3)
+	WriteTimeout     time.Duration // one socket write (default 10s)
+
+	Logger logrus.FieldLogger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Cluster:          "xserver",
+		Listen:           "127.0.0.1:0",
+		Intranet:         "127.0.0.1:0",
+		CmdOffset:        1000,
+		Idle:             5 * time.Minute,
+		LoginTimeout:     5 * time.Second,
+		Affinity:         5 * time.Minute,
+		Selector:         discovery.RoundRobin,
+		MaxFrame:         64 << 10,
+		MaxClients:       100000,
+		ClientQueueBytes: 256 << 10,
+		LinkMaxFrame:     16 << 20,
+		LinkQueueBytes:   64 << 20,
+		PingInterval:     time.Second,
+		PingMisses:       3,
+		WriteTimeout:     10 * time.Second,
+	}
+}
+
+// Errors.
+var (
+	ErrConfig  = errors.New("gateway: invalid config")
+	ErrStarted = errors.New("gateway: already started")
+)
+
+func (c *Config) validate() error {
+	d := DefaultConfig()
+	if c.Redis == nil {
+		return fmt.Errorf("%w: Redis client required", ErrConfig)
+	}
+	if c.Secret == "" {
+		return fmt.Errorf("%w: a shared secret is required", ErrConfig)
+	}
+	if c.Cluster == "" {
+		c.Cluster = d.Cluster
+	}
+	if c.Listen == "" {
+		c.Listen = d.Listen
+	}
+	if c.Intranet == "" {
+		c.Intranet = d.Intranet
+	}
+	if c.CmdOffset == 0 {
+		c.CmdOffset = d.CmdOffset
+	}
+	for _, p := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&c.Idle, d.Idle}, {&c.LoginTimeout, d.LoginTimeout}, {&c.Affinity, d.Affinity}, {&c.PingInterval, d.PingInterval}, {&c.WriteTimeout, d.WriteTimeout}} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	for _, p := range []struct {
+		v *int
+		d int
+	}{{&c.MaxFrame, d.MaxFrame}, {&c.MaxClients, d.MaxClients}, {&c.ClientQueueBytes, d.ClientQueueBytes}, {&c.LinkMaxFrame, d.LinkMaxFrame}, {&c.LinkQueueBytes, d.LinkQueueBytes}, {&c.PingMisses, d.PingMisses}} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
+		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	}
+	if c.ClientQueueBytes < c.MaxFrame+64 {
+		return fmt.Errorf("%w: client queue smaller than one frame", ErrConfig)
+	}
+	if c.Logger == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.WarnLevel)
+		c.Logger = l
+	}
+	return nil
+}

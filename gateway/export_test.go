@@ -1,0 +1,44 @@
+package gateway
+
+import (
+	"net"
+
+	"github.com/xserver/xserver/common"
+)
+
+// Crash drops every connection at once, as a killed process would: no kick
+// frames, no lose-account, no goodbye to the nodes. Test-only.
+func (g *Gateway) Crash() {
+	g.closeOne.Do(func() {
+		close(g.stop)
+		g.closeListeners()
+		if g.wsSrv != nil {
+			_ = g.wsSrv.Close()
+		}
+		if g.sub != nil {
+			_ = g.sub.Close()
+		}
+		g.mu.Lock()
+		g.closed = true
+		var conns []net.Conn
+		for c := range g.conns {
+			conns = append(conns, c)
+		}
+		for _, l := range g.links {
+			conns = append(conns, l.conn)
+		}
+		g.clients = map[string]*client{} // a dead process tells no node
+		g.links = map[common.NodeID]*link{}
+		g.mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		g.connWG.Wait()
+		g.linkWG.Wait()
+		g.wg.Wait()
+		g.node.Crash()
+		if g.admin != nil {
+			_ = g.admin.Close()
+		}
+	})
+}

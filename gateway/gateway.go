@@ -1,0 +1,370 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/node"
+)
+
+// Gateway relays between clients and nodes. See the package doc.
+type Gateway struct {
+	cfg  Config
+	log  logrus.FieldLogger
+	reg  *prometheus.Registry
+	met  *metrics
+	node *node.Node
+
+	clientLn net.Listener
+	wsLn     net.Listener
+	wsSrv    *http.Server
+	linkLn   net.Listener
+	admin    *admin.Server
+	addrs    Addrs
+	kickCh   string // Redis channel announcing logins (cross-gateway kicks)
+	sub      *redis.PubSub
+
+	mu      sync.RWMutex // guards clients, links, byType, conns, closed
+	clients map[string]*client
+	links   map[common.NodeID]*link
+	byType  map[common.NodeType]*discovery.Selector[*link]
+	conns   map[net.Conn]struct{} // every open client connection, logged in or not
+	closed  bool
+
+	started  atomic.Bool
+	nclients atomic.Int64
+	sampler  atomic.Uint32
+	stop     chan struct{}
+	wg       sync.WaitGroup // accept loops and background loops
+	connWG   sync.WaitGroup // client connections
+	linkWG   sync.WaitGroup // node links
+	closeOne sync.Once
+}
+
+// Addrs are the bound listener addresses.
+type Addrs struct {
+	Client    string // TCP
+	WebSocket string // host:port, "" when none (path /ws)
+	Intranet  string
+	Admin     string
+}
+
+// New validates cfg and builds a gateway. Nothing runs until Start.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	g := &Gateway{
+		cfg: cfg, reg: reg, met: newMetrics(reg),
+		clients: make(map[string]*client),
+		links:   make(map[common.NodeID]*link),
+		byType:  make(map[common.NodeType]*discovery.Selector[*link]),
+		conns:   make(map[net.Conn]struct{}),
+		stop:    make(chan struct{}),
+		kickCh:  "xserver:{" + cfg.Cluster + "}:logins",
+	}
+	g.log = cfg.Logger.WithField("component", "gateway")
+	return g, nil
+}
+
+// Start binds the listeners, joins the cluster and starts serving.
+func (g *Gateway) Start(ctx context.Context) error {
+	if !g.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	var lc net.ListenConfig
+	var err error
+	fail := func(e error) error { g.closeListeners(); return e }
+	if g.clientLn, err = lc.Listen(ctx, "tcp", g.cfg.Listen); err != nil {
+		return fmt.Errorf("gateway: listen %s: %w", g.cfg.Listen, err)
+	}
+	if g.linkLn, err = lc.Listen(ctx, "tcp", g.cfg.Intranet); err != nil {
+		return fail(fmt.Errorf("gateway: intranet listen %s: %w", g.cfg.Intranet, err))
+	}
+	if g.cfg.WSListen != "" {
+		if g.wsLn, err = lc.Listen(ctx, "tcp", g.cfg.WSListen); err != nil {
+			return fail(fmt.Errorf("gateway: websocket listen %s: %w", g.cfg.WSListen, err))
+		}
+		g.addrs.WebSocket = g.wsLn.Addr().String()
+	}
+	g.addrs.Client, g.addrs.Intranet = g.clientLn.Addr().String(), g.linkLn.Addr().String()
+
+	ncfg := node.DefaultConfig()
+	ncfg.Redis, ncfg.Cluster, ncfg.Secret = g.cfg.Redis, g.cfg.Cluster, g.cfg.Secret
+	ncfg.Type, ncfg.InnerIP, ncfg.OuterIP, ncfg.Version = common.Gateway, g.cfg.InnerIP, g.cfg.OuterIP, g.cfg.Version
+	ncfg.Ports = []int32{port(g.addrs.Client), port(g.addrs.WebSocket), port(g.addrs.Intranet)}
+	ncfg.Overload = []uint32{0}
+	ncfg.Logger = g.cfg.Logger
+	if g.node, err = node.New(ncfg); err != nil {
+		return fail(err)
+	}
+	g.log = g.log.WithField("node", g.node.GetID().String())
+
+	if g.cfg.Admin != "" {
+		g.admin = admin.New(g.reg, g.health, g.log)
+		if g.addrs.Admin, err = g.admin.Start(g.cfg.Admin); err != nil {
+			return fail(fmt.Errorf("gateway: admin: %w", err))
+		}
+	}
+	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh)
+
+	g.wg.Add(4)
+	go g.acceptClients(g.clientLn)
+	go g.acceptLinks()
+	go g.kickLoop()
+	go g.loadLoop()
+	if g.wsLn != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/ws", g.serveWS)
+		g.wsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: g.cfg.LoginTimeout}
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); _ = g.wsSrv.Serve(g.wsLn) }()
+	}
+	if err := g.node.Start(ctx); err != nil {
+		_ = g.Close()
+		return err
+	}
+	g.log.WithFields(logrus.Fields{"client": g.addrs.Client, "ws": g.addrs.WebSocket, "intranet": g.addrs.Intranet}).Info("gateway started")
+	return nil
+}
+
+func port(addr string) int32 {
+	if addr == "" {
+		return 0
+	}
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(p)
+	return int32(n)
+}
+
+// Addrs returns the bound addresses.
+func (g *Gateway) Addrs() Addrs { return g.addrs }
+
+// Node is the gateway's own cluster membership.
+func (g *Gateway) Node() *node.Node { return g.node }
+
+// Registry exposes the gateway's metrics.
+func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
+
+// NumClients is the number of logged-in sessions.
+func (g *Gateway) NumClients() int { return int(g.nclients.Load()) }
+
+// NumLinks is the number of node links.
+func (g *Gateway) NumLinks() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.links)
+}
+
+// HasLink reports whether the node is linked.
+func (g *Gateway) HasLink(id common.NodeID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.links[id]
+	return ok
+}
+
+func (g *Gateway) health() error {
+	if !g.node.Connected() {
+		return errors.New("not registered with an mgrserver")
+	}
+	return nil
+}
+
+// Close drains the gateway: it stops accepting, ends every client session
+// (kick frame with CodeShutdown; lose-account goes out to the bound nodes),
+// flushes and closes the node links and leaves the cluster. Safe twice.
+func (g *Gateway) Close() error {
+	g.closeOne.Do(func() {
+		if !g.started.Load() {
+			return
+		}
+		close(g.stop)
+		g.closeListeners()
+		if g.wsSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = g.wsSrv.Shutdown(ctx)
+			cancel()
+		}
+		if g.sub != nil {
+			_ = g.sub.Close()
+		}
+		g.mu.Lock()
+		g.closed = true
+		var sess []*client
+		for _, c := range g.clients {
+			sess = append(sess, c)
+		}
+		var raw []net.Conn
+		for c := range g.conns {
+			raw = append(raw, c)
+		}
+		g.mu.Unlock()
+		for _, c := range sess {
+			c.kick(wire.CodeShutdown, "gateway shutting down")
+		}
+		for _, c := range raw { // not logged in yet
+			_ = c.SetReadDeadline(time.Now())
+		}
+		g.connWG.Wait()
+		g.mu.Lock()
+		var links []*link
+		for _, l := range g.links {
+			links = append(links, l)
+		}
+		g.mu.Unlock()
+		for _, l := range links {
+			l.shutdown()
+		}
+		g.linkWG.Wait()
+		g.wg.Wait()
+		if g.node != nil {
+			_ = g.node.Close()
+		}
+		if g.admin != nil {
+			_ = g.admin.Close()
+		}
+		g.log.Info("gateway stopped")
+	})
+	return nil
+}
+
+func (g *Gateway) closeListeners() {
+	for _, ln := range []net.Listener{g.clientLn, g.wsLn, g.linkLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+func (g *Gateway) stopped() bool {
+	select {
+	case <-g.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// acceptLoop accepts until the listener closes, backing off on temporary
+// errors (EMFILE).
+func (g *Gateway) acceptLoop(ln net.Listener, serve func(net.Conn)) {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || g.stopped() {
+				return
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			g.log.WithError(err).Warn("accept failed")
+			select {
+			case <-time.After(backoff):
+			case <-g.stop:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		serve(c)
+	}
+}
+
+func (g *Gateway) acceptClients(ln net.Listener) {
+	defer g.wg.Done()
+	g.acceptLoop(ln, func(c net.Conn) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		g.serveClient(c)
+	})
+}
+
+// serveClient starts a client connection's goroutines, or refuses it.
+func (g *Gateway) serveClient(c net.Conn) {
+	g.mu.Lock()
+	if g.closed || len(g.conns) >= g.cfg.MaxClients {
+		closed := g.closed
+		g.mu.Unlock()
+		g.met.drops.WithLabelValues("gateway_full").Inc()
+		code := wire.CodeFull
+		if closed {
+			code = wire.CodeShutdown
+		}
+		refuse(c, code, g.cfg.WriteTimeout)
+		return
+	}
+	g.conns[c] = struct{}{}
+	g.connWG.Add(1)
+	g.mu.Unlock()
+	go func() {
+		defer g.connWG.Done()
+		newClient(g, c).run()
+		g.mu.Lock()
+		delete(g.conns, c)
+		g.mu.Unlock()
+	}()
+}
+
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		g.log.WithError(err).Debug("websocket upgrade failed")
+		return
+	}
+	ws.SetReadLimit(int64(g.cfg.MaxFrame) + 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	g.serveClient(&wsConn{Conn: conn, cancel: cancel})
+}
+
+// wsConn ties the websocket's context to the connection's life.
+type wsConn struct {
+	net.Conn
+	cancel context.CancelFunc
+}
+
+func (w *wsConn) Close() error {
+	err := w.Conn.Close()
+	w.cancel()
+	return err
+}
+
+// loadLoop publishes the client count as overload 0 when it changes.
+func (g *Gateway) loadLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	last := int64(-1)
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		if n := g.nclients.Load(); n != last {
+			last = n
+			g.node.SetOverload(0, uint32(n))
+		}
+	}
+}

@@ -1,0 +1,46 @@
+package gateway
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics live on the gateway's own registry. Label values are resolved
+// once so the hot path only does atomic adds.
+type metrics struct {
+	clients      prometheus.Gauge
+	links        prometheus.Gauge
+	framesIn     prometheus.Counter // from clients
+	framesOut    prometheus.Counter // to clients
+	bytesIn      prometheus.Counter
+	bytesOut     prometheus.Counter
+	nodeIn       prometheus.Counter // frames from node links
+	nodeOut      prometheus.Counter // frames to node links
+	drops        *prometheus.CounterVec
+	logins       *prometheus.CounterVec
+	ended        *prometheus.CounterVec
+	loseAccounts prometheus.Counter
+	relay        prometheus.Histogram
+}
+
+func newMetrics(reg *prometheus.Registry) *metrics {
+	frames := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_frames_total", Help: "Frames relayed, by direction."}, []string{"dir"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_bytes_total", Help: "Client payload bytes, by direction."}, []string{"dir"})
+	m := &metrics{
+		clients:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "xserver_gateway_clients", Help: "Logged-in client sessions."}),
+		links:        prometheus.NewGauge(prometheus.GaugeOpts{Name: "xserver_gateway_node_links", Help: "Connected node links."}),
+		framesIn:     frames.WithLabelValues("client_in"),
+		framesOut:    frames.WithLabelValues("client_out"),
+		nodeIn:       frames.WithLabelValues("node_in"),
+		nodeOut:      frames.WithLabelValues("node_out"),
+		bytesIn:      bytes.WithLabelValues("client_in"),
+		bytesOut:     bytes.WithLabelValues("client_out"),
+		drops:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_drops_total", Help: "Frames not delivered and connections closed, by reason."}, []string{"reason"}),
+		logins:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_logins_total", Help: "Client logins, by result."}, []string{"result"}),
+		ended:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_sessions_ended_total", Help: "Client sessions ended, by reason."}, []string{"reason"}),
+		loseAccounts: prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_lose_account_total", Help: "Lose-account notices sent to nodes."}),
+		relay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "xserver_gateway_relay_seconds", Help: "Time from reading a frame to queueing it for its destination (sampled 1/16).",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+	}
+	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay)
+	return m
+}
