@@ -119,8 +119,9 @@ func (c *client) read() {
 	if !c.login(lg) {
 		return
 	}
+	idle := intranet.NewLazyDeadline(c.conn, cfg.Idle)
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(cfg.Idle))
+		idle.Arm()
 		if c.kicked.Load() {
 			return
 		}

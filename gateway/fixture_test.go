@@ -119,6 +119,7 @@ func (e *env) startGateway() *gateway.Gateway {
 	gc := gateway.DefaultConfig()
 	gc.Redis, gc.Secret, gc.Logger = e.rdb, secret, e.log
 	gc.InnerIP, gc.OuterIP = "127.0.0.1", "127.0.0.1"
+	gc.WSListen = "127.0.0.1:0"
 	gc.LoginTimeout = time.Second
 	gc.MaxFrame = 16 << 10
 	gc.ClientQueueBytes = 64 << 10

@@ -165,8 +165,9 @@ func (l *link) serve() {
 		}
 	}()
 	defer func() { close(pingStop); pinger.Wait() }()
+	dl := intranet.NewLazyDeadline(l.conn, silence)
 	for {
-		_ = l.conn.SetReadDeadline(time.Now().Add(silence))
+		dl.Arm()
 		kind, p, err := r.ReadFrame()
 		if err != nil {
 			switch {

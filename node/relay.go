@@ -284,8 +284,9 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 		}
 	}()
+	dl := intranet.NewLazyDeadline(l.conn, silence)
 	for {
-		_ = l.conn.SetReadDeadline(time.Now().Add(silence))
+		dl.Arm()
 		kind, p, err := rd.ReadFrame()
 		if err != nil {
 			select {
