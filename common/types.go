@@ -44,6 +44,16 @@ func (id NodeID) IsZero() bool { return id == NodeID{} }
 // MarshalText makes NodeID print as a UUID in JSON and logs.
 func (id NodeID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
 
+// UnmarshalText parses the textual form, so JSON documents round-trip.
+func (id *NodeID) UnmarshalText(b []byte) error {
+	v, err := ParseNodeID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // NodeType is a small integer naming what a node does. 0–3 are reserved for
 // the framework; game services use FirstGameType and above.
 type NodeType uint32

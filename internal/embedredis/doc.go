@@ -2,8 +2,9 @@
 // binaries work out of the box without a redis-server.
 //
 // It is for demos only: miniredis keeps everything in memory, implements a
-// subset of commands, runs Lua through gopher-lua, and lets keys expire by
-// the wall clock rather than with Redis's exact semantics. Production
+// subset of commands and runs Lua through gopher-lua. miniredis counts TTLs
+// down only when told to; Server advances them from the wall clock every
+// 20 ms, so expiry is approximate rather than Redis's exact semantics. Production
 // deployments and tests that exercise Redis behaviour use a real server
 // (see internal/redistest and internal/redisconf).
 //

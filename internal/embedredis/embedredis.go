@@ -3,15 +3,23 @@ package embedredis
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 )
 
-// Server is a running in-process Redis.
+// tick is how often key TTLs are advanced.
+const tick = 20 * time.Millisecond
+
+// Server is a running in-process Redis. miniredis only counts TTLs down
+// when told to, so a goroutine advances its clock with the wall clock:
+// leases lapse, tokens expire.
 type Server struct {
 	m         *miniredis.Miniredis
 	addr      string // bound address; miniredis cannot report it after Close
 	closeOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Start serves an in-memory Redis on addr ("" means 127.0.0.1 on a free
@@ -24,7 +32,26 @@ func Start(addr string) (*Server, error) {
 	if err := m.StartAddr(addr); err != nil {
 		return nil, fmt.Errorf("embedredis: start on %s: %w", addr, err)
 	}
-	return &Server{m: m, addr: m.Addr()}, nil
+	s := &Server{m: m, addr: m.Addr(), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.clock()
+	return s, nil
+}
+
+// clock advances TTLs by the real time elapsed.
+func (s *Server) clock() {
+	defer close(s.done)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case now := <-t.C:
+			s.m.FastForward(now.Sub(last))
+			last = now
+		case <-s.stop:
+			return
+		}
+	}
 }
 
 // Addr returns the bound host:port, also after Close.
@@ -33,5 +60,9 @@ func (s *Server) Addr() string { return s.addr }
 // Close stops the server, dropping its connections and data. It is safe to
 // call twice.
 func (s *Server) Close() {
-	s.closeOnce.Do(s.m.Close)
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.m.Close()
+	})
 }

@@ -129,3 +129,24 @@ func TestCloseTwice(t *testing.T) {
 		t.Error("still accepting connections after Close")
 	}
 }
+
+func TestKeysExpire(t *testing.T) {
+	s, err := Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "lease", "x", 100*time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Exists(ctx, "lease").Val() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a key with a 100ms TTL is still there after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

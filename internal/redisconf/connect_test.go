@@ -44,6 +44,16 @@ func TestConnect(t *testing.T) {
 		t.Fatalf("db 0 holds %q, want db0", got)
 	}
 
+	// A context deadline bounds a command (ContextTimeoutEnabled): BLPOP
+	// would otherwise wait its full 5 s.
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	start := time.Now()
+	err := plain.BLPop(short, 5*time.Second, "empty-list").Err()
+	cancelShort()
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("BLPOP with a 100ms deadline = %v after %v, want an error well before 5s", err, time.Since(start))
+	}
+
 	// With a password required, -redis-password makes the difference.
 	if err := plain.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
 		t.Fatal(err)

@@ -79,8 +79,10 @@ func (c Config) String() string {
 		strings.Join(entries, ","), c.MasterName, c.Cluster, pw, c.DB)
 }
 
-// Options validates c and returns the go-redis options for it. The result
-// is fresh on each call; the caller may adjust it before creating a client.
+// Options validates c and returns the go-redis options for it, with
+// ContextTimeoutEnabled set so a command's context deadline bounds it. The
+// result is fresh on each call; the caller may adjust it before creating a
+// client.
 func (c Config) Options() (*redis.UniversalOptions, error) {
 	entries := splitAddrs(c.Addr)
 	switch {
@@ -132,6 +134,9 @@ func (c Config) Options() (*redis.UniversalOptions, error) {
 	if c.Cluster && opts.DB != 0 {
 		return nil, invalid("Redis Cluster has only database 0, not %d", opts.DB)
 	}
+	// Without it go-redis bounds commands only by its own read/write
+	// timeouts and ignores our contexts' deadlines.
+	opts.ContextTimeoutEnabled = true
 	return opts, nil
 }
 

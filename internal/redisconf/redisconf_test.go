@@ -162,6 +162,9 @@ func TestOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Options: %v", err)
 			}
+			if !o.ContextTimeoutEnabled {
+				t.Error("ContextTimeoutEnabled is off: context deadlines would not bound commands")
+			}
 			tt.check(t, o)
 		})
 	}

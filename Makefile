@@ -1,0 +1,58 @@
+# xserver developer tasks. `make help` lists them.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+GO        ?= go
+GOPATH    := $(shell $(GO) env GOPATH)
+GOMODCACHE := $(shell $(GO) env GOMODCACHE)
+GOGO_VERSION := v1.3.2
+GOGOFASTER := $(GOPATH)/bin/protoc-gen-gogofaster
+FUZZTIME  ?= 20s
+DEMO_ARGS ?=
+
+.DEFAULT_GOAL := build
+
+.PHONY: help build run test bench bench-failover proto fuzz vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+build: ## build bin/mgrserver, bin/echo, bin/demo (every command and example)
+	$(GO) build -o bin/ ./cmd/... ./examples/...
+
+run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it)
+	./bin/demo $(DEMO_ARGS)
+
+test: ## all tests with the race detector (needs redis-server on PATH)
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: ## gateway allocations per frame, then relay vs one-hop echo round trips (last line: ratio K=1000)
+	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
+	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
+
+bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
+	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/
+
+proto: ## regenerate proto/*.pb.go (needs protoc; installs protoc-gen-gogofaster)
+	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }
+	@test -x $(GOGOFASTER) || GOBIN=$(GOPATH)/bin $(GO) install github.com/gogo/protobuf/protoc-gen-gogofaster@$(GOGO_VERSION)
+	$(GO) mod download github.com/gogo/protobuf
+	protoc -I proto -I $(GOMODCACHE)/github.com/gogo/protobuf@$(GOGO_VERSION) \
+		--plugin=protoc-gen-gogofaster=$(GOGOFASTER) \
+		--gogofaster_out=paths=source_relative:proto proto/*.proto
+
+fuzz: ## run every Fuzz target for FUZZTIME (default 20s) each
+	targets="$$($(GO) test -list '^Fuzz' ./... \
+		| awk '/^Fuzz/ { f[n++] = $$1; next } /^ok/ { for (i = 0; i < n; i++) print $$2, f[i]; n = 0 }')"; \
+	test -n "$$targets" || { echo "no fuzz targets found" >&2; exit 1; }; \
+	while read -r pkg fn; do \
+		echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done <<< "$$targets"
+
+vet: ## go vet
+	$(GO) vet ./...
+
+clean: ## remove build output
+	rm -rf bin/

@@ -1,0 +1,268 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/mgrserver"
+)
+
+func TestNodeTypesAndPlan(t *testing.T) {
+	types := NodeTypes(4)
+	if want := []common.NodeType{4, 4, 5, 4}; !reflect.DeepEqual(types, want) {
+		t.Fatalf("NodeTypes(4) = %v, want %v", types, want)
+	}
+	if got := Want(types); !reflect.DeepEqual(got, map[common.NodeType]int{4: 3, 5: 1}) {
+		t.Errorf("Want = %v", got)
+	}
+	plan := Plan([]string{"127.0.0.1:1", "127.0.0.1:2"}, NodeTypes(3))
+	var names []string
+	for _, c := range plan {
+		names = append(names, c.Name+"/"+c.Bin+" "+strings.Join(c.Args, " "))
+	}
+	want := []string{
+		"mgr-1/mgrserver -listen 127.0.0.1:0 -admin 127.0.0.1:1",
+		"mgr-2/mgrserver -listen 127.0.0.1:0 -admin 127.0.0.1:2",
+		"echo-1/echo -type 4",
+		"echo-2/echo -type 4",
+		"echo-3/echo -type 5",
+	}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("Plan:\n got %q\nwant %q", names, want)
+	}
+	if plan[0].Admin != "127.0.0.1:1" || plan[2].Admin != "" || plan[4].Type != 5 {
+		t.Errorf("Plan fields %+v", plan)
+	}
+}
+
+func nodes(types ...common.NodeType) []NodeStatus {
+	out := make([]NodeStatus, len(types))
+	for i, t := range types {
+		out[i] = NodeStatus{ID: common.NewNodeID().String(), Type: t}
+	}
+	return out
+}
+
+func TestSummaryAndReached(t *testing.T) {
+	want := map[common.NodeType]int{4: 2, 5: 1}
+	down := errors.New("connection refused")
+	tests := []struct {
+		name        string
+		views       []View
+		wantLine    string
+		wantReached bool
+	}{
+		{"nothing up", []View{{Name: "mgr-1", Err: down}, {Name: "mgr-2", Err: down}},
+			"cluster: no leader yet (mgr-1 unreachable, mgr-2 unreachable)", false},
+		{"standbys only", []View{{Name: "mgr-1", Status: &Status{}}, {Name: "mgr-2", Status: &Status{}}},
+			"cluster: no leader yet (standby mgr-1, standby mgr-2)", false},
+		{"leader, no nodes", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes()}}, {Name: "mgr-2", Status: &Status{}}},
+			"cluster: leader mgr-1 epoch 1 (standby mgr-2), no nodes", false},
+		{"one node", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4)}}},
+			"cluster: leader mgr-1 epoch 1, 1 node: type4 x1", false},
+		{"formed", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(5, 4, 4)}}, {Name: "mgr-2", Status: &Status{}}},
+			"cluster: leader mgr-1 epoch 1 (standby mgr-2), 3 nodes: type4 x2, type5 x1", true},
+		{"too many", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4, 4, 5, 6)}}},
+			"cluster: leader mgr-1 epoch 1, 4 nodes: type4 x2, type5 x1, type6 x1", false},
+		{"after failover", []View{{Name: "mgr-1", Err: down}, {Name: "mgr-2", Status: &Status{Leader: true, Epoch: 2, Nodes: nodes(4, 4, 5)}}},
+			"cluster: leader mgr-2 epoch 2 (mgr-1 unreachable), 3 nodes: type4 x2, type5 x1", true},
+		{"hand-over: higher epoch wins", []View{
+			{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4)}},
+			{Name: "mgr-2", Status: &Status{Leader: true, Epoch: 2, Nodes: nodes(4, 4, 5)}}},
+			"cluster: leader mgr-2 epoch 2 (mgr-1 also claims to lead), 3 nodes: type4 x2, type5 x1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Summary(tt.views); got != tt.wantLine {
+				t.Errorf("Summary:\n got %q\nwant %q", got, tt.wantLine)
+			}
+			if got := Reached(tt.views, want); got != tt.wantReached {
+				t.Errorf("Reached = %t, want %t", got, tt.wantReached)
+			}
+		})
+	}
+	if got := DescribeWant(want); got != "type4 x2, type5 x1" {
+		t.Errorf("DescribeWant = %q", got)
+	}
+}
+
+// TestFetch decodes what mgrserver really serves (mgrserver.Status).
+func TestFetch(t *testing.T) {
+	id := common.NewNodeID()
+	served := mgrserver.Status{Leader: true, Epoch: 3, Nodes: []mgrserver.NodeStatus{
+		{ID: id, Type: 4, Addrs: []string{"10.0.0.1", "10.0.0.1"}, Ports: []int32{}, Overload: []uint32{}, Version: "v1"},
+		{ID: common.NewNodeID(), Type: 5, Addrs: []string{}, Ports: []int32{}, Overload: []uint32{}},
+	}}
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/nodes" {
+			http.NotFound(w, r)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(served)
+	}))
+	defer ok.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+	children := []Child{
+		{Name: "mgr-1", Admin: strings.TrimPrefix(ok.URL, "http://")},
+		{Name: "mgr-2", Admin: strings.TrimPrefix(broken.URL, "http://")},
+		{Name: "echo-1"},
+	}
+	views := Fetch(context.Background(), &http.Client{Timeout: 5 * time.Second}, children)
+	if len(views) != 2 {
+		t.Fatalf("%d views, want 2 (nodes have no admin)", len(views))
+	}
+	want := Status{Leader: true, Epoch: 3, Nodes: []NodeStatus{{ID: id.String(), Type: 4, Version: "v1"}, {ID: served.Nodes[1].ID.String(), Type: 5}}}
+	if views[0].Err != nil || !reflect.DeepEqual(*views[0].Status, want) {
+		t.Errorf("mgr-1 view %+v", views[0])
+	}
+	if views[1].Err == nil || views[1].Status != nil {
+		t.Errorf("mgr-2 view %+v, want an error", views[1])
+	}
+	if got := Summary(views); got != "cluster: leader mgr-1 epoch 3 (mgr-2 unreachable), 2 nodes: type4 x1, type5 x1" {
+		t.Errorf("Summary = %q", got)
+	}
+}
+
+// lockedBuffer lets the test read what Output wrote.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestOutput(t *testing.T) {
+	var buf lockedBuffer
+	o := NewOutput(&buf, "demo", "echo-1")
+	o.Printf("demo", "hello %d", 1)
+	w := o.Writer("echo-1")
+	for _, chunk := range []string{"par", "tial\r\nsecond\nthi", "rd"} {
+		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	w.Flush()
+	w.Flush()
+	want := "demo   | hello 1\necho-1 | partial\necho-1 | second\necho-1 | third\n"
+	if buf.String() != want {
+		t.Errorf("output:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+// TestOutputConcurrent: lines from several writers never interleave.
+func TestOutputConcurrent(t *testing.T) {
+	var buf lockedBuffer
+	o := NewOutput(&buf, "a", "b")
+	var wg sync.WaitGroup
+	for _, name := range []string{"a", "b"} {
+		wg.Go(func() {
+			w := o.Writer(name)
+			for i := range 200 {
+				fmt.Fprintf(w, "%s line %d\n", name, i)
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 400 {
+		t.Fatalf("%d lines, want 400", len(lines))
+	}
+	for _, l := range lines {
+		name, rest, ok := strings.Cut(l, " | ")
+		if !ok || !strings.HasPrefix(rest, name+" line ") {
+			t.Fatalf("mangled line %q", l)
+		}
+	}
+}
+
+func sh(t *testing.T, name, script string, out *Output) *Proc {
+	t.Helper()
+	p, err := Start(name, "/bin/sh", []string{"-c", script}, os.Environ(), out)
+	if err != nil {
+		t.Skipf("no /bin/sh: %v", err)
+	}
+	return p
+}
+
+func TestProc(t *testing.T) {
+	var buf lockedBuffer
+	out := NewOutput(&buf, "ok", "term", "stuck", "fail")
+
+	// Exits by itself; the output is prefixed.
+	p := sh(t, "ok", "echo out; echo err >&2; printf 'no newline'", out)
+	<-p.Done()
+	if p.Err() != nil {
+		t.Fatalf("exit: %v", p.Err())
+	}
+	for _, want := range []string{"ok    | out\n", "ok    | err\n", "ok    | no newline\n"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
+	}
+	if err := p.Stop(syscall.SIGTERM, time.Second); err != nil {
+		t.Errorf("Stop after exit = %v", err)
+	}
+
+	// Exits 0 on SIGTERM within the grace period.
+	term := sh(t, "term", "trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done", out)
+	stuck := sh(t, "stuck", "trap '' TERM; echo ready; while :; do sleep 0.05; done", out)
+	waitLine(t, &buf, "term  | ready")
+	waitLine(t, &buf, "stuck | ready")
+	start := time.Now()
+	err := StopAll([]*Proc{term, stuck}, syscall.SIGTERM, 300*time.Millisecond)
+	if !errors.Is(err, ErrKilled) || !strings.Contains(err.Error(), "stuck:") || strings.Contains(err.Error(), "term:") {
+		t.Errorf("StopAll = %v, want only stuck killed", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("StopAll took %v", d)
+	}
+	if term.Err() != nil {
+		t.Errorf("term exit %v", term.Err())
+	}
+	if !strings.Contains(buf.String(), "term  | bye") {
+		t.Errorf("no goodbye from term:\n%s", buf.String())
+	}
+
+	fail := sh(t, "fail", "exit 3", out)
+	<-fail.Done()
+	if fail.Err() == nil {
+		t.Error("exit 3 reported as success")
+	}
+}
+
+func waitLine(t *testing.T, buf *lockedBuffer, line string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), line) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in:\n%s", line, buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,191 @@
+// Command echo is a minimal node: it joins the cluster, logs every
+// membership change and serves /healthz (200 while registered with an
+// mgrserver, else 503) and /metrics. Ctrl-C leaves the cluster gracefully.
+// It takes the same flags and XSERVER_<FLAG> variables as the mgrserver for
+// Redis, cluster and secret; -h lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/node"
+)
+
+const (
+	name = "echo"
+	// settle is how long membership must stay still before the member
+	// list is printed, so a burst of joins prints once.
+	settle = 200 * time.Millisecond
+)
+
+func main() {
+	ctx, stop := cli.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	cli.Common
+	typ     uint
+	version string
+	admin   string
+}
+
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	o.Common.RegisterFlags(fs)
+	fs.UintVar(&o.typ, "type", uint(common.FirstGameType), "node `type` (4 and above; 0-3 are the framework's)")
+	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+	}
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	if o.typ < uint(common.FirstGameType) || o.typ > math.MaxUint32 {
+		return nil, cli.Usagef("-type %d: game node types start at %d", o.typ, common.FirstGameType)
+	}
+	return &o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	log, err := o.Logger(stderr)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	rdb, err := o.RedisClient(log)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	defer rdb.Close()
+	a, err := newApp(node.Config{
+		Redis: rdb, Cluster: o.Cluster, Secret: o.Secret,
+		Type: common.NodeType(o.typ), Version: o.version, Logger: log,
+	}, log)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	if err := a.start(ctx, o.admin); err != nil {
+		a.close()
+		return cli.Exit(stderr, name, err)
+	}
+	<-ctx.Done()
+	log.Info("signal received: leaving the cluster")
+	a.close()
+	return cli.ExitOK
+}
+
+// app is the echo node with its admin server.
+type app struct {
+	n     *node.Node
+	log   logrus.FieldLogger
+	reg   *prometheus.Registry
+	admin *admin.Server // nil when -admin is off
+	// adminAddr is the bound admin address, set by start.
+	adminAddr string
+	// printer fires settle after the last membership change. time.Timer
+	// is safe for concurrent Reset and Stop.
+	printer *time.Timer
+}
+
+func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
+	n, err := node.New(cfg)
+	if err != nil {
+		return nil, cli.Usage(err)
+	}
+	a := &app{n: n, log: log.WithField("component", "echo"), reg: prometheus.NewRegistry()}
+	a.printer = time.AfterFunc(time.Hour, a.printMembers)
+	a.printer.Stop()
+
+	n.RegisterFuncOnJoin(func(m common.Member) { a.logChange("member joined", m) })
+	n.RegisterFuncOnLeave(func(m common.Member) { a.logChange("member left", m) })
+	n.RegisterFuncOnUpdate(func(m common.Member) { a.logChange("member updated", m) })
+
+	// Relay goes here once gateways exist: EnableMessageRelay(true) and a
+	// RegisterFuncOnRelayMsg handler that sends each client message back
+	// with SendClientMsgByRelay, and each node message back to its sender.
+
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "xserver_node_members",
+		Help: "Cluster members this node knows of, itself included.",
+	}, func() float64 { return float64(n.NumMembers()) }))
+	return a, nil
+}
+
+// start serves the admin port (if adminAddr is set) and starts the node,
+// which finds the mgrserver in the background.
+func (a *app) start(ctx context.Context, adminAddr string) error {
+	if adminAddr != "" {
+		a.admin = admin.New(a.reg, a.health, a.log)
+		bound, err := a.admin.Start(adminAddr)
+		if err != nil {
+			return err
+		}
+		a.adminAddr = bound
+	}
+	if err := a.n.Start(ctx); err != nil {
+		return err
+	}
+	a.log.WithFields(logrus.Fields{"id": a.n.GetID(), "type": a.n.GetType()}).Info("node started; looking for the mgrserver")
+	go func() {
+		if a.n.WaitReady(ctx) == nil {
+			a.log.WithField("epoch", a.n.LeaderEpoch()).Info("registered with the mgrserver leader")
+			a.printer.Reset(settle)
+		}
+	}()
+	return nil
+}
+
+// health is /healthz: healthy while registered with an mgrserver.
+func (a *app) health() error {
+	if !a.n.Connected() {
+		return errors.New("not connected to an mgrserver")
+	}
+	return nil
+}
+
+func (a *app) logChange(what string, m common.Member) {
+	a.log.WithFields(logrus.Fields{
+		"member": m.GetID(), "member_type": m.GetType(), "ip": m.GetIP(common.IPInner),
+		"version": m.GetVersion(), "overload": m.GetOverload(0),
+	}).Info(what)
+	a.printer.Reset(settle)
+}
+
+func (a *app) printMembers() {
+	a.log.Infof("membership: %d members", a.n.NumMembers())
+	a.n.PrintAllNodeInfo(a.log)
+}
+
+// close leaves the cluster (members see a leave, not a failure) and stops
+// the admin server. Safe after a failed start.
+func (a *app) close() {
+	_ = a.n.Close()
+	a.printer.Stop()
+	if a.admin != nil {
+		_ = a.admin.Close()
+	}
+}

@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/internal/redisconf"
+)
+
+const secret = "s3cret-value"
+
+func newFlags(c *Common) (*flag.FlagSet, *bytes.Buffer) {
+	fs := flag.NewFlagSet("xtest", flag.ContinueOnError)
+	out := new(bytes.Buffer)
+	fs.SetOutput(out)
+	c.RegisterFlags(fs)
+	return fs, out
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParsePrecedence(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantCluster string
+		wantSecret  string
+		wantRedis   string
+	}{
+		{"defaults", nil, nil, DefaultCluster, "", redisconf.DefaultAddr},
+		{"env", nil, map[string]string{"XSERVER_CLUSTER": "c-env", "XSERVER_SECRET": secret, "XSERVER_REDIS": "r:1"}, "c-env", secret, "r:1"},
+		{"flag beats env", []string{"-cluster", "c-flag", "-redis", "f:2"}, map[string]string{"XSERVER_CLUSTER": "c-env", "XSERVER_REDIS": "r:1"}, "c-flag", "", "f:2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Common
+			fs, _ := newFlags(&c)
+			if err := Parse(fs, tt.args, env(tt.env)); err != nil {
+				t.Fatal(err)
+			}
+			if c.Cluster != tt.wantCluster || c.Secret != tt.wantSecret || c.Redis.Addr != tt.wantRedis {
+				t.Errorf("got cluster=%q secret=%q redis=%q", c.Cluster, c.Secret, c.Redis.Addr)
+			}
+		})
+	}
+}
+
+func TestParseHelpListsEnv(t *testing.T) {
+	var c Common
+	fs, out := newFlags(&c)
+	err := Parse(fs, []string{"-h"}, env(nil))
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse(-h) = %v, want flag.ErrHelp", err)
+	}
+	if code := Exit(new(bytes.Buffer), "xtest", err); code != ExitOK {
+		t.Errorf("Exit(-h) = %d, want %d", code, ExitOK)
+	}
+	for _, want := range []string{"-cluster", "XSERVER_CLUSTER", "-secret", "XSERVER_SECRET", "-log-level", "XSERVER_LOG_LEVEL",
+		"-log-format", "XSERVER_LOG_FORMAT", "-redis", "XSERVER_REDIS", "XSERVER_REDIS_PASSWORD"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantPrinted bool // the flag package already reported it
+	}{
+		{"unknown flag", []string{"-nope"}, nil, true},
+		{"bad value", []string{"-redis-db", "x"}, nil, true},
+		{"bad env", nil, map[string]string{"XSERVER_REDIS_DB": "x"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Common
+			fs, _ := newFlags(&c)
+			err := Parse(fs, tt.args, env(tt.env))
+			var ue *UsageError
+			if !errors.As(err, &ue) {
+				t.Fatalf("Parse = %v, want a UsageError", err)
+			}
+			var w bytes.Buffer
+			if code := Exit(&w, "xtest", err); code != ExitUsage {
+				t.Errorf("Exit = %d, want %d", code, ExitUsage)
+			}
+			if printed := w.Len() == 0; printed != tt.wantPrinted {
+				t.Errorf("Exit wrote %q; already printed by flag: %t", w.String(), tt.wantPrinted)
+			}
+		})
+	}
+}
+
+func TestExit(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantCode int
+		wantOut  string
+	}{
+		{"nil", nil, ExitOK, ""},
+		{"help", flag.ErrHelp, ExitOK, ""},
+		{"runtime", errors.New("listen: address in use"), ExitFailure, "xtest: listen: address in use\n"},
+		{"usage", Usagef("bad -x"), ExitUsage, "xtest: bad -x\nRun xtest -h"},
+		{"wrapped usage", Usage(errors.New("bad -y")), ExitUsage, "xtest: bad -y\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var w bytes.Buffer
+			if code := Exit(&w, "xtest", tt.err); code != tt.wantCode {
+				t.Errorf("code = %d, want %d", code, tt.wantCode)
+			}
+			if !strings.HasPrefix(w.String(), tt.wantOut) || (tt.wantOut == "" && w.Len() > 0) {
+				t.Errorf("output %q, want prefix %q", w.String(), tt.wantOut)
+			}
+		})
+	}
+	if Usage(nil) != nil {
+		t.Error("Usage(nil) != nil")
+	}
+	u := Usagef("x")
+	if Usage(u) != u {
+		t.Error("Usage wrapped a UsageError twice")
+	}
+}
+
+func TestCheck(t *testing.T) {
+	good := func() Common {
+		return Common{Cluster: "c", Secret: secret, LogLevel: "info", LogFormat: "text", Redis: redisconf.DefaultConfig()}
+	}
+	tests := []struct {
+		name   string
+		mutate func(*Common)
+		want   string // "" = valid
+	}{
+		{"valid", func(*Common) {}, ""},
+		{"json", func(c *Common) { c.LogFormat = "json"; c.LogLevel = "debug" }, ""},
+		{"no secret", func(c *Common) { c.Secret = "" }, "XSERVER_SECRET"},
+		{"no cluster", func(c *Common) { c.Cluster = "" }, "-cluster"},
+		{"bad level", func(c *Common) { c.LogLevel = "loud" }, "-log-level"},
+		{"bad format", func(c *Common) { c.LogFormat = "xml" }, "-log-format"},
+		{"bad redis", func(c *Common) { c.Redis.Addr = "a:1,b:2" }, "-redis"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := good()
+			tt.mutate(&c)
+			err := c.Check()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Check = %v", err)
+				}
+				return
+			}
+			var ue *UsageError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Check = %v, want a UsageError mentioning %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequireSecret(t *testing.T) {
+	if err := RequireSecret(secret); err != nil {
+		t.Fatal(err)
+	}
+	err := RequireSecret("")
+	if !errors.Is(err, ErrNoSecret) {
+		t.Fatalf("RequireSecret(\"\") = %v, want ErrNoSecret", err)
+	}
+	var w bytes.Buffer
+	if code := Exit(&w, "mgrserver", err); code != ExitUsage {
+		t.Errorf("exit %d, want %d", code, ExitUsage)
+	}
+	if !strings.Contains(w.String(), "-secret is required") || !strings.Contains(w.String(), "XSERVER_SECRET") {
+		t.Errorf("message %q does not say how to set the secret", w.String())
+	}
+}
+
+func TestNewLogger(t *testing.T) {
+	var w bytes.Buffer
+	l, err := NewLogger(&w, "warn", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.WithField("k", "v").Info("hidden")
+	l.WithField("k", "v").Warn("shown")
+	var rec map[string]any
+	if err := json.Unmarshal(w.Bytes(), &rec); err != nil {
+		t.Fatalf("not one JSON record: %q: %v", w.String(), err)
+	}
+	if rec["msg"] != "shown" || rec["k"] != "v" || rec["level"] != "warning" {
+		t.Errorf("record %v", rec)
+	}
+
+	w.Reset()
+	l, err = NewLogger(&w, "debug", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Debug("text line")
+	if !strings.Contains(w.String(), `level=debug msg="text line"`) {
+		t.Errorf("text output %q", w.String())
+	}
+}
+
+func TestRedisLogger(t *testing.T) {
+	var w bytes.Buffer
+	l, _ := NewLogger(&w, "info", "text")
+	RedisLogger{Log: l}.Printf(context.Background(), "pool: %s\n", "noise")
+	if w.Len() != 0 {
+		t.Errorf("go-redis message logged above debug: %q", w.String())
+	}
+	l.SetLevel(logrus.DebugLevel)
+	RedisLogger{Log: l}.Printf(context.Background(), "pool: %s\n", "noise")
+	if !strings.Contains(w.String(), `level=debug msg="pool: noise"`) {
+		t.Errorf("debug output %q", w.String())
+	}
+}
+
+func TestNewRedisClient(t *testing.T) {
+	l, _ := NewLogger(new(bytes.Buffer), "info", "text")
+	rdb, err := NewRedisClient(redisconf.Config{Addr: "127.0.0.1:1"}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		t.Fatalf("client %T", rdb)
+	}
+	if !c.Options().ContextTimeoutEnabled {
+		t.Error("context deadlines do not bound commands")
+	}
+
+	_, err = NewRedisClient(redisconf.Config{Addr: ""}, l)
+	var ue *UsageError
+	if !errors.As(err, &ue) || !errors.Is(err, redisconf.ErrInvalid) {
+		t.Errorf("empty -redis: %v, want a UsageError wrapping redisconf.ErrInvalid", err)
+	}
+}
