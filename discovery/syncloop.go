@@ -52,6 +52,10 @@ type SyncConfig struct {
 	Sync func(ctx context.Context) (SyncKind, error)
 	// OnResult, if set, is called from the Run goroutine after every sync.
 	OnResult func(kind SyncKind, err error)
+	// Synced says the caller has just completed a full sync (a node that
+	// got a snapshot when it registered): Run then waits for Interval or a
+	// Force before its first sync instead of syncing at once.
+	Synced bool
 }
 
 // DefaultSyncConfig returns a config with the default timings; Sync must
@@ -120,6 +124,9 @@ func (l *SyncLoop) Syncs() uint64 { return l.syncs.Load() }
 // It blocks; call it once, from its own goroutine. Waits end early when ctx
 // is done; a Sync in progress is only interrupted through its ctx.
 func (l *SyncLoop) Run(ctx context.Context) {
+	if l.cfg.Synced && !l.waitNext(ctx) {
+		return
+	}
 	for ctx.Err() == nil {
 		kind, err := l.cfg.Sync(ctx)
 
@@ -141,15 +148,24 @@ func (l *SyncLoop) Run(ctx context.Context) {
 			continue // retry now that the hold-off has passed
 		}
 
-		timer := time.NewTimer(l.cfg.Interval)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !l.waitNext(ctx) {
 			return
-		case <-l.force:
-		case <-timer.C:
 		}
-		timer.Stop()
+	}
+}
+
+// waitNext waits for the next scheduled sync or a Force; false means ctx
+// ended.
+func (l *SyncLoop) waitNext(ctx context.Context) bool {
+	timer := time.NewTimer(l.cfg.Interval)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-l.force:
+		return true
+	case <-timer.C:
+		return true
 	}
 }
 

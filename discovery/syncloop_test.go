@@ -275,3 +275,35 @@ func TestSyncLoopCancel(t *testing.T) {
 		})
 	}
 }
+
+func TestSyncLoopSyncedWaitsForForce(t *testing.T) {
+	var calls atomic.Int64
+	l, err := NewSyncLoop(SyncConfig{
+		Interval: time.Hour, MinGap: time.Millisecond, Synced: true,
+		Sync: func(context.Context) (SyncKind, error) { calls.Add(1); return CompleteSync, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	// No sync happens on its own within the first interval (an hour); a
+	// forced one does.
+	if calls.Load() != 0 {
+		t.Fatal("synced loop synced at once")
+	}
+	l.Force()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Syncs() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("forced sync did not run")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d syncs, want 1", calls.Load())
+	}
+	cancel()
+	<-done
+}

@@ -101,19 +101,29 @@ func (v *View) ApplySnapshot(s *pb.Snapshot) ([]Change, error) {
 		return nil, fmt.Errorf("%w: snapshot of %d after %d", ErrStaleEpoch, s.Epoch, v.epoch)
 	}
 	v.epoch, v.seq, v.synced = s.Epoch, s.Seq, true
+	if len(v.members) == 0 && len(s.Nodes) > 0 {
+		v.members = make(map[common.NodeID]*pb.NodeInfo, len(s.Nodes))
+	}
 	var out []Change
-	seen := make(map[common.NodeID]struct{}, len(s.Nodes))
-	for _, in := range s.Nodes {
+	ids := make([]common.NodeID, len(s.Nodes))
+	for i, in := range s.Nodes {
 		id, err := common.NodeIDFromBytes(in.Id)
 		if err != nil {
 			return out, err
 		}
-		seen[id] = struct{}{}
+		ids[i] = id
 		if c, ok := v.put(id, in); ok {
 			out = append(out, c)
 		}
 	}
-	if s.Complete {
+	// A complete snapshot removes members it does not list. When the view
+	// holds exactly as many members as the snapshot listed, none can be
+	// absent (a count below means duplicates in the snapshot: sweep then).
+	if s.Complete && len(v.members) != len(ids) {
+		seen := make(map[common.NodeID]struct{}, len(ids))
+		for _, id := range ids {
+			seen[id] = struct{}{}
+		}
 		for id, in := range v.members {
 			if _, ok := seen[id]; !ok {
 				delete(v.members, id)

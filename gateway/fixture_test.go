@@ -48,6 +48,7 @@ type env struct {
 	gws   []*gateway.Gateway
 	login *login.Service
 	ln    *node.Node // the login service's node (for membership)
+	gwOpt func(*gatewayConfig)
 
 	mu    sync.Mutex
 	nodes []*gameNode
@@ -64,7 +65,12 @@ type gameNode struct {
 	online   atomic.Int64
 }
 
-func newEnv(tb testing.TB, gateways int) *env {
+type gatewayConfig = gateway.Config
+
+func newEnv(tb testing.TB, gateways int) *env { return newEnvWith(tb, gateways, nil) }
+
+// newEnvWith is newEnv with a hook adjusting every gateway's config.
+func newEnvWith(tb testing.TB, gateways int, opt func(*gatewayConfig)) *env {
 	r := redistest.Start(tb)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
@@ -75,7 +81,7 @@ func newEnv(tb testing.TB, gateways int) *env {
 			l.SetLevel(logrus.InfoLevel)
 		}
 	}
-	e := &env{tb: tb, redis: r, rdb: r.Client(tb), log: l}
+	e := &env{tb: tb, redis: r, rdb: r.Client(tb), log: l, gwOpt: opt}
 	mc := mgrserver.DefaultConfig()
 	mc.Redis, mc.Secret, mc.Logger = e.rdb, secret, l
 	m, err := mgrserver.New(mc)
@@ -123,6 +129,9 @@ func (e *env) startGateway() *gateway.Gateway {
 	gc.LoginTimeout = time.Second
 	gc.MaxFrame = 16 << 10
 	gc.ClientQueueBytes = 64 << 10
+	if e.gwOpt != nil {
+		e.gwOpt(&gc)
+	}
 	g, err := gateway.New(gc)
 	if err != nil {
 		e.tb.Fatal(err)

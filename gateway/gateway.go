@@ -125,11 +125,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh)
 
-	g.wg.Add(4)
+	g.wg.Add(5)
 	go g.acceptClients(g.clientLn)
 	go g.acceptLinks()
 	go g.kickLoop()
 	go g.loadLoop()
+	go g.refreshLoop()
 	if g.wsLn != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ws", g.serveWS)

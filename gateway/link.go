@@ -20,6 +20,9 @@ import (
 	pb "github.com/xserver/xserver/proto"
 )
 
+// errLeave ends a link whose node said goodbye.
+var errLeave = errors.New("gateway: node left")
+
 // link is one node's data connection to this gateway.
 type link struct {
 	g    *Gateway
@@ -188,6 +191,11 @@ func (l *link) serve() {
 		}
 		g.met.nodeIn.Inc()
 		if err := l.handle(kind, p); err != nil {
+			if errors.Is(err, errLeave) {
+				l.log.Info("node left")
+				l.out.Close()
+				return
+			}
 			l.reject("malformed", intranet.CodeMalformed, err)
 			return
 		}
@@ -271,7 +279,7 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 		l.out.Append(f)
 	case wire.KindPong:
 	case wire.KindLeave:
-		return io.EOF
+		return errLeave
 	default:
 		return fmt.Errorf("%w: unexpected %s frame on a node link", common.ErrBadInput, kind)
 	}
@@ -282,6 +290,12 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 // disconnected.
 func (c *client) send(cmd uint64, data []byte) {
 	g := c.g
+	if wire.DataSize(len(data)) > g.cfg.ClientQueueBytes {
+		// It could never fit: the sender is wrong, not the client.
+		g.met.drops.WithLabelValues("too_large_for_client").Inc()
+		c.log.WithField("bytes", len(data)).Warn("message larger than a client's send queue dropped")
+		return
+	}
 	if c.out.AppendWith(wire.DataSize(len(data)), func(b []byte) { wire.PutData(b, cmd, data) }) {
 		g.met.framesOut.Inc()
 		g.met.bytesOut.Add(float64(len(data)))

@@ -3,6 +3,7 @@ package mgrserver
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"time"
@@ -179,17 +180,41 @@ func (s *Server) stepDown(reason string, code uint32) {
 	}
 }
 
-// snapshotLocked encodes the member list; s.mu must be held.
+// snapshotLocked encodes the member list; s.mu must be held. The frame is
+// assembled from each member's pre-encoded entry, so a snapshot of n
+// members costs n copies rather than n encodings while the lock is held.
 func (s *Server) snapshotLocked() []byte {
-	snap := &pb.Snapshot{Epoch: s.rec.Epoch, Seq: s.seq, Complete: !s.warm, Nodes: make([]*pb.NodeInfo, 0, len(s.members))}
+	size := 0
 	for _, m := range s.members {
-		snap.Nodes = append(snap.Nodes, m.info)
+		size += len(m.enc)
 	}
-	f, err := wire.Frame(wire.KindSnapshot, snap)
-	if err != nil {
-		s.log.WithError(err).Error("encode snapshot")
+	b := make([]byte, wire.HeaderSize, wire.HeaderSize+3*(1+binary.MaxVarintLen64)+size)
+	// Snapshot fields: 1 epoch, 2 seq (varints), 3 complete (bool), 4 nodes.
+	if s.rec.Epoch != 0 {
+		b = binary.AppendUvarint(append(b, 1<<3), s.rec.Epoch)
 	}
-	return f
+	if s.seq != 0 {
+		b = binary.AppendUvarint(append(b, 2<<3), s.seq)
+	}
+	if !s.warm {
+		b = append(b, 3<<3, 1)
+	}
+	for _, m := range s.members {
+		b = append(b, m.enc...)
+	}
+	wire.AppendHeader(b[:0], wire.KindSnapshot, len(b)-wire.HeaderSize)
+	return b
+}
+
+// snapshotEntry encodes info as one Snapshot.nodes field (number 4,
+// length-delimited).
+func snapshotEntry(info *pb.NodeInfo) []byte {
+	n := info.Size()
+	b := binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64+n), 4<<3|2), uint64(n))
+	start := len(b)
+	b = b[:start+n]
+	_, _ = info.MarshalToSizedBuffer(b[start:])
+	return b
 }
 
 // heartbeatLoop pings every connection each interval, and resyncs peers

@@ -53,6 +53,11 @@ type Server struct {
 type member struct {
 	sess *session
 	info *pb.NodeInfo
+	enc  []byte // info as an encoded Snapshot.nodes entry, for cheap snapshots
+}
+
+func newMember(sess *session, info *pb.NodeInfo) *member {
+	return &member{sess: sess, info: info, enc: snapshotEntry(info)}
 }
 
 // New validates cfg and returns a server that is not yet listening.

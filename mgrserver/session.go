@@ -225,7 +225,7 @@ func (s *Server) register(c *session, info *pb.NodeInfo, epoch uint64) error {
 	}
 	c.id, c.registered = id, true
 	c.log = c.log.WithFields(logrus.Fields{"node": id.String(), "type": common.NodeType(info.Type).String()})
-	s.members[id] = &member{sess: c, info: info}
+	s.members[id] = newMember(c, info)
 	s.broadcastLocked(kind, info, false, c)
 	c.out.Force(s.snapshotLocked())
 	s.met.registrations.Inc()
@@ -271,7 +271,7 @@ func (s *Server) update(c *session, u *pb.UpdateSelf) {
 	if u.SetVersion {
 		in.Version = u.Version
 	}
-	m.info = &in
+	m.info, m.enc = &in, snapshotEntry(&in)
 	s.broadcastLocked(pb.MemberEvent_UPDATE, &in, false, nil)
 }
 

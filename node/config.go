@@ -37,7 +37,6 @@ type Config struct {
 	BackoffMin       time.Duration // first retry delay looking for a leader (default 20ms)
 	BackoffMax       time.Duration // retry delay cap (default 500ms)
 	LeaderCheck      time.Duration // how often a connected node re-reads the leader record (default 1s)
-	StaleLeaderGrace time.Duration // accept a lower epoch after Redis shows only it this long (Redis was reset; default 30s)
 	QueueBytes       int           // send queue to the mgrserver (default 1 MiB)
 	RelayQueueBytes  int           // send queue to each gateway (default 64 MiB)
 	RelayRebalance   time.Duration // how often the gateway order is reshuffled (default 30s, scaled up with cluster size)

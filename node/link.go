@@ -195,13 +195,16 @@ func (n *Node) session(rec lease.Record) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer l.close()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { // writer
 		defer wg.Done()
 		if err := l.out.WriteLoop(c, silence, l.stop); err != nil {
 			l.close()
 		}
 	}()
+	// Heartbeat from the moment of registering: the mgrserver's silence
+	// clock starts then, and a busy leader may take a while to answer.
+	go func() { defer wg.Done(); l.pingLoop(interval) }()
 
 	// The first frame after registering must be the snapshot.
 	kind, p, err = r.ReadFrame()
@@ -224,16 +227,17 @@ func (n *Node) session(rec lease.Record) error {
 	sync, _ := discovery.NewSyncLoop(discovery.SyncConfig{
 		Interval: n.cfg.ResyncInterval,
 		MinGap:   interval,
+		Synced:   true, // the registration snapshot was a full sync
 		Sync: func(ctx context.Context) (discovery.SyncKind, error) {
 			if !l.send(wire.KindSyncRequest, &pb.SyncRequest{}) {
 				return discovery.PartialSync, errors.New("node: sync request not queued")
 			}
 			select {
-			case complete := <-l.snapCh:
-				if complete {
-					return discovery.CompleteSync, nil
-				}
-				return discovery.PartialSync, nil
+			case <-l.snapCh:
+				// A partial snapshot (the leader's settle window) needs no
+				// retry: the leader pushes a complete one when the window
+				// closes.
+				return discovery.CompleteSync, nil
 			case <-time.After(silence):
 				return discovery.PartialSync, errors.New("node: no snapshot in time")
 			case <-ctx.Done():
@@ -241,9 +245,8 @@ func (n *Node) session(rec lease.Record) error {
 			}
 		},
 	})
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); n.resyncLoop(ctx, sync) }()
-	go func() { defer wg.Done(); l.pingLoop(interval) }()
 	go func() { defer wg.Done(); n.watchLeader(l, rec) }()
 
 	for {
@@ -321,15 +324,7 @@ func (n *Node) onSnapshot(l *link, p []byte) error {
 	return nil
 }
 
-func (n *Node) resyncLoop(ctx context.Context, s *discovery.SyncLoop) {
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-n.stop:
-		}
-	}()
-	s.Run(ctx)
-}
+func (n *Node) resyncLoop(ctx context.Context, s *discovery.SyncLoop) { s.Run(ctx) }
 
 func (l *link) pingLoop(interval time.Duration) {
 	t := time.NewTicker(interval)

@@ -105,8 +105,18 @@ func (n *Node) Start(ctx context.Context) error {
 // list, or ctx ends.
 func (n *Node) WaitReady(ctx context.Context) error {
 	select {
+	case <-n.stop: // closed wins over ready, whichever happened first
+		return common.ErrClosed
+	default:
+	}
+	select {
 	case <-n.readyCh:
-		return nil
+		select {
+		case <-n.stop:
+			return common.ErrClosed
+		default:
+			return nil
+		}
 	case <-n.stop:
 		return common.ErrClosed
 	case <-ctx.Done():
@@ -424,12 +434,25 @@ func (n *Node) applyLocked(changes []discovery.Change) {
 		if m.GetType() == common.Gateway {
 			n.rl.poke()
 		}
-		n.log.WithFields(logrus.Fields{"member": c.ID.String(), "member_type": m.GetType().String(), "failed": c.Failed}).Info("member ", c.Kind)
+		if infoEnabled(n.log) { // building the entry costs more than the change itself
+			n.log.WithFields(logrus.Fields{"member": c.ID.String(), "member_type": m.GetType().String(), "failed": c.Failed}).Info("member ", c.Kind)
+		}
 		for _, f := range fs {
 			f, m := f, m
 			n.disp.post(func() { f(m) })
 		}
 	}
+}
+
+// infoEnabled reports whether l would print at Info level.
+func infoEnabled(l logrus.FieldLogger) bool {
+	switch v := l.(type) {
+	case *logrus.Entry:
+		return v.Logger.IsLevelEnabled(logrus.InfoLevel)
+	case *logrus.Logger:
+		return v.IsLevelEnabled(logrus.InfoLevel)
+	}
+	return true
 }
 
 // sleep waits d or until Close; false means closed.

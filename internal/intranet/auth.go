@@ -47,20 +47,18 @@ func CheckMAC(secret string, nonce, id, mac []byte) error {
 
 // Error codes carried by pb.Error before a connection is closed.
 const (
-	CodeAuth          uint32 = 1  // wrong shared secret
-	CodeMalformed     uint32 = 2  // a frame that does not decode
-	CodeTooLarge      uint32 = 3  // a frame over the size limit
-	CodeUnexpected    uint32 = 4  // a frame not allowed in this state
-	CodeNotLeader     uint32 = 5  // this mgrserver does not lead
-	CodeHandshake     uint32 = 6  // handshake deadline passed
-	CodeTooMany       uint32 = 7  // connection limit reached
-	CodeReplaced      uint32 = 8  // the same node ID registered again
-	CodeShutdown      uint32 = 9  // graceful stop
-	CodeBadInfo       uint32 = 10 // an invalid registration
-	CodeHeartbeat     uint32 = 11 // silent for too long
-	CodeStaleEpoch    uint32 = 12 // the peer has seen a newer leader
-	CodeSlowConsumer  uint32 = 13 // the peer does not read fast enough
-	CodeClusterMismat uint32 = 14 // the peer belongs to another cluster
+	CodeAuth       uint32 = 1  // wrong shared secret
+	CodeMalformed  uint32 = 2  // a frame that does not decode
+	CodeTooLarge   uint32 = 3  // a frame over the size limit
+	CodeUnexpected uint32 = 4  // a frame not allowed in this state
+	CodeNotLeader  uint32 = 5  // this mgrserver does not lead
+	CodeHandshake  uint32 = 6  // handshake deadline passed
+	CodeTooMany    uint32 = 7  // connection limit reached
+	CodeReplaced   uint32 = 8  // the same node ID registered again
+	CodeShutdown   uint32 = 9  // graceful stop
+	CodeBadInfo    uint32 = 10 // an invalid registration
+	CodeHeartbeat  uint32 = 11 // silent for too long
+	CodeStaleEpoch uint32 = 12 // the peer has seen a newer leader
 )
 
 // Limits on a registration.
