@@ -363,3 +363,14 @@ func (e *env) other(g *gateway.Gateway) *gateway.Gateway {
 }
 
 func accountName(i int) string { return fmt.Sprintf("player-%03d", i) }
+
+// dialRaw connects without logging in.
+func dialRaw(tb testing.TB, addr string) (*client, error) {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return &client{tb: tb, account: "raw", conn: c, r: wire.NewReader(c, 1<<20, 0)}, nil
+}
