@@ -18,7 +18,7 @@ DEMO_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
-build: ## build bin/mgrserver, bin/echo, bin/demo (every command and example)
+build: ## build every command and example into bin/ (mgrserver, gateway, login, echo, demo)
 	$(GO) build -o bin/ ./cmd/... ./examples/...
 
 run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it)

@@ -16,14 +16,15 @@ import (
 	pb "github.com/xserver/xserver/proto"
 )
 
-// PeerError is an error frame the mgrserver sent before closing.
+// PeerError is an error frame a peer (mgrserver or gateway) sent before
+// closing.
 type PeerError struct {
 	Code   uint32
 	Reason string
 }
 
 func (e *PeerError) Error() string {
-	return fmt.Sprintf("node: mgrserver closed the connection: %s (code %d)", e.Reason, e.Code)
+	return fmt.Sprintf("node: peer closed the connection: %s (code %d)", e.Reason, e.Code)
 }
 
 // run is the node's life: find the leader, hold a session with it, repeat.

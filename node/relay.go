@@ -297,7 +297,14 @@ func (l *gwLink) serve(ctx context.Context) {
 			return
 		}
 		if err := l.handle(kind, p); err != nil {
-			l.log.WithError(err).Warn("bad frame from gateway; dropping the link")
+			var pe *PeerError
+			if errors.As(err, &pe) && pe.Code == intranet.CodeShutdown {
+				l.log.Info("gateway shutting down")
+			} else if errors.As(err, &pe) {
+				l.log.WithError(err).Warn("gateway closed the link")
+			} else {
+				l.log.WithError(err).Warn("bad frame from gateway; dropping the link")
+			}
 			return
 		}
 	}

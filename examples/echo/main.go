@@ -1,8 +1,20 @@
-// Command echo is a minimal node: it joins the cluster, logs every
-// membership change and serves /healthz (200 while registered with an
-// mgrserver, else 503) and /metrics. Ctrl-C leaves the cluster gracefully.
-// It takes the same flags and XSERVER_<FLAG> variables as the mgrserver for
-// Redis, cluster and secret; -h lists them.
+// Command echo is a minimal game node: it joins the cluster, logs every
+// membership change, serves /healthz (200 while registered with an
+// mgrserver, else 503) and /metrics, and echoes relayed messages:
+//
+//   - A player's message comes back to the player unchanged, with the full
+//     cmd the client sent: the gateway strips the node type from cmd
+//     (cmd % -cmd-offset reaches the node), so the reply carries
+//     type*offset + cmd again. -cmd-offset must match the gateways'.
+//   - A node's message is a request when its cmd is below 1<<32; it comes
+//     back to the sending node unchanged, with cmd | 1<<32. A cmd at or
+//     above 1<<32 (a reply) is never answered, so two echo nodes cannot
+//     bounce a message between them forever. Nodes talking to an echo
+//     node use the same convention.
+//
+// Ctrl-C leaves the cluster gracefully. It takes the same flags and
+// XSERVER_<FLAG> variables as the mgrserver for Redis, cluster and secret;
+// -h lists them.
 package main
 
 import (
@@ -25,6 +37,10 @@ import (
 
 const (
 	name = "echo"
+	// replyBit marks a node-to-node reply: requests use cmds below it,
+	// the echo answers with cmd | replyBit and never answers a cmd at or
+	// above it.
+	replyBit = 1 << 32
 	// settle is how long membership must stay still before the member
 	// list is printed, so a burst of joins prints once.
 	settle = 200 * time.Millisecond
@@ -39,9 +55,10 @@ func main() {
 
 type options struct {
 	cli.Common
-	typ     uint
-	version string
-	admin   string
+	typ       uint
+	version   string
+	admin     string
+	cmdOffset uint64
 }
 
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
@@ -52,6 +69,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.UintVar(&o.typ, "type", uint(common.FirstGameType), "node `type` (4 and above; 0-3 are the framework's)")
 	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
+	fs.Uint64Var(&o.cmdOffset, "cmd-offset", 1000, "the gateways' cmd `offset`: a reply to a player carries type*offset + cmd")
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
@@ -63,6 +81,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	}
 	if o.typ < uint(common.FirstGameType) || o.typ > math.MaxUint32 {
 		return nil, cli.Usagef("-type %d: game node types start at %d", o.typ, common.FirstGameType)
+	}
+	if o.cmdOffset == 0 {
+		return nil, cli.Usagef("-cmd-offset 0: must be positive")
 	}
 	return &o, nil
 }
@@ -84,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	a, err := newApp(node.Config{
 		Redis: rdb, Cluster: o.Cluster, Secret: o.Secret,
 		Type: common.NodeType(o.typ), Version: o.version, Logger: log,
-	}, log)
+	}, o.cmdOffset, log)
 	if err != nil {
 		return cli.Exit(stderr, name, err)
 	}
@@ -100,10 +121,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // app is the echo node with its admin server.
 type app struct {
-	n     *node.Node
-	log   logrus.FieldLogger
-	reg   *prometheus.Registry
-	admin *admin.Server // nil when -admin is off
+	n         *node.Node
+	cmdOffset uint64
+	log       logrus.FieldLogger
+	reg       *prometheus.Registry
+	echoed    *prometheus.CounterVec // by source: client or node
+	failed    prometheus.Counter
+	admin     *admin.Server // nil when -admin is off
 	// adminAddr is the bound admin address, set by start.
 	adminAddr string
 	// printer fires settle after the last membership change. time.Timer
@@ -111,12 +135,23 @@ type app struct {
 	printer *time.Timer
 }
 
-func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
+// newApp builds the node; cmdOffset is the gateways' -cmd-offset.
+func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, error) {
 	n, err := node.New(cfg)
 	if err != nil {
 		return nil, cli.Usage(err)
 	}
-	a := &app{n: n, log: log.WithField("component", "echo"), reg: prometheus.NewRegistry()}
+	a := &app{
+		n: n, cmdOffset: cmdOffset, log: log.WithField("component", "echo"), reg: prometheus.NewRegistry(),
+		echoed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xserver_echo_replies_total",
+			Help: "Relayed messages echoed, by source (client or node).",
+		}, []string{"source"}),
+		failed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xserver_echo_failures_total",
+			Help: "Echoes that could not be handed to a gateway.",
+		}),
+	}
 	a.printer = time.AfterFunc(time.Hour, a.printMembers)
 	a.printer.Stop()
 
@@ -124,15 +159,64 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 	n.RegisterFuncOnLeave(func(m common.Member) { a.logChange("member left", m) })
 	n.RegisterFuncOnUpdate(func(m common.Member) { a.logChange("member updated", m) })
 
-	// Relay goes here once gateways exist: EnableMessageRelay(true) and a
-	// RegisterFuncOnRelayMsg handler that sends each client message back
-	// with SendClientMsgByRelay, and each node message back to its sender.
+	n.RegisterFuncOnRelayMsg(a.echo)
+	n.RegisterFuncOnLoseAccount(func(account string) {
+		a.log.WithField("account", account).Info("player session ended")
+	})
+	n.EnableMessageRelay(true)
 
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xserver_node_members",
 		Help: "Cluster members this node knows of, itself included.",
-	}, func() float64 { return float64(n.NumMembers()) }))
+	}, func() float64 { return float64(n.NumMembers()) }), a.echoed, a.failed)
 	return a, nil
+}
+
+// replyCmd is the cmd that answers a relayed message from source with cmd
+// on a node of type self, and whether to answer at all (see the package
+// doc). It is pure.
+func replyCmd(self common.NodeType, cmdOffset uint64, source common.NodeType, cmd uint64) (uint64, bool) {
+	if source == common.Client {
+		return uint64(self)*cmdOffset + cmd, true
+	}
+	if cmd >= replyBit {
+		return 0, false
+	}
+	return cmd | replyBit, true
+}
+
+// echo is the relay handler. It runs on the receiving gateway link's
+// goroutine and only queues the reply.
+func (a *app) echo(source common.NodeType, from common.Member, account string, cmd uint64, data []byte) {
+	reply, ok := replyCmd(a.n.GetType(), a.cmdOffset, source, cmd)
+	if source == common.Client {
+		// SendClientMsgByRelay queues its own copy of data.
+		if err := a.n.SendClientMsgByRelay(account, reply, data); err != nil {
+			a.failed.Inc()
+			a.log.WithError(err).WithFields(logrus.Fields{
+				"account": account, "cmd": cmd, "reply_cmd": reply, "bytes": len(data),
+			}).Warn("echo to player failed")
+			return
+		}
+		a.echoed.WithLabelValues("client").Inc()
+		a.log.WithFields(logrus.Fields{"account": account, "cmd": reply, "bytes": len(data)}).Debug("echoed a player message")
+		return
+	}
+	fields := logrus.Fields{"from": from.GetID().String(), "from_type": source, "cmd": cmd, "bytes": len(data)}
+	if !ok {
+		a.log.WithFields(fields).Debug("node reply received; replies are not answered")
+		return
+	}
+	// data is ours only during this call, and SendMsg does not promise to
+	// be done with the message when it returns: echo a copy.
+	b := append([]byte(nil), data...)
+	if err := from.SendMsg(reply, (*common.Raw)(&b)); err != nil {
+		a.failed.Inc()
+		a.log.WithError(err).WithFields(fields).Warn("echo to node failed")
+		return
+	}
+	a.echoed.WithLabelValues("node").Inc()
+	a.log.WithFields(fields).Debug("echoed a node message")
 }
 
 // start serves the admin port (if adminAddr is set) and starts the node,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,8 +14,11 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
 )
@@ -27,18 +31,21 @@ func env(m map[string]string) func(string) string {
 
 func TestFlags(t *testing.T) {
 	tests := []struct {
-		name     string
-		args     []string
-		env      map[string]string
-		wantErr  string
-		wantType uint
+		name       string
+		args       []string
+		env        map[string]string
+		wantErr    string
+		wantType   uint
+		wantOffset uint64
 	}{
-		{"defaults", nil, map[string]string{"XSERVER_SECRET": secret}, "", 4},
-		{"env type", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_TYPE": "5"}, "", 5},
-		{"flag beats env", []string{"-type", "7"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_TYPE": "5"}, "", 7},
-		{"no secret", nil, nil, "-secret is required", 0},
-		{"reserved type", []string{"-type", "3"}, map[string]string{"XSERVER_SECRET": secret}, "-type 3", 0},
-		{"type too big", []string{"-type", "4294967296"}, map[string]string{"XSERVER_SECRET": secret}, "-type", 0},
+		{"defaults", nil, map[string]string{"XSERVER_SECRET": secret}, "", 4, 1000},
+		{"env type", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_TYPE": "5"}, "", 5, 1000},
+		{"flag beats env", []string{"-type", "7"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_TYPE": "5"}, "", 7, 1000},
+		{"env offset", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_CMD_OFFSET": "10000"}, "", 4, 10000},
+		{"no secret", nil, nil, "-secret is required", 0, 0},
+		{"reserved type", []string{"-type", "3"}, map[string]string{"XSERVER_SECRET": secret}, "-type 3", 0, 0},
+		{"type too big", []string{"-type", "4294967296"}, map[string]string{"XSERVER_SECRET": secret}, "-type", 0, 0},
+		{"zero offset", []string{"-cmd-offset", "0"}, map[string]string{"XSERVER_SECRET": secret}, "-cmd-offset", 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,8 +62,37 @@ func TestFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.typ != tt.wantType {
-				t.Errorf("type %d, want %d", o.typ, tt.wantType)
+			if o.typ != tt.wantType || o.cmdOffset != tt.wantOffset {
+				t.Errorf("type %d offset %d, want %d %d", o.typ, o.cmdOffset, tt.wantType, tt.wantOffset)
+			}
+		})
+	}
+}
+
+func TestReplyCmd(t *testing.T) {
+	tests := []struct {
+		name    string
+		self    common.NodeType
+		offset  uint64
+		source  common.NodeType
+		cmd     uint64
+		want    uint64
+		wantAns bool
+	}{
+		{"client: type restored", 4, 1000, common.Client, 1, 4001, true},
+		{"client: other type and offset", 7, 10000, common.Client, 42, 70042, true},
+		{"client: cmd 0", 5, 1000, common.Client, 0, 5000, true},
+		{"node request", 4, 1000, 5, 7, 7 | 1<<32, true},
+		{"node request 0", 4, 1000, 5, 0, 1 << 32, true},
+		{"largest request", 4, 1000, 4, 1<<32 - 1, 1<<33 - 1, true},
+		{"node reply: not answered", 4, 1000, 5, 7 | 1<<32, 0, false},
+		{"higher bits: not answered", 4, 1000, 6, 1 << 40, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := replyCmd(tt.self, tt.offset, tt.source, tt.cmd)
+			if got != tt.want || ok != tt.wantAns {
+				t.Errorf("replyCmd = %d, %t; want %d, %t", got, ok, tt.want, tt.wantAns)
 			}
 		})
 	}
@@ -114,7 +150,7 @@ func TestEchoJoinsAndReports(t *testing.T) {
 	log.SetOutput(&logs)
 
 	newNode := func(typ common.NodeType) *app {
-		a, err := newApp(node.Config{Redis: rdb, Cluster: "echotest", Secret: secret, Type: typ, Logger: log}, log)
+		a, err := newApp(node.Config{Redis: rdb, Cluster: "echotest", Secret: secret, Type: typ, Logger: log}, 1000, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,6 +196,176 @@ func TestEchoJoinsAndReports(t *testing.T) {
 		_, body := get(t, base+"/metrics")
 		return strings.Contains(logs.String(), `msg="member left"`) && strings.Contains(body, "xserver_node_members 1")
 	})
+	if strings.Contains(logs.String(), secret) {
+		t.Error("log contains the secret")
+	}
+}
+
+// relayed is one message a test node received.
+type relayed struct {
+	source common.NodeType
+	from   common.NodeID
+	cmd    uint64
+	data   string
+}
+
+// TestEchoRelays runs an echo node behind a real gateway: a player's
+// message comes back with the cmd the client sent, a node's request comes
+// back to that node with the reply bit set, and a reply is not answered.
+func TestEchoRelays(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := rs.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const cluster = "echorelay"
+	var logs syncBuffer
+	log := logrus.New()
+	log.SetOutput(&logs)
+	log.SetLevel(logrus.DebugLevel)
+
+	mcfg := mgrserver.DefaultConfig()
+	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, cluster, secret, log
+	mgr, err := mgrserver.New(mcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mgr.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+
+	gcfg := gateway.DefaultConfig()
+	gcfg.Redis, gcfg.Cluster, gcfg.Secret, gcfg.Logger = rdb, cluster, secret, log
+	gcfg.InnerIP = "127.0.0.1"
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+
+	echo, err := newApp(node.Config{Redis: rdb, Cluster: cluster, Secret: secret, Type: 4, InnerIP: "127.0.0.1", Logger: log}, 1000, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := echo.start(ctx, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer echo.close()
+
+	// peer is another game node: it sends requests to the echo and
+	// collects what comes back.
+	pcfg := node.DefaultConfig()
+	pcfg.Redis, pcfg.Cluster, pcfg.Secret, pcfg.Type, pcfg.InnerIP, pcfg.Logger = rdb, cluster, secret, 5, "127.0.0.1", log
+	peer, err := node.New(pcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan relayed, 16)
+	peer.RegisterFuncOnRelayMsg(func(source common.NodeType, from common.Member, _ string, cmd uint64, data []byte) {
+		got <- relayed{source: source, from: from.GetID(), cmd: cmd, data: string(data)}
+	})
+	peer.EnableMessageRelay(true)
+	if err := peer.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+
+	waitFor(t, "both nodes linked to the gateway", func() bool {
+		return echo.n.GatewayLinks() == 1 && peer.GatewayLinks() == 1 && gw.NumLinks() == 2 &&
+			peer.HaveNode(echo.n.GetID()) && len(peer.GetNodeList(common.Gateway)) == 1
+	})
+
+	t.Run("player", func(t *testing.T) {
+		lc := login.DefaultConfig()
+		lc.Redis, lc.Cluster, lc.Members = rdb, cluster, peer
+		lc.StatefulTypes = []common.NodeType{4}
+		lc.Checker = login.CheckerFunc(func(context.Context, string, string) error { return nil })
+		svc, err := login.New(lc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ticket, err := svc.Login(ctx, "player-1", "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ticket.Bindings[4] != echo.n.GetID() {
+			t.Fatalf("bound to %v, want the echo node", ticket.Bindings)
+		}
+		conn, err := net.DialTimeout("tcp", ticket.Gateway, 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		r := wire.NewReader(conn, 1<<16, 0)
+		if _, err := conn.Write(wire.AppendLogin(nil, ticket.Account, ticket.Token)); err != nil {
+			t.Fatal(err)
+		}
+		k, p, err := r.ReadFrame()
+		if err != nil || k != wire.KindClientLoginAck {
+			t.Fatalf("login: %s %v", k, err)
+		}
+		if code, _, _ := wire.DecodeCoded(p); code != wire.CodeOK {
+			t.Fatalf("login ack %s", wire.CodeText(code))
+		}
+		for _, m := range []struct {
+			cmd  uint64
+			data string
+		}{{4001, "hello"}, {4999, ""}, {4000, strings.Repeat("x", 1000)}} {
+			if _, err := conn.Write(wire.AppendData(nil, m.cmd, []byte(m.data))); err != nil {
+				t.Fatal(err)
+			}
+			k, p, err := r.ReadFrame()
+			if err != nil || k != wire.KindClientData {
+				t.Fatalf("cmd %d: got %s %v, want data", m.cmd, k, err)
+			}
+			cmd, data, err := wire.DecodeData(p)
+			if err != nil || cmd != m.cmd || string(data) != m.data {
+				t.Errorf("echo of cmd %d %q: cmd %d %q %v", m.cmd, m.data, cmd, data, err)
+			}
+		}
+	})
+
+	waitFor(t, "the end of the session logged", func() bool {
+		return strings.Contains(logs.String(), `msg="player session ended" account=player-1`)
+	})
+
+	t.Run("node", func(t *testing.T) {
+		echoID := echo.n.GetID()
+		// A reply sent to the echo is not answered; the request after it is.
+		reply := common.Raw("a reply")
+		if err := peer.SendByID(echoID, 9|replyBit, &reply); err != nil {
+			t.Fatal(err)
+		}
+		req := common.Raw("ping")
+		if err := peer.SendByID(echoID, 7, &req); err != nil {
+			t.Fatal(err)
+		}
+		want := relayed{source: 4, from: echoID, cmd: 7 | replyBit, data: "ping"}
+		select {
+		case m := <-got:
+			if m != want {
+				t.Errorf("got %+v, want %+v", m, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no echo")
+		}
+		select {
+		case m := <-got:
+			t.Errorf("unexpected %+v", m)
+		case <-time.After(200 * time.Millisecond):
+		}
+	})
+
+	_, body := get(t, "http://"+echo.adminAddr+"/metrics")
+	for _, want := range []string{`xserver_echo_replies_total{source="client"} 3`, `xserver_echo_replies_total{source="node"} 1`, "xserver_echo_failures_total 0"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 	if strings.Contains(logs.String(), secret) {
 		t.Error("log contains the secret")
 	}

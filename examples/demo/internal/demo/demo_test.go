@@ -25,10 +25,11 @@ func TestNodeTypesAndPlan(t *testing.T) {
 	if want := []common.NodeType{4, 4, 5, 4}; !reflect.DeepEqual(types, want) {
 		t.Fatalf("NodeTypes(4) = %v, want %v", types, want)
 	}
-	if got := Want(types); !reflect.DeepEqual(got, map[common.NodeType]int{4: 3, 5: 1}) {
+	addrs := Addrs{MgrAdmins: []string{"127.0.0.1:1", "127.0.0.1:2"}, GatewayAdmin: "127.0.0.1:3", Login: "127.0.0.1:4"}
+	if got := Want(Plan(addrs, types)); !reflect.DeepEqual(got, map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 3, 5: 1}) {
 		t.Errorf("Want = %v", got)
 	}
-	plan := Plan([]string{"127.0.0.1:1", "127.0.0.1:2"}, NodeTypes(3))
+	plan := Plan(addrs, NodeTypes(3))
 	var names []string
 	for _, c := range plan {
 		names = append(names, c.Name+"/"+c.Bin+" "+strings.Join(c.Args, " "))
@@ -36,6 +37,8 @@ func TestNodeTypesAndPlan(t *testing.T) {
 	want := []string{
 		"mgr-1/mgrserver -listen 127.0.0.1:0 -admin 127.0.0.1:1",
 		"mgr-2/mgrserver -listen 127.0.0.1:0 -admin 127.0.0.1:2",
+		"gateway/gateway -listen 127.0.0.1:0 -intranet 127.0.0.1:0 -ws-listen 127.0.0.1:0 -admin 127.0.0.1:3",
+		"login/login -listen 127.0.0.1:4 -stateful 4",
 		"echo-1/echo -type 4",
 		"echo-2/echo -type 4",
 		"echo-3/echo -type 5",
@@ -43,7 +46,14 @@ func TestNodeTypesAndPlan(t *testing.T) {
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("Plan:\n got %q\nwant %q", names, want)
 	}
-	if plan[0].Admin != "127.0.0.1:1" || plan[2].Admin != "" || plan[4].Type != 5 {
+	roles := []Role{RoleMgrServer, RoleMgrServer, RoleGateway, RoleLogin, RoleNode, RoleNode, RoleNode}
+	for i, c := range plan {
+		if c.Role != roles[i] {
+			t.Errorf("%s: role %d, want %d", c.Name, c.Role, roles[i])
+		}
+	}
+	if plan[0].Admin != "127.0.0.1:1" || plan[2].Admin != "127.0.0.1:3" || plan[3].Listen != "127.0.0.1:4" ||
+		plan[4].Admin != "" || plan[2].Type != common.Gateway || plan[3].Type != common.Login || plan[6].Type != 5 {
 		t.Errorf("Plan fields %+v", plan)
 	}
 }
@@ -97,6 +107,17 @@ func TestSummaryAndReached(t *testing.T) {
 	if got := DescribeWant(want); got != "type4 x2, type5 x1" {
 		t.Errorf("DescribeWant = %q", got)
 	}
+	full := map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 2, 5: 1}
+	views := []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4, 5, common.Gateway, 4, common.Login)}}}
+	if got := Summary(views); got != "cluster: leader mgr-1 epoch 1, 5 nodes: login x1, gateway x1, type4 x2, type5 x1" {
+		t.Errorf("Summary with the edge = %q", got)
+	}
+	if !Reached(views, full) || Reached(views, want) {
+		t.Error("Reached ignores the gateway or the login service")
+	}
+	if got := DescribeWant(full); got != "login x1, gateway x1, type4 x2, type5 x1" {
+		t.Errorf("DescribeWant = %q", got)
+	}
 }
 
 // TestFetch decodes what mgrserver really serves (mgrserver.Status).
@@ -119,13 +140,14 @@ func TestFetch(t *testing.T) {
 	}))
 	defer broken.Close()
 	children := []Child{
-		{Name: "mgr-1", Admin: strings.TrimPrefix(ok.URL, "http://")},
-		{Name: "mgr-2", Admin: strings.TrimPrefix(broken.URL, "http://")},
-		{Name: "echo-1"},
+		{Name: "mgr-1", Role: RoleMgrServer, Admin: strings.TrimPrefix(ok.URL, "http://")},
+		{Name: "mgr-2", Role: RoleMgrServer, Admin: strings.TrimPrefix(broken.URL, "http://")},
+		{Name: "gateway", Role: RoleGateway, Admin: strings.TrimPrefix(broken.URL, "http://")},
+		{Name: "echo-1", Role: RoleNode},
 	}
 	views := Fetch(context.Background(), &http.Client{Timeout: 5 * time.Second}, children)
 	if len(views) != 2 {
-		t.Fatalf("%d views, want 2 (nodes have no admin)", len(views))
+		t.Fatalf("%d views, want 2 (only mgrservers serve /nodes)", len(views))
 	}
 	want := Status{Leader: true, Epoch: 3, Nodes: []NodeStatus{{ID: id.String(), Type: 4, Version: "v1"}, {ID: served.Nodes[1].ID.String(), Type: 5}}}
 	if views[0].Err != nil || !reflect.DeepEqual(*views[0].Status, want) {

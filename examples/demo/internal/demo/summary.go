@@ -35,13 +35,13 @@ type View struct {
 	Err    error
 }
 
-// Fetch asks every mgrserver in children (those with an Admin address)
-// for /nodes, one after another, each bounded by ctx and the client's
+// Fetch asks every mgrserver in children for /nodes on its Admin
+// address, one after another, each bounded by ctx and the client's
 // timeout.
 func Fetch(ctx context.Context, c *http.Client, children []Child) []View {
 	var out []View
 	for _, ch := range children {
-		if ch.Admin == "" {
+		if ch.Role != RoleMgrServer {
 			continue
 		}
 		st, err := fetchOne(ctx, c, "http://"+ch.Admin+"/nodes")
