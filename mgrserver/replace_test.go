@@ -94,4 +94,3 @@ func TestGapForcesResync(t *testing.T) {
 		}
 	}
 }
-
