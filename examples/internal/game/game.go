@@ -131,13 +131,13 @@ const (
 	MaxText = 512
 )
 
-// Encode marshals v (the examples' bodies never fail to marshal).
-func Encode(v any) []byte {
+// Encode marshals a body.
+func Encode(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic(fmt.Sprintf("game: encode %T: %v", v, err)) // programming error: only fixed types are encoded
+		return nil, fmt.Errorf("game: encode %T: %w", v, err)
 	}
-	return b
+	return b, nil
 }
 
 // Decode unmarshals a body, with a clear error for bad input.

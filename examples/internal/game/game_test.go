@@ -10,7 +10,11 @@ import (
 func TestRoundTrip(t *testing.T) {
 	in := Matched{MatchID: "m1", Account: "a", Mode: "duel", Opponent: Player{Account: "b", Name: "Bee"}}
 	var out Matched
-	if err := Decode(Encode(in), &out); err != nil || out != in {
+	b, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Decode(b, &out); err != nil || out != in {
 		t.Fatalf("%+v %v", out, err)
 	}
 	if err := Decode([]byte("{"), &out); !errors.Is(err, common.ErrBadInput) {
