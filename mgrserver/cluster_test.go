@@ -36,7 +36,6 @@ type cluster struct {
 	mgrs   []*mgrserver.Server
 	nodes  []*node.Node
 	leaves atomic.Int64 // leave callbacks seen by all nodes
-	fails  atomic.Int64 // of which failures
 }
 
 func newCluster(tb testing.TB) *cluster {
@@ -246,6 +245,9 @@ func TestConvergence(t *testing.T) {
 		return true
 	})
 	waitFor(t, 10*time.Second, "49 leave callbacks", func() bool { return c.leaves.Load() >= 49 })
+	if g, f := counter(t, l, "xserver_mgr_leaves_total", "graceful"), counter(t, l, "xserver_mgr_leaves_total", "failed"); g != 1 || f != 0 {
+		t.Fatalf("mgrserver recorded %v graceful and %v failed leaves, want 1 and 0", g, f)
+	}
 	if got := c.leaves.Load(); got != 49 {
 		t.Fatalf("leave callbacks %d, want 49", got)
 	}
