@@ -27,8 +27,8 @@ run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it
 test: ## all tests with the race detector (needs redis-server on PATH)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-bench: ## gateway allocations per frame, then relay vs one-hop echo round trips (last line: ratio K=1000)
-	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
+bench: ## gateway allocations per frame and memory per idle client, then relay vs one-hop echo round trips (last line: ratio K=1000)
+	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
