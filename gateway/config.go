@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -24,6 +25,10 @@ type Config struct {
 	OuterIP  string // address clients dial (default: InnerIP)
 	Admin    string // admin HTTP address ("" = none)
 	Version  string // published version
+
+	ClientTLS   *tls.Config // serve clients (TCP and WebSocket) over TLS (nil = plain)
+	IntranetTLS *tls.Config // serve node links over TLS (nil = plain)
+	NodeTLS     *tls.Config // dial the mgrserver over TLS (see node.Config.TLS)
 
 	CmdOffset    uint64         // target node type = cmd / CmdOffset (default 1000)
 	Idle         time.Duration  // a client silent this long is disconnected (default 5m)

@@ -24,6 +24,7 @@ import (
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/internal/tlstest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
@@ -49,6 +50,7 @@ type env struct {
 	login *login.Service
 	ln    *node.Node // the login service's node (for membership)
 	gwOpt func(*gatewayConfig)
+	tls   *tlstest.Configs
 
 	mu    sync.Mutex
 	nodes []*gameNode
@@ -71,6 +73,12 @@ func newEnv(tb testing.TB, gateways int) *env { return newEnvWith(tb, gateways, 
 
 // newEnvWith is newEnv with a hook adjusting every gateway's config.
 func newEnvWith(tb testing.TB, gateways int, opt func(*gatewayConfig)) *env {
+	return newEnvFull(tb, gateways, opt, nil)
+}
+
+// newEnvFull also runs every intranet and client listener over TLS when
+// tc is set.
+func newEnvFull(tb testing.TB, gateways int, opt func(*gatewayConfig), tc *tlstest.Configs) *env {
 	r := redistest.Start(tb)
 	l := logrus.New()
 	l.SetOutput(io.Discard)
@@ -81,9 +89,12 @@ func newEnvWith(tb testing.TB, gateways int, opt func(*gatewayConfig)) *env {
 			l.SetLevel(logrus.InfoLevel)
 		}
 	}
-	e := &env{tb: tb, redis: r, rdb: r.Client(tb), log: l, gwOpt: opt}
+	e := &env{tb: tb, redis: r, rdb: r.Client(tb), log: l, gwOpt: opt, tls: tc}
 	mc := mgrserver.DefaultConfig()
 	mc.Redis, mc.Secret, mc.Logger = e.rdb, secret, l
+	if tc != nil {
+		mc.TLS = tc.Server
+	}
 	m, err := mgrserver.New(mc)
 	if err != nil {
 		tb.Fatal(err)
@@ -129,6 +140,9 @@ func (e *env) startGateway() *gateway.Gateway {
 	gc.LoginTimeout = time.Second
 	gc.MaxFrame = 16 << 10
 	gc.ClientQueueBytes = 64 << 10
+	if e.tls != nil {
+		gc.ClientTLS, gc.IntranetTLS, gc.NodeTLS = e.tls.Server, e.tls.Server, e.tls.Client
+	}
 	if e.gwOpt != nil {
 		e.gwOpt(&gc)
 	}
@@ -150,6 +164,9 @@ func (e *env) nodeConfig(t common.NodeType, seed int64) node.Config {
 	nc.InnerIP = "127.0.0.1"
 	nc.Selector = discovery.RoundRobin
 	nc.Rand = rand.New(rand.NewSource(seed))
+	if e.tls != nil {
+		nc.TLS = e.tls.Client
+	}
 	return nc
 }
 

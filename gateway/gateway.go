@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -105,6 +106,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.addrs.WebSocket = g.wsLn.Addr().String()
 	}
 	g.addrs.Client, g.addrs.Intranet = g.clientLn.Addr().String(), g.linkLn.Addr().String()
+	if g.cfg.ClientTLS != nil {
+		g.clientLn = tls.NewListener(g.clientLn, g.cfg.ClientTLS)
+		if g.wsLn != nil {
+			g.wsLn = tls.NewListener(g.wsLn, g.cfg.ClientTLS)
+		}
+	}
+	if g.cfg.IntranetTLS != nil {
+		g.linkLn = tls.NewListener(g.linkLn, g.cfg.IntranetTLS)
+	}
 
 	ncfg := node.DefaultConfig()
 	ncfg.Redis, ncfg.Cluster, ncfg.Secret = g.cfg.Redis, g.cfg.Cluster, g.cfg.Secret
@@ -112,6 +122,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	ncfg.Ports = []int32{port(g.addrs.Client), port(g.addrs.WebSocket), port(g.addrs.Intranet)}
 	ncfg.Overload = []uint32{0}
 	ncfg.Logger = g.cfg.Logger
+	ncfg.TLS = g.cfg.NodeTLS
 	if g.node, err = node.New(ncfg); err != nil {
 		return fail(err)
 	}
@@ -144,6 +155,16 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.log.WithFields(logrus.Fields{"client": g.addrs.Client, "ws": g.addrs.WebSocket, "intranet": g.addrs.Intranet}).Info("gateway started")
 	return nil
+}
+
+// setNoDelay disables Nagle on a TCP connection (plain or under TLS).
+func setNoDelay(c net.Conn) {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
 }
 
 func port(addr string) int32 {
@@ -294,9 +315,7 @@ func (g *Gateway) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 func (g *Gateway) acceptClients(ln net.Listener) {
 	defer g.wg.Done()
 	g.acceptLoop(ln, func(c net.Conn) {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
+		setNoDelay(c)
 		g.serveClient(c)
 	})
 }

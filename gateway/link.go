@@ -61,9 +61,7 @@ func (l *link) closeWith(code uint32, reason string) {
 func (g *Gateway) acceptLinks() {
 	defer g.wg.Done()
 	g.acceptLoop(g.linkLn, func(c net.Conn) {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
+		setNoDelay(c)
 		l := &link{g: g, conn: c, out: intranet.NewOutbox(g.cfg.LinkQueueBytes), stop: make(chan struct{}),
 			log: g.log.WithField("peer", c.RemoteAddr().String())}
 		g.linkWG.Add(1)

@@ -126,10 +126,19 @@ func (c *cluster) startNode(cfg node.Config) *node.Node {
 	return n
 }
 
-func (c *cluster) startNodes(k int) []*node.Node {
+func (c *cluster) startNodes(k int) []*node.Node { return c.startNodesWith(k, nil) }
+
+type nodeCfg = node.Config
+
+// startNodesWith starts k nodes, letting opt adjust each config.
+func (c *cluster) startNodesWith(k int, opt func(i int, cfg *nodeCfg)) []*node.Node {
 	out := make([]*node.Node, k)
 	for i := range out {
-		out[i] = c.startNode(c.nodeConfig(i))
+		cfg := c.nodeConfig(i)
+		if opt != nil {
+			opt(i, &cfg)
+		}
+		out[i] = c.startNode(cfg)
 	}
 	return out
 }

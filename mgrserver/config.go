@@ -1,6 +1,7 @@
 package mgrserver
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -18,9 +19,10 @@ type Config struct {
 	Cluster string                // cluster name; several clusters may share a Redis
 	Secret  string                // shared intranet secret (required, never logged)
 
-	Listen    string // intranet listen address; port 0 picks a free port
-	Advertise string // address published for nodes; default the bound address
-	Admin     string // admin HTTP address (/healthz, /metrics, /nodes); "" = none
+	Listen    string      // intranet listen address; port 0 picks a free port
+	Advertise string      // address published for nodes; default the bound address
+	Admin     string      // admin HTTP address (/healthz, /metrics, /nodes); "" = none
+	TLS       *tls.Config // serve the intranet listener over TLS (nil = plain TCP)
 
 	LeaseTTL         time.Duration // lease lifetime; renewed every TTL/3
 	CampaignInterval time.Duration // how often a standby polls the lease

@@ -2,6 +2,7 @@ package mgrserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,8 +95,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = ln
 	s.addr = advertised(s.cfg.Advertise, ln.Addr().String())
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	s.ln = ln
 	s.log = s.log.WithField("addr", s.addr)
 
 	if s.cfg.Admin != "" {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -30,6 +31,10 @@ type Config struct {
 	Version  string          // build version (gray releases)
 
 	Selector discovery.Mode // GetNodeOne / SendOne choice (default Random)
+
+	// TLS, when set, secures the connections this node dials (to the
+	// mgrserver and to gateways). ServerName defaults to the dialled host.
+	TLS *tls.Config
 
 	ResyncInterval   time.Duration // periodic full resync (default 30s)
 	DialTimeout      time.Duration // connect to the mgrserver (default 3s)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -138,8 +139,7 @@ func (l *link) leave() {
 
 // session holds one connection to the leader until it ends.
 func (n *Node) session(rec lease.Record) error {
-	d := net.Dialer{Timeout: n.cfg.DialTimeout}
-	c, err := d.Dial("tcp", rec.Addr)
+	c, err := n.dial(context.Background(), rec.Addr)
 	if err != nil {
 		return fmt.Errorf("node: dial mgrserver: %w", err)
 	}
@@ -290,6 +290,36 @@ func (n *Node) session(rec lease.Record) error {
 			return fmt.Errorf("%w: unexpected %s frame from mgrserver", common.ErrBadInput, kind)
 		}
 	}
+}
+
+// dial connects to an intranet peer, over TLS when configured.
+func (n *Node) dial(ctx context.Context, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if n.cfg.TLS == nil {
+		return c, nil
+	}
+	cfg := n.cfg.TLS
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(c, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	return tc, nil
 }
 
 func peerError(p []byte) error {

@@ -143,14 +143,10 @@ func (r *relay) link(ctx context.Context, m common.Member) {
 		r.mu.Unlock()
 	}()
 	addr := net.JoinHostPort(m.GetIP(common.IPInner), strconv.Itoa(int(m.GetPort(2))))
-	d := net.Dialer{Timeout: n.cfg.DialTimeout}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := n.dial(ctx, addr)
 	if err != nil {
 		n.log.WithError(err).WithField("gateway", id.String()).Debug("gateway dial failed")
 		return
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
 	}
 	l := &gwLink{r: r, id: id, conn: c, out: intranet.NewOutbox(n.cfg.RelayQueueBytes), stop: make(chan struct{}),
 		pong: make(chan struct{}, 1), log: n.log.WithField("gateway", id.String())}

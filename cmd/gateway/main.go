@@ -49,6 +49,7 @@ type options struct {
 	clientQueueBytes, pingMisses int
 	linkMaxFrame, linkQueueBytes int
 	mode                         discovery.Mode // parsed -selector, set by check
+	intranetTLS, clientTLS       cli.TLSPair
 }
 
 // parseFlags reads args and the environment; every error is a
@@ -59,6 +60,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	o.Common.RegisterFlags(fs)
+	o.intranetTLS.RegisterFlags(fs, "tls", "the intranet listener")
+	o.clientTLS.RegisterFlags(fs, "client-tls", "the client listeners (TCP and WebSocket)")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:7400", "client TCP `address`")
 	fs.StringVar(&o.wsListen, "ws-listen", "", "client WebSocket `address`, path /ws (empty: off)")
 	fs.StringVar(&o.intranet, "intranet", "0.0.0.0:7401", "intranet `address` nodes connect to")
@@ -96,6 +99,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 func (o *options) check() error {
 	if err := o.Common.Check(); err != nil {
 		return err
+	}
+	for _, p := range []cli.TLSPair{o.intranetTLS, o.clientTLS} {
+		if _, err := p.Config(); err != nil {
+			return err
+		}
 	}
 	for _, a := range []struct{ flag, v string }{{"listen", o.listen}, {"intranet", o.intranet}} {
 		if a.v == "" {
@@ -221,6 +229,15 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	cfg := o.config()
 	cfg.Redis = rdb
 	cfg.Logger = log
+	if cfg.IntranetTLS, err = o.intranetTLS.Config(); err != nil {
+		return err
+	}
+	if cfg.ClientTLS, err = o.clientTLS.Config(); err != nil {
+		return err
+	}
+	if cfg.NodeTLS, err = o.DialTLS(); err != nil {
+		return err
+	}
 	g, err := gateway.New(cfg)
 	if err != nil {
 		return cli.Usage(err)

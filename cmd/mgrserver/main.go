@@ -36,6 +36,7 @@ type options struct {
 	handshakeTimeout           time.Duration
 	pingMisses, maxFrame       int
 	maxConns, queueBytes       int
+	tls                        cli.TLSPair
 }
 
 // parseFlags reads args and the environment; every error is a
@@ -46,6 +47,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	o.Common.RegisterFlags(fs)
+	o.tls.RegisterFlags(fs, "tls", "the intranet listener")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:7300", "intranet `address` nodes and gateways connect to")
 	fs.StringVar(&o.advertise, "advertise", "", "`address` published in Redis for nodes to dial (default: the bound address, with this machine's IP for 0.0.0.0)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz, /metrics and /nodes (empty: off)")
@@ -73,6 +75,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 // check rejects values the library would silently replace by defaults.
 func (o *options) check() error {
 	if err := o.Common.Check(); err != nil {
+		return err
+	}
+	if _, err := o.tls.Config(); err != nil {
 		return err
 	}
 	if o.listen == "" {
@@ -151,6 +156,9 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	cfg := o.config()
 	cfg.Redis = rdb
 	cfg.Logger = log
+	if cfg.TLS, err = o.tls.Config(); err != nil {
+		return err
+	}
 	srv, err := mgrserver.New(cfg)
 	if err != nil {
 		return cli.Usage(err)

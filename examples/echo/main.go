@@ -102,10 +102,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return cli.Exit(stderr, name, err)
 	}
 	defer rdb.Close()
-	a, err := newApp(node.Config{
-		Redis: rdb, Cluster: o.Cluster, Secret: o.Secret,
-		Type: common.NodeType(o.typ), Version: o.version, Logger: log,
-	}, o.cmdOffset, log)
+	cfg, err := o.NodeConfig(rdb, log)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	cfg.Type, cfg.Version = common.NodeType(o.typ), o.version
+	a, err := newApp(cfg, o.cmdOffset, log)
 	if err != nil {
 		return cli.Exit(stderr, name, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/internal/redisconf"
+	"github.com/xserver/xserver/node"
 )
 
 // DefaultCluster is the -cluster default.
@@ -22,6 +23,9 @@ type Common struct {
 	LogLevel  string
 	LogFormat string
 	Redis     redisconf.Config
+	// TLSCA and TLSServerName configure TLS on the intranet connections
+	// this process dials (see DialTLS).
+	TLSCA, TLSServerName string
 }
 
 // RegisterFlags registers -cluster, -secret, -log-level, -log-format and
@@ -36,6 +40,7 @@ func (c *Common) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text",
 		"log `format`: text or json")
 	c.Redis.RegisterFlags(fs)
+	c.registerDialTLS(fs)
 }
 
 // Check validates c without side effects: the secret is set, the log
@@ -53,6 +58,9 @@ func (c *Common) Check() error {
 	}
 	if _, err := c.Redis.Options(); err != nil {
 		return Usage(err)
+	}
+	if _, err := c.DialTLS(); err != nil {
+		return err
 	}
 	return nil
 }
@@ -80,4 +88,18 @@ func RequireSecret(secret string) error {
 	}
 	return &UsageError{Err: fmt.Errorf("%w: every mgrserver, gateway and node of a cluster authenticates with the same shared secret; set %s_SECRET in the environment (preferred) or pass -secret",
 		ErrNoSecret, EnvPrefix)}
+}
+
+// NodeConfig returns a node.Config carrying the common settings: Redis,
+// cluster, secret, logger and intranet TLS. The caller sets the type and
+// the rest.
+func (c *Common) NodeConfig(rdb redis.UniversalClient, log logrus.FieldLogger) (node.Config, error) {
+	cfg := node.DefaultConfig()
+	cfg.Redis, cfg.Cluster, cfg.Secret, cfg.Logger = rdb, c.Cluster, c.Secret, log
+	tlsCfg, err := c.DialTLS()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.TLS = tlsCfg
+	return cfg, nil
 }
