@@ -34,7 +34,7 @@ type relay struct {
 	enabled  bool
 	links    map[common.NodeID]*gwLink
 	dialing  map[common.NodeID]bool
-	accounts map[string]common.NodeID // account → gateway holding it (learned)
+	accounts map[string]holder // account → gateway holding it (learned; aged out)
 
 	kick chan struct{} // membership or enablement changed: reconcile
 	wg   sync.WaitGroup
@@ -44,7 +44,7 @@ type relay struct {
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
-		accounts: make(map[string]common.NodeID), kick: make(chan struct{}, 1)}
+		accounts: make(map[string]holder), kick: make(chan struct{}, 1)}
 	r.mgr = discovery.NewManager(discovery.ManagerConfig[*gwLink]{
 		Pinger:       r,
 		Cluster:      clusterSize{n},
@@ -75,7 +75,8 @@ func (r *relay) run(ctx context.Context) {
 		r.reconcile(ctx)
 		select {
 		case <-r.kick:
-		case <-t.C:
+		case now := <-t.C:
+			r.sweep(now)
 		case <-ctx.Done():
 			r.mu.Lock()
 			links := make([]*gwLink, 0, len(r.links))
@@ -333,7 +334,7 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		}
 		account := string(a)
 		r.mu.Lock()
-		if r.accounts[account] == l.id {
+		if r.accounts[account].gw == l.id {
 			delete(r.accounts, account)
 		}
 		r.mu.Unlock()
@@ -378,11 +379,36 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	return nil
 }
 
+// holder is a learned account → gateway entry. It is trusted for
+// holderTTL after it was last confirmed (by the account's traffic or a
+// Redis lookup); after that the next send looks the account up again, so a
+// player who moved to another gateway is found within the TTL and the map
+// holds only recently active accounts.
+type holder struct {
+	gw   common.NodeID
+	seen int64 // unix nanoseconds, last confirmation
+}
+
+const holderTTL = 15 * time.Second
+
 // learn records which gateway holds account (no allocation when known).
 func (r *relay) learn(account []byte, gw common.NodeID) {
+	now := time.Now().UnixNano()
 	r.mu.Lock()
-	if cur, ok := r.accounts[string(account)]; !ok || cur != gw {
-		r.accounts[string(account)] = gw
+	if cur, ok := r.accounts[string(account)]; !ok || cur.gw != gw || now-cur.seen > int64(time.Second) {
+		r.accounts[string(account)] = holder{gw: gw, seen: now}
+	}
+	r.mu.Unlock()
+}
+
+// sweep drops entries not confirmed within the TTL.
+func (r *relay) sweep(now time.Time) {
+	cut := now.Add(-holderTTL).UnixNano()
+	r.mu.Lock()
+	for a, h := range r.accounts {
+		if h.seen < cut {
+			delete(r.accounts, a)
+		}
 	}
 	r.mu.Unlock()
 }
@@ -567,10 +593,10 @@ func (n *Node) sendMany(match func(common.Member) bool, cmd uint64, msg proto.Me
 // traffic, else from Redis.
 func (r *relay) holder(account string) (*gwLink, error) {
 	r.mu.Lock()
-	gw, ok := r.accounts[account]
-	l := r.links[gw]
+	h, ok := r.accounts[account]
+	l := r.links[h.gw]
 	r.mu.Unlock()
-	if ok && l != nil {
+	if ok && l != nil && time.Since(time.Unix(0, h.seen)) < holderTTL {
 		return l, nil
 	}
 	n := r.n
@@ -590,7 +616,7 @@ func (r *relay) holder(account string) (*gwLink, error) {
 	r.mu.Lock()
 	l = r.links[id]
 	if l != nil {
-		r.accounts[account] = id
+		r.accounts[account] = holder{gw: id, seen: time.Now().UnixNano()}
 	}
 	r.mu.Unlock()
 	if l == nil {
