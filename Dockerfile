@@ -1,6 +1,9 @@
-# xserver binaries: mgrserver, and the echo and demo examples.
+# xserver binaries: mgrserver and gateway, and the examples: login (with
+# the browser client), lobby, match, bot, echo and demo.
 #   docker build -t xserver:dev .
-# See docker-compose.yml for a cluster.
+# The default entrypoint is the mgrserver; pick another binary with
+# --entrypoint /opt/xserver/bin/<name>. See docker-compose.yml for a
+# cluster and docs/OPERATIONS.md for running one.
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -20,5 +23,9 @@ RUN apt-get update \
 COPY --from=build /out/ /opt/xserver/bin/
 ENV PATH="${PATH}:/opt/xserver/bin"
 USER xserver
-EXPOSE 7300 7301
+# mgrserver 7300 (intranet) and 7301 (admin); gateway 7400 (client TCP),
+# 7401 (intranet), 7402 (WebSocket), 7403 (admin); login 8080 (HTTP).
+EXPOSE 7300 7301 7400 7401 7402 7403 8080
+# SIGTERM stops every binary gracefully (a gateway drains its players).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/opt/xserver/bin/mgrserver"]

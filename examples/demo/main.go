@@ -1,24 +1,31 @@
-// Command demo runs a small xserver cluster on this machine: two
-// mgrservers (one leads, one stands by), a gateway, a login service and a
-// few echo nodes, with their output prefixed by name, and prints the
-// cluster's membership whenever it changes. It is what `make run` starts.
+// Command demo runs the example game on a small xserver cluster on this
+// machine: two mgrservers (one leads, one stands by), a gateway (TCP and
+// WebSocket), the login service (which also serves the browser client),
+// two lobbies, a match node and a few bots. It is what `make run` starts.
 //
-// Once the cluster has formed, the demo plays one player through the
-// public protocols: it logs in over HTTP at the login service, connects to
-// the gateway named in its ticket, sends "hello" with cmd 4001 (node type
-// 4, the type the login service binds players to) and prints how the echo
-// came back.
+// The terminal shows a short trace: who leads the cluster, members
+// joining and leaving, logins, one chat line, one match, and the address
+// of the browser page. The children's own logs go to a log file whose
+// path is printed first (-log-file to choose it); -verbose shows them on
+// the terminal as well, prefixed by name.
+//
+// Once the cluster has formed, two scripted players prove the game works
+// through the public protocols: each logs in over HTTP at the login
+// service, connects to the gateway named in its ticket and enters its
+// lobby (game.CmdEnter); the first says a line in the world chat and the
+// second must hear it. Then both queue for a match.
 //
 // Redis: $REDIS_ADDR if set, else an embedded in-memory Redis (demo only).
-// The children are the mgrserver, gateway, login and echo binaries next to
-// this one (make build puts them in bin/). A random shared secret reaches
-// them through XSERVER_SECRET and is never printed.
+// The children are the mgrserver, gateway, login, lobby, match and bot
+// binaries next to this one (make build puts them in bin/). A random
+// shared secret reaches the cluster's processes through XSERVER_SECRET
+// and is never printed; the bots, being clients, do not get it.
 //
-// Ctrl-C (or SIGTERM, or the end of -duration) stops the login service and
-// the gateway, then the echo nodes, then the mgrservers, and exits. With
-// -duration the exit status says whether everything worked: non-zero if
-// the leader never reported every member, if the player's round trip
-// failed, or if a child failed.
+// Ctrl-C (or SIGTERM, or the end of -duration) stops the bots, then the
+// login service and the gateway, then the game nodes, then the
+// mgrservers, and exits. With -duration the exit status says whether
+// everything worked: non-zero if the leader never reported every member,
+// if the scripted players' round trip failed, or if a child failed.
 package main
 
 import (
@@ -28,6 +35,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,19 +50,19 @@ import (
 )
 
 const (
-	self         = "demo"
 	mgrservers   = 2
-	cluster      = "demo"
+	matches      = 1
+	clusterName  = "demo"
 	pollInterval = 250 * time.Millisecond
-	stopGrace    = 5 * time.Second // per phase: login and gateway, nodes, mgrservers
+	stopGrace    = 5 * time.Second // per phase: bots, edge, nodes, mgrservers
 
-	// The demo player.
-	playerAccount  = "demo-1"
-	playerPassword = "xserver" // examples/login's -password default (demo only)
-	playerPayload  = "hello"
-	cmdOffset      = 1000 // the gateway's and the echo nodes' -cmd-offset default
-	playerTimeout  = 10 * time.Second
-	playerRetry    = 250 * time.Millisecond
+	// The scripted players.
+	password      = "xserver" // examples/login's -password default (demo only)
+	chatText      = "hello from the demo"
+	matchMode     = "duel"
+	playerTimeout = 10 * time.Second // to log in, enter and chat, retries included
+	matchTimeout  = 5 * time.Second
+	playerRetry   = 250 * time.Millisecond
 )
 
 func main() {
@@ -64,34 +72,42 @@ func main() {
 	os.Exit(code)
 }
 
+// options are the demo's flags.
+type options struct {
+	duration  time.Duration
+	verbose   bool
+	lobbies   int
+	bots      int
+	loginAddr string
+	logFile   string
+	logLevel  string
+}
+
 func run(ctx context.Context) int {
-	fs := flag.NewFlagSet(self, flag.ContinueOnError)
-	duration := fs.Duration("duration", 0, "run this long, then stop and report whether the cluster formed and the player's round trip worked (0: until Ctrl-C)")
-	nodes := fs.Int("nodes", 3, "number of echo nodes (types 4, 4, 5, 4, 4, 5, ...)")
-	logLevel := fs.String("log-level", "info", "children's log `level`")
+	var o options
+	fs := flag.NewFlagSet(demo.Self, flag.ContinueOnError)
+	fs.DurationVar(&o.duration, "duration", 0, "run this long, then stop and report whether the cluster formed and the scripted players' round trip worked (0: until Ctrl-C)")
+	fs.BoolVar(&o.verbose, "verbose", false, "show every child's log on the terminal too, prefixed by its name")
+	fs.IntVar(&o.lobbies, "lobbies", 2, "number of lobby nodes (type 4)")
+	fs.IntVar(&o.bots, "bots", 4, "number of bots (0: none)")
+	fs.StringVar(&o.loginAddr, "login-addr", "127.0.0.1:8080", "HTTP `address` of the login service and the browser page (a free port if taken)")
+	fs.StringVar(&o.logFile, "log-file", "", "write the children's logs to this `file` (default: a new file in the temporary directory)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "children's log `level`")
 	if err := fs.Parse(os.Args[1:]); err != nil {
-		return cli.Exit(os.Stderr, self, cli.Usage(err))
+		return cli.Exit(os.Stderr, demo.Self, cli.Usage(err))
 	}
-	if *nodes < 1 || *duration < 0 || fs.NArg() > 0 {
+	if o.lobbies < 1 || o.bots < 0 || o.duration < 0 || fs.NArg() > 0 {
 		fs.Usage()
 		return cli.ExitUsage
 	}
-	if *duration > 0 {
+	if o.duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	types := demo.NodeTypes(*nodes)
-	names := []string{self}
-	for _, c := range demo.Plan(demo.Addrs{MgrAdmins: make([]string, mgrservers)}, types) {
-		names = append(names, c.Name)
-	}
-	out := demo.NewOutput(os.Stdout, names...)
-	say := func(format string, args ...any) { out.Printf(self, format, args...) }
-
-	ok, err := runCluster(ctx, out, say, types, *logLevel, *duration > 0)
+	ok, err := runCluster(ctx, o)
 	if err != nil {
-		say("error: %v", err)
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
 		return cli.ExitFailure
 	}
 	if !ok {
@@ -100,18 +116,67 @@ func run(ctx context.Context) int {
 	return cli.ExitOK
 }
 
-// runCluster runs the cluster until ctx ends. ok is false when strict and
-// the cluster never formed, the player's round trip failed or a child
-// failed.
-func runCluster(ctx context.Context, out *demo.Output, say func(string, ...any), types []common.NodeType, logLevel string, strict bool) (ok bool, err error) {
+// runCluster runs the cluster until ctx ends, then stops it. With
+// -duration it reports false when the cluster never formed, the scripted
+// players' round trip failed or a child failed; without, only an error
+// starting it counts.
+func runCluster(ctx context.Context, o options) (bool, error) {
+	strict := o.duration > 0
 	binDir, err := executableDir()
 	if err != nil {
 		return false, err
 	}
-	for _, bin := range []string{"mgrserver", "gateway", "login", "echo"} {
+	bins := []string{"mgrserver", "gateway", "login", "lobby", "match"}
+	if o.bots > 0 {
+		bins = append(bins, "bot")
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(filepath.Join(binDir, bin)); err != nil {
 			return false, fmt.Errorf("%s not found next to the demo (run `make build`): %w", bin, err)
 		}
+	}
+
+	logf, err := openLog(o.logFile)
+	if err != nil {
+		return false, err
+	}
+	defer logf.Close()
+
+	var moved string
+	if !demo.Available(o.loginAddr) {
+		moved = o.loginAddr
+		if o.loginAddr, err = demo.FreeAddr(); err != nil {
+			return false, err
+		}
+	}
+	free := make([]string, mgrservers+1)
+	for i := range free {
+		if free[i], err = demo.FreeAddr(); err != nil {
+			return false, err
+		}
+	}
+	addrs := demo.Addrs{MgrAdmins: free[:mgrservers], GatewayAdmin: free[mgrservers], Login: o.loginAddr}
+	plan := demo.Plan(addrs, o.lobbies, matches)
+	loginBase := "http://" + addrs.Login
+	bots := demo.Bots(loginBase, o.bots)
+
+	names := []string{demo.Self, bots.Name}
+	for _, c := range plan {
+		names = append(names, c.Name)
+	}
+	var logw io.Writer = logf
+	var term io.Writer = os.Stdout
+	if o.verbose {
+		logw, term = io.MultiWriter(logf, os.Stdout), nil
+	}
+	trace := demo.NewTrace(term, demo.NewOutput(logw, names...), append(plan, bots), time.Now)
+	trace.Say("xserver demo: %s, a gateway, the login service, %s, %s and %s",
+		count(mgrservers, "mgrserver"), count(o.lobbies, "lobby"), count(matches, "match node"), count(o.bots, "bot"))
+	if !o.verbose {
+		trace.Say("child logs: %s   (tail -f it, or run with -verbose)", logf.Name())
+	}
+	if moved != "" {
+		trace.Say("%s is taken: the login service and the browser page use %s instead", moved, addrs.Login)
 	}
 
 	redisAddr := os.Getenv("REDIS_ADDR")
@@ -122,162 +187,175 @@ func runCluster(ctx context.Context, out *demo.Output, say func(string, ...any),
 		}
 		defer r.Close()
 		redisAddr = r.Addr()
-		say("REDIS_ADDR is not set: started an embedded Redis (in-memory, demo only) on %s", redisAddr)
+		trace.Say("Redis: embedded, in memory, on %s (demo only; set REDIS_ADDR to use a real one)", redisAddr)
 	} else {
-		say("using Redis at REDIS_ADDR")
+		trace.Say("Redis: the one at $REDIS_ADDR")
 	}
-
 	secret, err := randomSecret()
 	if err != nil {
 		return false, err
 	}
-	env := childEnv(os.Environ(), map[string]string{
-		"XSERVER_SECRET":    secret,
-		"XSERVER_REDIS":     redisAddr,
-		"XSERVER_CLUSTER":   cluster,
-		"XSERVER_LOG_LEVEL": logLevel,
-	})
-
-	free := make([]string, mgrservers+2)
-	for i := range free {
-		if free[i], err = demo.FreeAddr(); err != nil {
+	c := &cluster{
+		binDir: binDir, trace: trace, plan: plan, procs: make(map[demo.Role][]*demo.Proc),
+		// The bots are clients: they get neither the secret nor Redis.
+		clientEnv: childEnv(os.Environ(), nil),
+		env: childEnv(os.Environ(), map[string]string{
+			"XSERVER_SECRET":     secret,
+			"XSERVER_REDIS":      redisAddr,
+			"XSERVER_CLUSTER":    clusterName,
+			"XSERVER_LOG_LEVEL":  o.logLevel,
+			"XSERVER_LOG_FORMAT": "text", // the trace reads the children's logs
+		}),
+	}
+	defer c.stop() // on an early return; a no-op after the stop below
+	for _, ch := range plan {
+		if err := c.start(ch); err != nil {
 			return false, err
 		}
 	}
-	addrs := demo.Addrs{MgrAdmins: free[:mgrservers], GatewayAdmin: free[mgrservers], Login: free[mgrservers+1]}
-	plan := demo.Plan(addrs, types)
-	var mgrs, fronts, echos, all []*demo.Proc
-	defer func() {
-		// The edge first: the login service stops handing out tickets and
-		// the gateway drains its players (their nodes hear lose-account).
-		// Then the nodes, so their graceful leaves show; then the
-		// mgrservers, which release the lease. Children that exited
-		// non-zero fail a strict run.
-		say("stopping: SIGTERM to the login service and the gateway, then to the nodes, then to the mgrservers")
-		errF := demo.StopAll(fronts, syscall.SIGTERM, stopGrace)
-		errN := demo.StopAll(echos, syscall.SIGTERM, stopGrace)
-		errM := demo.StopAll(mgrs, syscall.SIGTERM, stopGrace)
-		if e := errors.Join(errF, errN, errM); e != nil {
-			say("children did not stop cleanly: %v", e)
-			if strict {
-				ok = false
+
+	// Once the cluster has formed: the browser page's address and the
+	// scripted players; once they are done, the bots.
+	played := make(chan bool, 1)
+	ready := make(chan struct{})
+	var formedAt time.Duration
+	onFormed := func(summary string) {
+		formedAt = time.Since(c.began)
+		trace.Event("cluster", "formed in %v: %s", formedAt.Round(10*time.Millisecond), strings.TrimPrefix(summary, "cluster: "))
+		banner(trace, fmt.Sprintf("open %s/ in two browser tabs to chat", loginBase))
+		go func() {
+			ok := play(ctx, trace, loginBase+"/login")
+			close(ready) // the bots start either way: their summary tells more
+			played <- ok
+		}()
+	}
+	onReady := func() {
+		if o.bots > 0 {
+			if err := c.start(bots); err != nil {
+				trace.Event("error", "%v", err)
 			}
 		}
-		say("stopped")
-	}()
-	for _, c := range plan {
-		p, err := demo.Start(c.Name, filepath.Join(binDir, c.Bin), c.Args, env, out)
-		if err != nil {
-			return false, err
-		}
-		switch c.Role {
-		case demo.RoleMgrServer:
-			mgrs = append(mgrs, p)
-		case demo.RoleGateway, demo.RoleLogin:
-			fronts = append(fronts, p)
-		default:
-			echos = append(echos, p)
-		}
-		all = append(all, p)
-		say("started %s: %s %s", c.Name, c.Bin, strings.Join(c.Args, " "))
 	}
-
-	// Once the cluster has formed, one player proves the whole path.
-	player := &demo.Player{
-		Account: playerAccount, Password: playerPassword, LoginURL: "http://" + addrs.Login + "/login",
-		HTTP: &http.Client{Timeout: 2 * time.Second}, Cmd: uint64(common.FirstGameType)*cmdOffset + 1,
-		CmdOffset: cmdOffset, Payload: []byte(playerPayload),
-	}
-	played := make(chan bool, 1)
-	var started bool
-	onFormed := func() {
-		started = true
-		go func() { played <- play(ctx, say, player) }()
-	}
-
 	want := demo.Want(plan)
-	reached := watch(ctx, say, plan, all, want, onFormed)
-	playedOK := started && <-played
+	reached := c.watch(ctx, want, onFormed, ready, onReady)
+	playedOK := reached && <-played
+	stopErr := c.stop()
 	if !strict {
 		return true, nil
 	}
-	if !reached {
-		say("FAIL: the leader never reported the expected members (%s)", demo.DescribeWant(want))
-		return false, nil
+	switch {
+	case !reached:
+		trace.Say("FAIL: the leader never reported the expected members (%s)", demo.DescribeWant(want))
+	case !playedOK:
+		trace.Say("FAIL: the scripted players could not log in, enter their lobbies and chat")
+	case stopErr != nil:
+		trace.Say("FAIL: a child failed: %v", stopErr)
+	default:
+		trace.Say("OK: the cluster formed in %v with %s; two players entered their lobbies, one's world chat line reached the other, and every child stopped cleanly",
+			formedAt.Round(10*time.Millisecond), demo.DescribeWant(want))
+		return true, nil
 	}
-	if !playedOK {
-		say("FAIL: the player's round trip through the login service, the gateway and an echo node did not complete")
-		return false, nil
-	}
-	say("OK: the cluster formed with %s and a player's message made the round trip", demo.DescribeWant(want))
-	return true, nil
+	return false, nil
 }
 
-// play runs the player's round trip, retrying for a while: the leader may
-// list every member a moment before the login service and the gateway
-// know them all. It reports the outcome and whether it succeeded.
-func play(ctx context.Context, say func(string, ...any), p *demo.Player) bool {
-	ctx, cancel := context.WithTimeout(ctx, playerTimeout)
-	defer cancel()
-	var lastErr error
-	for {
-		trip, err := p.RoundTrip(ctx)
-		if err == nil {
-			say("player %s: sent '%s' to %s, echo came back from node %s in %v",
-				p.Account, p.Payload, trip.Type, nodeName(trip.Node), trip.RTT.Round(100*time.Microsecond))
-			return true
-		}
-		if lastErr == nil || err.Error() != lastErr.Error() {
-			say("player %s: %v (retrying)", p.Account, err)
-		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			say("player %s: gave up: %v", p.Account, lastErr)
-			return false
-		case <-time.After(playerRetry):
-		}
-	}
+// cluster is the running children. Its methods are called from the
+// demo's main goroutine only.
+type cluster struct {
+	binDir    string
+	trace     *demo.Trace
+	plan      []demo.Child
+	env       []string // the cluster processes' environment
+	clientEnv []string // the bots'
+	began     time.Time
+	procs     map[demo.Role][]*demo.Proc
+	all       []*demo.Proc
+	stopped   bool
 }
 
-// nodeName is a node ID for the player's line ("any" for a stateless
-// type, which the ticket does not bind).
-func nodeName(id common.NodeID) string {
-	if id.IsZero() {
-		return "any"
+// start starts one child.
+func (c *cluster) start(ch demo.Child) error {
+	if c.began.IsZero() {
+		c.began = time.Now()
 	}
-	return id.String()
+	env := c.env
+	if ch.Role == demo.RoleBot {
+		env = c.clientEnv
+	}
+	p, err := demo.Start(ch.Name, filepath.Join(c.binDir, ch.Bin), ch.Args, env, c.trace.Writer(ch.Name))
+	if err != nil {
+		return err
+	}
+	c.procs[ch.Role] = append(c.procs[ch.Role], p)
+	c.all = append(c.all, p)
+	c.trace.Note("started %s: %s", ch.Name, strings.Join(append([]string{ch.Bin}, ch.Args...), " "))
+	return nil
 }
 
-// watch polls the mgrservers until ctx ends, printing the membership line
-// when it changes and reporting children that exit. The first time a
-// leader reports exactly want it calls formed, once. It returns whether
-// that happened.
-func watch(ctx context.Context, say func(string, ...any), plan []demo.Child, procs []*demo.Proc, want map[common.NodeType]int, formed func()) bool {
+// stop stops every child: the players first; then the edge (the login
+// service stops handing out tickets and the gateway drains its players,
+// whose lobbies hear lose-account); then the game nodes, so their
+// graceful leaves show; then the mgrservers, which release the lease. It
+// returns the children's failures: a non-zero exit, or a kill after the
+// grace period.
+func (c *cluster) stop() error {
+	if c.stopped {
+		return nil
+	}
+	c.stopped = true
+	var errs []error
+	for _, phase := range []struct {
+		what  string
+		procs []*demo.Proc
+	}{
+		{"the bots", c.procs[demo.RoleBot]},
+		{"the login service and the gateway (draining its players)", append(c.procs[demo.RoleLogin], c.procs[demo.RoleGateway]...)},
+		{"the lobbies and the match node (leaving the cluster)", c.procs[demo.RoleNode]},
+		{"the mgrservers (releasing the lease)", c.procs[demo.RoleMgrServer]},
+	} {
+		if len(phase.procs) == 0 {
+			continue
+		}
+		c.trace.Event("stop", "%s", phase.what)
+		errs = append(errs, demo.StopAll(phase.procs, syscall.SIGTERM, stopGrace))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		c.trace.Event("error", "children did not stop cleanly: %v", err)
+	}
+	c.trace.Event("stop", "done")
+	return err
+}
+
+// watch polls the mgrservers until ctx ends, turning membership changes
+// into events and reporting children that exit. The first time a leader
+// reports exactly want it calls formed, once, with the membership line;
+// when ready closes it calls onReady, once. It returns whether the
+// cluster formed.
+func (c *cluster) watch(ctx context.Context, want map[common.NodeType]int, formed func(summary string), ready <-chan struct{}, onReady func()) bool {
 	client := &http.Client{Timeout: time.Second}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	exited := make(map[*demo.Proc]bool)
-	last, reached := "", false
+	var tracker demo.Tracker
+	reached := false
 	for {
-		views := demo.Fetch(ctx, client, plan)
+		views := demo.Fetch(ctx, client, c.plan)
 		if ctx.Err() != nil {
 			return reached
 		}
-		if line := demo.Summary(views); line != last {
-			say("%s", line)
-			last = line
+		for _, ch := range tracker.Update(views) {
+			event(c.trace, ch)
 		}
 		if !reached && demo.Reached(views, want) {
 			reached = true
-			formed()
+			formed(demo.Summary(views))
 		}
-		for _, p := range procs {
+		for _, p := range c.all {
 			select {
 			case <-p.Done():
 				if !exited[p] {
 					exited[p] = true
-					say("%s exited: %v", p.Name, exitText(p.Err()))
+					c.trace.Event("error", "%s exited: %v", p.Name, exitText(p.Err()))
 				}
 			default:
 			}
@@ -285,9 +363,124 @@ func watch(ctx context.Context, say func(string, ...any), plan []demo.Child, pro
 		select {
 		case <-ctx.Done():
 			return reached
+		case <-ready:
+			ready = nil
+			onReady()
 		case <-tick.C:
 		}
 	}
+}
+
+// banner prints text in a box, so it stands out.
+func banner(trace *demo.Trace, text string) {
+	bar := strings.Repeat("─", len(text)+4)
+	trace.Say("")
+	trace.Say("    ┌%s┐", bar)
+	trace.Say("    │  %s  │", text)
+	trace.Say("    └%s┘", bar)
+	trace.Say("")
+}
+
+// play runs the scripted players: the round trip (retried for a while:
+// the leader may list every member a moment before the login service and
+// the gateway know them all), then a match between them. It reports the
+// outcome and whether the round trip succeeded.
+func play(ctx context.Context, trace *demo.Trace, loginURL string) bool {
+	rctx, cancel := context.WithTimeout(ctx, playerTimeout)
+	defer cancel()
+	hc := &http.Client{Timeout: 2 * time.Second}
+	var lastErr error
+	for {
+		a := &demo.Player{Account: "demo-1", Password: password, Name: "Demo One", LoginURL: loginURL, HTTP: hc}
+		b := &demo.Player{Account: "demo-2", Password: password, Name: "Demo Two", LoginURL: loginURL, HTTP: hc}
+		chat, err := demo.RoundTrip(rctx, a, b, chatText)
+		if err == nil {
+			route := fmt.Sprintf("%s → %s", lobbyName(trace, a), lobbyName(trace, b))
+			if a.Lobby() == b.Lobby() {
+				route = "both on " + lobbyName(trace, a)
+			}
+			trace.Event("chat", "%s → world: %q, heard by %s in %v (%s)", a.Account, chat.Line.Text, b.Account,
+				chat.Latency.Round(10*time.Microsecond), route)
+			match(ctx, trace, a, b)
+			a.Close()
+			b.Close()
+			return true
+		}
+		a.Close()
+		b.Close()
+		if lastErr == nil || err.Error() != lastErr.Error() {
+			trace.Event("player", "%v (retrying)", err)
+		}
+		lastErr = err
+		select {
+		case <-rctx.Done():
+			trace.Event("player", "gave up: %v", lastErr)
+			return false
+		case <-time.After(playerRetry):
+		}
+	}
+}
+
+// match queues both players for the same mode and waits until the lobby
+// tells both who they play (the match node logs the match, which the
+// trace shows). Only a failure is reported here.
+func match(ctx context.Context, trace *demo.Trace, players ...*demo.Player) {
+	ctx, cancel := context.WithTimeout(ctx, matchTimeout)
+	defer cancel()
+	for _, p := range players {
+		if err := p.Queue(ctx, matchMode); err != nil {
+			trace.Event("player", "queue: %v", err)
+			return
+		}
+	}
+	for _, p := range players {
+		if _, err := p.Matched(ctx); err != nil {
+			trace.Event("player", "no match: %v", err)
+			return
+		}
+	}
+}
+
+// lobbyName names the lobby a player is bound to.
+func lobbyName(trace *demo.Trace, p *demo.Player) string {
+	id := p.Lobby().String()
+	if n := trace.Name(id); n != "" {
+		return n
+	}
+	return "lobby " + demo.ShortID(id)
+}
+
+// event prints one membership change.
+func event(trace *demo.Trace, c demo.Change) {
+	switch c.Kind {
+	case "leader":
+		trace.Event("cluster", "%s leads, epoch %d%s", c.Leader, c.Epoch, c.Others)
+	case "no-leader":
+		trace.Event("cluster", "no leader%s", c.Others)
+	default:
+		name := trace.Name(c.Node.ID)
+		if name == "" {
+			name = "a " + demo.TypeName(c.Node.Type)
+		}
+		trace.Event(c.Kind, "%s (%s %s)", name, demo.TypeName(c.Node.Type), demo.ShortID(c.Node.ID))
+	}
+}
+
+// openLog creates the log file: path, or a new file in the temporary
+// directory.
+func openLog(path string) (*os.File, error) {
+	if path == "" {
+		f, err := os.CreateTemp("", "xserver-demo-*.log")
+		if err != nil {
+			return nil, fmt.Errorf("create the log file: %w", err)
+		}
+		return f, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create the log file: %w", err)
+	}
+	return f, nil
 }
 
 // executableDir is the directory holding this binary (symlinks resolved),
@@ -325,6 +518,24 @@ func childEnv(base []string, set map[string]string) []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// count is "1 lobby", "2 lobbies", "no bots".
+func count(n int, what string) string {
+	switch n {
+	case 0:
+		return "no " + plural(what)
+	case 1:
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %s", n, plural(what))
+}
+
+func plural(what string) string {
+	if strings.HasSuffix(what, "y") {
+		return strings.TrimSuffix(what, "y") + "ies"
+	}
+	return what + "s"
 }
 
 func exitText(err error) string {

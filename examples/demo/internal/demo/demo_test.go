@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,16 +21,12 @@ import (
 	"github.com/xserver/xserver/mgrserver"
 )
 
-func TestNodeTypesAndPlan(t *testing.T) {
-	types := NodeTypes(4)
-	if want := []common.NodeType{4, 4, 5, 4}; !reflect.DeepEqual(types, want) {
-		t.Fatalf("NodeTypes(4) = %v, want %v", types, want)
-	}
+func TestPlan(t *testing.T) {
 	addrs := Addrs{MgrAdmins: []string{"127.0.0.1:1", "127.0.0.1:2"}, GatewayAdmin: "127.0.0.1:3", Login: "127.0.0.1:4"}
-	if got := Want(Plan(addrs, types)); !reflect.DeepEqual(got, map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 3, 5: 1}) {
+	plan := Plan(addrs, 2, 1)
+	if got := Want(plan); !reflect.DeepEqual(got, map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 2, 5: 1}) {
 		t.Errorf("Want = %v", got)
 	}
-	plan := Plan(addrs, NodeTypes(3))
 	var names []string
 	for _, c := range plan {
 		names = append(names, c.Name+"/"+c.Bin+" "+strings.Join(c.Args, " "))
@@ -39,9 +36,9 @@ func TestNodeTypesAndPlan(t *testing.T) {
 		"mgr-2/mgrserver -listen 127.0.0.1:0 -admin 127.0.0.1:2",
 		"gateway/gateway -listen 127.0.0.1:0 -intranet 127.0.0.1:0 -ws-listen 127.0.0.1:0 -admin 127.0.0.1:3",
 		"login/login -listen 127.0.0.1:4 -stateful 4",
-		"echo-1/echo -type 4",
-		"echo-2/echo -type 4",
-		"echo-3/echo -type 5",
+		"lobby-1/lobby ",
+		"lobby-2/lobby ",
+		"match/match ",
 	}
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("Plan:\n got %q\nwant %q", names, want)
@@ -51,10 +48,60 @@ func TestNodeTypesAndPlan(t *testing.T) {
 		if c.Role != roles[i] {
 			t.Errorf("%s: role %d, want %d", c.Name, c.Role, roles[i])
 		}
+		if c.Member() != (c.Role != RoleMgrServer) {
+			t.Errorf("%s: Member() = %t", c.Name, c.Member())
+		}
 	}
 	if plan[0].Admin != "127.0.0.1:1" || plan[2].Admin != "127.0.0.1:3" || plan[3].Listen != "127.0.0.1:4" ||
 		plan[4].Admin != "" || plan[2].Type != common.Gateway || plan[3].Type != common.Login || plan[6].Type != 5 {
 		t.Errorf("Plan fields %+v", plan)
+	}
+
+	if names := childNames(Plan(addrs, 1, 2)); !reflect.DeepEqual(names[4:], []string{"lobby", "match-1", "match-2"}) {
+		t.Errorf("one lobby, two match nodes: %q", names[4:])
+	}
+	bots := Bots("http://127.0.0.1:4", 3)
+	if bots.Name != "bots" || bots.Bin != "bot" || bots.Role != RoleBot || bots.Member() ||
+		strings.Join(bots.Args, " ") != "-n 3 -duration 0 -login http://127.0.0.1:4" {
+		t.Errorf("Bots = %+v", bots)
+	}
+	if got := Want(append(plan, bots)); len(got) != 4 || got[0] != 0 {
+		t.Errorf("Want counts the bots: %v", got)
+	}
+}
+
+func childNames(plan []Child) []string {
+	var out []string
+	for _, c := range plan {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func TestTypeName(t *testing.T) {
+	for typ, want := range map[common.NodeType]string{4: "lobby", 5: "match", common.Gateway: "gateway", 6: "type6"} {
+		if got := TypeName(typ); got != want {
+			t.Errorf("TypeName(%d) = %q, want %q", typ, got, want)
+		}
+	}
+}
+
+func TestAvailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := ln.Addr().String()
+	if Available(taken) {
+		t.Errorf("Available(%s) while it is listened on", taken)
+	}
+	ln.Close()
+	free, err := FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Available(free) {
+		t.Errorf("FreeAddr %s is not available", free)
 	}
 }
 
@@ -82,17 +129,17 @@ func TestSummaryAndReached(t *testing.T) {
 		{"leader, no nodes", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes()}}, {Name: "mgr-2", Status: &Status{}}},
 			"cluster: leader mgr-1 epoch 1 (standby mgr-2), no nodes", false},
 		{"one node", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4)}}},
-			"cluster: leader mgr-1 epoch 1, 1 node: type4 x1", false},
+			"cluster: leader mgr-1 epoch 1, 1 node: lobby x1", false},
 		{"formed", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(5, 4, 4)}}, {Name: "mgr-2", Status: &Status{}}},
-			"cluster: leader mgr-1 epoch 1 (standby mgr-2), 3 nodes: type4 x2, type5 x1", true},
+			"cluster: leader mgr-1 epoch 1 (standby mgr-2), 3 nodes: lobby x2, match x1", true},
 		{"too many", []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4, 4, 5, 6)}}},
-			"cluster: leader mgr-1 epoch 1, 4 nodes: type4 x2, type5 x1, type6 x1", false},
+			"cluster: leader mgr-1 epoch 1, 4 nodes: lobby x2, match x1, type6 x1", false},
 		{"after failover", []View{{Name: "mgr-1", Err: down}, {Name: "mgr-2", Status: &Status{Leader: true, Epoch: 2, Nodes: nodes(4, 4, 5)}}},
-			"cluster: leader mgr-2 epoch 2 (mgr-1 unreachable), 3 nodes: type4 x2, type5 x1", true},
+			"cluster: leader mgr-2 epoch 2 (mgr-1 unreachable), 3 nodes: lobby x2, match x1", true},
 		{"hand-over: higher epoch wins", []View{
 			{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4)}},
 			{Name: "mgr-2", Status: &Status{Leader: true, Epoch: 2, Nodes: nodes(4, 4, 5)}}},
-			"cluster: leader mgr-2 epoch 2 (mgr-1 also claims to lead), 3 nodes: type4 x2, type5 x1", true},
+			"cluster: leader mgr-2 epoch 2 (mgr-1 also claims to lead), 3 nodes: lobby x2, match x1", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,18 +151,18 @@ func TestSummaryAndReached(t *testing.T) {
 			}
 		})
 	}
-	if got := DescribeWant(want); got != "type4 x2, type5 x1" {
+	if got := DescribeWant(want); got != "lobby x2, match x1" {
 		t.Errorf("DescribeWant = %q", got)
 	}
 	full := map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 2, 5: 1}
 	views := []View{{Name: "mgr-1", Status: &Status{Leader: true, Epoch: 1, Nodes: nodes(4, 5, common.Gateway, 4, common.Login)}}}
-	if got := Summary(views); got != "cluster: leader mgr-1 epoch 1, 5 nodes: login x1, gateway x1, type4 x2, type5 x1" {
+	if got := Summary(views); got != "cluster: leader mgr-1 epoch 1, 5 nodes: login x1, gateway x1, lobby x2, match x1" {
 		t.Errorf("Summary with the edge = %q", got)
 	}
 	if !Reached(views, full) || Reached(views, want) {
 		t.Error("Reached ignores the gateway or the login service")
 	}
-	if got := DescribeWant(full); got != "login x1, gateway x1, type4 x2, type5 x1" {
+	if got := DescribeWant(full); got != "login x1, gateway x1, lobby x2, match x1" {
 		t.Errorf("DescribeWant = %q", got)
 	}
 }
@@ -143,7 +190,7 @@ func TestFetch(t *testing.T) {
 		{Name: "mgr-1", Role: RoleMgrServer, Admin: strings.TrimPrefix(ok.URL, "http://")},
 		{Name: "mgr-2", Role: RoleMgrServer, Admin: strings.TrimPrefix(broken.URL, "http://")},
 		{Name: "gateway", Role: RoleGateway, Admin: strings.TrimPrefix(broken.URL, "http://")},
-		{Name: "echo-1", Role: RoleNode},
+		{Name: "lobby-1", Role: RoleNode},
 	}
 	views := Fetch(context.Background(), &http.Client{Timeout: 5 * time.Second}, children)
 	if len(views) != 2 {
@@ -156,7 +203,7 @@ func TestFetch(t *testing.T) {
 	if views[1].Err == nil || views[1].Status != nil {
 		t.Errorf("mgr-2 view %+v, want an error", views[1])
 	}
-	if got := Summary(views); got != "cluster: leader mgr-1 epoch 3 (mgr-2 unreachable), 2 nodes: type4 x1, type5 x1" {
+	if got := Summary(views); got != "cluster: leader mgr-1 epoch 3 (mgr-2 unreachable), 2 nodes: lobby x1, match x1" {
 		t.Errorf("Summary = %q", got)
 	}
 }
@@ -225,7 +272,7 @@ func TestOutputConcurrent(t *testing.T) {
 
 func sh(t *testing.T, name, script string, out *Output) *Proc {
 	t.Helper()
-	p, err := Start(name, "/bin/sh", []string{"-c", script}, os.Environ(), out)
+	p, err := Start(name, "/bin/sh", []string{"-c", script}, os.Environ(), out.Writer(name))
 	if err != nil {
 		t.Skipf("no /bin/sh: %v", err)
 	}

@@ -42,36 +42,48 @@ func (o *Output) writeLines(name string, text []byte) {
 	_, _ = o.w.Write(b.Bytes())
 }
 
-// Writer returns a writer for a child's stdout and stderr that prefixes
-// every complete line with name. Call Flush after the child has exited
-// to write a last line without a newline. The writer is not safe for
-// concurrent use (os/exec calls it from one goroutine when Stdout and
-// Stderr are the same writer).
+// Writer returns a LineWriter that writes every line under name.
 func (o *Output) Writer(name string) *LineWriter {
-	return &LineWriter{o: o, name: name}
+	return NewLineWriter(func(line []byte) { o.writeLines(name, line) })
 }
 
-// LineWriter is the writer Output.Writer returns.
+// LineWriter splits what is written to it into lines and hands each
+// complete one, without its line ending, to a function. It is the writer
+// for a child's stdout and stderr. It is not safe for concurrent use
+// (os/exec calls it from one goroutine when Stdout and Stderr are the
+// same writer).
 type LineWriter struct {
-	o    *Output
-	name string
-	buf  []byte // an incomplete last line
+	emit func(line []byte) // must not keep line
+	buf  []byte            // an incomplete last line
 }
 
-// Write buffers p and writes out every complete line.
+// NewLineWriter returns a LineWriter calling emit for every line. emit
+// must not keep the slice it is given.
+func NewLineWriter(emit func(line []byte)) *LineWriter {
+	return &LineWriter{emit: emit}
+}
+
+// Write buffers p and emits every complete line.
 func (l *LineWriter) Write(p []byte) (int, error) {
 	l.buf = append(l.buf, p...)
-	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
-		l.o.writeLines(l.name, l.buf[:i+1])
-		l.buf = append(l.buf[:0], l.buf[i+1:]...)
+	rest := l.buf
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		l.emit(bytes.TrimSuffix(rest[:i], []byte("\r")))
+		rest = rest[i+1:]
 	}
+	l.buf = append(l.buf[:0], rest...)
 	return len(p), nil
 }
 
-// Flush writes a buffered incomplete line, if any.
+// Flush emits a buffered incomplete line, if any. Call it once the child
+// has exited.
 func (l *LineWriter) Flush() {
 	if len(l.buf) > 0 {
-		l.o.writeLines(l.name, l.buf)
+		l.emit(l.buf)
 		l.buf = l.buf[:0]
 	}
 }

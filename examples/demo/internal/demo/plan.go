@@ -6,17 +6,21 @@ import (
 	"strconv"
 
 	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/examples/internal/game"
 )
 
-// Role is what a child does in the cluster.
+// Role is what a child does in the cluster. Children stop in the reverse
+// order: bots, then the edge (login service and gateway), then the game
+// nodes, then the mgrservers.
 type Role int
 
 // Roles, in start order.
 const (
 	RoleMgrServer Role = iota // control plane; its admin serves /nodes
 	RoleGateway               // data plane
-	RoleLogin                 // HTTP login service
-	RoleNode                  // echo node
+	RoleLogin                 // HTTP login service and the browser page
+	RoleNode                  // game node: lobby or match
+	RoleBot                   // scripted players (a client, not a member)
 )
 
 // Child describes one process to run.
@@ -30,29 +34,20 @@ type Child struct {
 	Admin string
 	// Listen is the login service's HTTP address ("" for the others).
 	Listen string
-	// Type is the member's node type (0 for mgrservers, which are not
-	// members).
+	// Type is the member's node type (0 for mgrservers and bots, which are
+	// not members).
 	Type common.NodeType
 }
+
+// Member reports whether the child registers with the mgrserver leader.
+func (c Child) Member() bool { return c.Role != RoleMgrServer && c.Role != RoleBot }
 
 // Addrs are the fixed loopback addresses Plan hands out; every other
 // listener binds port 0.
 type Addrs struct {
 	MgrAdmins    []string // one mgrserver per address
 	GatewayAdmin string
-	Login        string // the login service's HTTP address
-}
-
-// NodeTypes returns the types of n demo nodes: 4, 4, 5, 4, 4, 5, ...
-func NodeTypes(n int) []common.NodeType {
-	out := make([]common.NodeType, n)
-	for i := range out {
-		out[i] = common.FirstGameType
-		if i%3 == 2 {
-			out[i] = common.FirstGameType + 1
-		}
-	}
-	return out
+	Login        string // the login service's HTTP address (API and page)
 }
 
 // Want counts the members of plan by type: the membership a leader should
@@ -60,7 +55,7 @@ func NodeTypes(n int) []common.NodeType {
 func Want(plan []Child) map[common.NodeType]int {
 	m := make(map[common.NodeType]int)
 	for _, c := range plan {
-		if c.Role != RoleMgrServer {
+		if c.Member() {
 			m[c.Type]++
 		}
 	}
@@ -68,10 +63,11 @@ func Want(plan []Child) map[common.NodeType]int {
 }
 
 // Plan returns the cluster: one mgrserver per admin address (mgr-1,
-// mgr-2, ...), the gateway, the login service binding every player to a
-// type-4 instance, then one echo node per type (echo-1, ...). Mgrservers
-// come first so they start first.
-func Plan(a Addrs, types []common.NodeType) []Child {
+// mgr-2, ...), the gateway (TCP and WebSocket), the login service binding
+// every player to a lobby, then the lobbies and the match nodes.
+// Mgrservers come first so they start first. Bots are not part of it:
+// they start once the cluster has formed (see Bots).
+func Plan(a Addrs, lobbies, matches int) []Child {
 	var out []Child
 	for i, adm := range a.MgrAdmins {
 		out = append(out, Child{
@@ -92,21 +88,49 @@ func Plan(a Addrs, types []common.NodeType) []Child {
 	}, Child{
 		Name:   "login",
 		Bin:    "login",
-		Args:   []string{"-listen", a.Login, "-stateful", strconv.FormatUint(uint64(common.FirstGameType), 10)},
+		Args:   []string{"-listen", a.Login, "-stateful", strconv.FormatUint(uint64(game.LobbyType), 10)},
 		Role:   RoleLogin,
 		Listen: a.Login,
 		Type:   common.Login,
 	})
-	for i, t := range types {
-		out = append(out, Child{
-			Name: fmt.Sprintf("echo-%d", i+1),
-			Bin:  "echo",
-			Args: []string{"-type", strconv.FormatUint(uint64(t), 10)},
-			Role: RoleNode,
-			Type: t,
-		})
+	for i := range lobbies {
+		out = append(out, Child{Name: numbered("lobby", i, lobbies), Bin: "lobby", Role: RoleNode, Type: game.LobbyType})
+	}
+	for i := range matches {
+		out = append(out, Child{Name: numbered("match", i, matches), Bin: "match", Role: RoleNode, Type: game.MatchType})
 	}
 	return out
+}
+
+// Bots is the bot swarm: n bots that log in at loginURL, chat and queue
+// until stopped.
+func Bots(loginURL string, n int) Child {
+	return Child{
+		Name: "bots",
+		Bin:  "bot",
+		Args: []string{"-n", strconv.Itoa(n), "-duration", "0", "-login", loginURL},
+		Role: RoleBot,
+	}
+}
+
+// numbered is "name" when there is one of a kind, else "name-<i+1>".
+func numbered(name string, i, of int) string {
+	if of == 1 {
+		return name
+	}
+	return fmt.Sprintf("%s-%d", name, i+1)
+}
+
+// TypeName names a node type of the example game: "lobby", "match", or
+// the type's own name ("gateway", "type6").
+func TypeName(t common.NodeType) string {
+	switch t {
+	case game.LobbyType:
+		return "lobby"
+	case game.MatchType:
+		return "match"
+	}
+	return t.String()
 }
 
 // FreeAddr returns 127.0.0.1:<port> for a port that was free a moment
@@ -119,4 +143,14 @@ func FreeAddr() (string, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr, nil
+}
+
+// Available reports whether addr can be listened on right now.
+func Available(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

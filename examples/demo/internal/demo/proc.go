@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Proc is a running child process whose output goes to an Output.
+// Proc is a running child process whose output goes to a LineWriter.
 type Proc struct {
 	Name string
 	cmd  *exec.Cmd
@@ -19,15 +19,14 @@ type Proc struct {
 	err error      // the exit error, set before done is closed
 }
 
-// Start runs path with args and env, its stdout and stderr prefixed with
-// name on out. On Linux the child gets its own process group (so a
+// Start runs path with args and env, its stdout and stderr going to out
+// line by line. On Linux the child gets its own process group (so a
 // terminal's Ctrl-C reaches only the demo, which stops children in order)
 // and is sent SIGTERM if the demo dies.
-func Start(name, path string, args, env []string, out *Output) (*Proc, error) {
+func Start(name, path string, args, env []string, out *LineWriter) (*Proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
-	w := out.Writer(name)
-	cmd.Stdout, cmd.Stderr = w, w
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	// Do not wait forever for output from grandchildren holding the pipe.
 	cmd.WaitDelay = time.Second
@@ -37,7 +36,7 @@ func Start(name, path string, args, env []string, out *Output) (*Proc, error) {
 	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		err := cmd.Wait()
-		w.Flush()
+		out.Flush()
 		p.mu.Lock()
 		p.err = err
 		p.mu.Unlock()

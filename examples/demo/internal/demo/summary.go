@@ -89,7 +89,7 @@ func leader(views []View) (View, bool) {
 
 // Summary renders views as one line, e.g.
 //
-//	cluster: leader mgr-1 epoch 1 (standby mgr-2), 3 nodes: type4 x2, type5 x1
+//	cluster: leader mgr-1 epoch 1 (standby mgr-2), 3 nodes: lobby x2, match x1
 //
 // Unreachable mgrservers are named as such; without a leader the line
 // says so.
@@ -102,21 +102,7 @@ func Summary(views []View) string {
 	} else {
 		b.WriteString("no leader yet")
 	}
-	var others []string
-	for _, v := range views {
-		switch {
-		case ok && v.Name == l.Name:
-		case v.Err != nil:
-			others = append(others, v.Name+" unreachable")
-		case v.Status.Leader:
-			others = append(others, v.Name+" also claims to lead")
-		default:
-			others = append(others, "standby "+v.Name)
-		}
-	}
-	if len(others) > 0 {
-		fmt.Fprintf(&b, " (%s)", strings.Join(others, ", "))
-	}
+	b.WriteString(others(views, l.Name))
 	if !ok {
 		return b.String()
 	}
@@ -138,9 +124,30 @@ func Summary(views []View) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s x%d", t, counts[t])
+		fmt.Fprintf(&b, "%s x%d", TypeName(t), counts[t])
 	}
 	return b.String()
+}
+
+// others describes the mgrservers but the leader: " (standby mgr-2,
+// mgr-3 unreachable)", or "" when there are none.
+func others(views []View, leader string) string {
+	var out []string
+	for _, v := range views {
+		switch {
+		case v.Name == leader:
+		case v.Err != nil:
+			out = append(out, v.Name+" unreachable")
+		case v.Status.Leader:
+			out = append(out, v.Name+" also claims to lead")
+		default:
+			out = append(out, "standby "+v.Name)
+		}
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(out, ", ") + ")"
 }
 
 func countTypes(nodes []NodeStatus) map[common.NodeType]int {
@@ -170,7 +177,7 @@ func Reached(views []View, want map[common.NodeType]int) bool {
 	return true
 }
 
-// DescribeWant renders want like Summary renders nodes: "type4 x2, type5 x1".
+// DescribeWant renders want like Summary renders nodes: "lobby x2, match x1".
 func DescribeWant(want map[common.NodeType]int) string {
 	types := make([]common.NodeType, 0, len(want))
 	for t := range want {
@@ -179,7 +186,82 @@ func DescribeWant(want map[common.NodeType]int) string {
 	sort.Slice(types, func(i, j int) bool { return types[i] < types[j] })
 	parts := make([]string, len(types))
 	for i, t := range types {
-		parts[i] = fmt.Sprintf("%s x%d", t, want[t])
+		parts[i] = fmt.Sprintf("%s x%d", TypeName(t), want[t])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Tracker turns successive /nodes views into membership events: who
+// leads, and which members joined or left. It is pure and not safe for
+// concurrent use (the demo's watch loop owns it).
+type Tracker struct {
+	leader string                // "<name> <epoch>" of the last leader seen; "" before
+	known  map[string]NodeStatus // every member some leader listed, by ID
+	listed map[string]bool       // members the current leader has listed
+}
+
+// Change is one membership event.
+type Change struct {
+	Kind   string     // "leader", "no-leader", "join", "rejoin", "leave"
+	Leader string     // the leader's name (leader)
+	Epoch  uint64     // its epoch (leader)
+	Others string     // the other mgrservers, " (standby mgr-2)" (leader, no-leader)
+	Node   NodeStatus // the member (join, rejoin, leave)
+}
+
+// Update compares views with what the Tracker saw before. A new leader
+// (a failover or a hand-over) starts from nothing while members
+// re-register, so what it does not list yet is not reported as gone:
+// only a member the same leader listed before and no longer lists has
+// left. Members a new leader lists that an earlier one did are
+// re-registrations ("rejoin"), not joins.
+func (t *Tracker) Update(views []View) []Change {
+	if t.known == nil {
+		t.known = make(map[string]NodeStatus)
+	}
+	l, ok := leader(views)
+	if !ok {
+		if t.leader == "" || t.leader == "-" { // none yet, or already said
+			return nil
+		}
+		t.leader, t.listed = "-", nil
+		return []Change{{Kind: "no-leader", Others: others(views, "")}}
+	}
+	var out []Change
+	if key := fmt.Sprintf("%s %d", l.Name, l.Status.Epoch); key != t.leader {
+		t.leader, t.listed = key, make(map[string]bool)
+		out = append(out, Change{Kind: "leader", Leader: l.Name, Epoch: l.Status.Epoch, Others: others(views, l.Name)})
+	}
+	cur := make(map[string]bool, len(l.Status.Nodes))
+	for _, n := range l.Status.Nodes {
+		cur[n.ID] = true
+		if t.listed[n.ID] {
+			continue
+		}
+		t.listed[n.ID] = true
+		kind := "join"
+		if _, seen := t.known[n.ID]; seen {
+			kind = "rejoin"
+		}
+		t.known[n.ID] = n
+		out = append(out, Change{Kind: kind, Node: n})
+	}
+	var gone []NodeStatus
+	for id := range t.listed {
+		if !cur[id] {
+			gone = append(gone, t.known[id])
+		}
+	}
+	sort.Slice(gone, func(i, j int) bool {
+		if gone[i].Type != gone[j].Type {
+			return gone[i].Type < gone[j].Type
+		}
+		return gone[i].ID < gone[j].ID
+	})
+	for _, n := range gone {
+		delete(t.listed, n.ID)
+		delete(t.known, n.ID)
+		out = append(out, Change{Kind: "leave", Node: n})
+	}
+	return out
 }

@@ -1,0 +1,105 @@
+// Command lobby is the example game's lobby (examples/internal/game): a
+// stateful node of type game.LobbyType. The login service binds every
+// player to one lobby instance, which keeps the player in memory
+// (account → name, enter time) while its session lives.
+//
+// Players (client cmd 4001–4005, the node receives cmd − 4000) enter with
+// a name, chat to everyone (world) or to one player (private, through the
+// gateway holding that player's session, whichever lobby it is on), list
+// who is online across every lobby, and queue for a match. Every request
+// is answered with the same cmd; a request before Enter gets
+// {"ok":false,"error":"enter first"}, a body that is not JSON
+// {"ok":false,"error":"bad request"}. A player whose lobby died is rebound
+// by the gateway to another one, which answers "enter first": the client
+// enters again.
+//
+// Lobbies keep a cluster-wide online list by telling each other (node cmds
+// NodePresence, NodeWorld, NodeWho): a starting lobby asks the others who
+// is online once it is registered and linked to a gateway; a lobby that
+// leaves the cluster takes its players off everyone's list. Tickets go to
+// the match instance that owns the game mode on the consistent-hash ring
+// (GetNodeByKey(MatchType, mode)), so every ticket of a mode meets at one
+// instance; the match answers NodeMatched, pushed to the player.
+//
+// The player count is published as overload slot 0, so the login service
+// binds new players to the least crowded lobby. -admin serves /healthz
+// (200 while registered with an mgrserver) and /metrics. Ctrl-C leaves the
+// cluster gracefully. It takes the same flags and XSERVER_<FLAG> variables
+// as the mgrserver for Redis, cluster and secret; -h lists them.
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/xserver/xserver/internal/cli"
+)
+
+const name = "lobby"
+
+func main() {
+	ctx, stop := cli.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+type options struct {
+	cli.Common
+	version string
+	admin   string
+}
+
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	o.Common.RegisterFlags(fs)
+	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
+	if err := cli.Parse(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+	}
+	if err := o.Check(); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parseFlags(args, getenv, stderr)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	log, err := o.Logger(stderr)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	rdb, err := o.RedisClient(log)
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	defer rdb.Close()
+	cfg, err := o.NodeConfig(rdb, log) // Redis, cluster, secret, intranet TLS
+	if err != nil {
+		return cli.Exit(stderr, name, err)
+	}
+	cfg.Version = o.version
+	a, err := newApp(cfg, log)
+	if err != nil {
+		return cli.Exit(stderr, name, cli.Usage(err))
+	}
+	if err := a.start(ctx, o.admin); err != nil {
+		a.close()
+		return cli.Exit(stderr, name, err)
+	}
+	<-ctx.Done()
+	log.Info("signal received: leaving the cluster")
+	a.close()
+	return cli.ExitOK
+}
