@@ -13,10 +13,10 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test bench bench-failover proto fuzz vet clean
+.PHONY: help build run test e2e bench bench-failover proto fuzz vet clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 build: ## build every command and example into bin/ (mgrserver, gateway, login, echo, demo)
 	$(GO) build -o bin/ ./cmd/... ./examples/...
@@ -26,6 +26,9 @@ run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it
 
 test: ## all tests with the race detector (needs redis-server on PATH)
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
+	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
 bench: ## gateway allocations per frame and memory per idle client, then relay vs one-hop echo round trips (last line: ratio K=1000)
 	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/

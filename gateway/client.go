@@ -56,10 +56,13 @@ func refuse(c net.Conn, code uint16, timeout time.Duration) {
 func (c *client) kick(code uint16, reason string) {
 	c.setWhy(wire.CodeText(code))
 	c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientKick, code, reason))
-	// Unblock the reader; the writer still flushes the kick. The flag
-	// covers a reader that re-arms its deadline after this one.
 	c.kicked.Store(true)
-	_ = c.conn.SetReadDeadline(time.Now())
+	// The writer wakes the reader once the kick is written: waking it now
+	// would let a WebSocket close before the kick goes out. A client too
+	// slow to read will not read the kick either: stop it at once.
+	if code == wire.CodeSlow {
+		_ = c.conn.SetReadDeadline(time.Now())
+	}
 }
 
 func (c *client) setWhy(why string) {
@@ -77,8 +80,10 @@ func (c *client) run() {
 		if err := c.out.WriteLoop(c.conn, c.g.cfg.WriteTimeout, c.stop); err != nil {
 			c.log.WithError(err).Debug("client write failed")
 			c.setWhy("write failed")
-			_ = c.conn.SetReadDeadline(time.Now())
 		}
+		// Everything queued (a kick included) is written, or never will
+		// be: wake the reader so the session ends.
+		_ = c.conn.SetReadDeadline(time.Now())
 	}()
 	c.read()
 	if c.account != "" {

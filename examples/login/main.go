@@ -6,7 +6,9 @@
 //	curl -s -XPOST http://127.0.0.1:8080/login \
 //	     -d '{"account": "alice", "password": "xserver"}'
 //
-// See internal/loginhttp for the API (status codes, CORS, /healthz). The
+// See internal/loginhttp for the API (status codes, CORS, /healthz). GET /
+// serves the example game's browser client (package web): open
+// http://127.0.0.1:8080/ with a gateway started with -ws-listen. The
 // service joins the cluster as a node of type login, for the membership:
 // it must see the gateways and the live instances of the -stateful types.
 //
@@ -33,7 +35,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
-	"github.com/xserver/xserver/examples/login/internal/loginhttp"
+	"github.com/xserver/xserver/examples/login/web"
 	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
@@ -222,12 +224,12 @@ func newApp(ncfg node.Config, lcfg login.Config, log logrus.FieldLogger) (*app, 
 		return nil, cli.Usage(err)
 	}
 	a := &app{n: n, log: log.WithField("component", "login"), served: make(chan error, 1)}
-	hcfg := loginhttp.DefaultConfig()
+	hcfg := web.DefaultConfig()
 	hcfg.Service = svc
 	hcfg.Health = a.health
 	hcfg.Logger = a.log
 	hcfg.Timeout = requestTimeout
-	if a.h, err = loginhttp.New(hcfg); err != nil {
+	if a.h, err = web.NewLoginHandler(hcfg); err != nil {
 		return nil, cli.Usage(err)
 	}
 	return a, nil

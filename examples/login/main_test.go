@@ -186,7 +186,8 @@ func credentials(account, pw string) string {
 
 // TestLoginService runs the service against a real Redis, an mgrserver,
 // a gateway and a stateful game node: no instance is 503, a good login is
-// 200 with a ticket the gateway accepts, a bad password 401, bad JSON 400.
+// 200 with a ticket the gateway accepts, a bad password 401, bad JSON 400,
+// and GET / serves the browser client.
 // The password and the token never reach the log.
 func TestLoginService(t *testing.T) {
 	rs := redistest.Start(t)
@@ -282,6 +283,11 @@ func TestLoginService(t *testing.T) {
 		}
 	}
 
+	page, ctype := getPage(t, "http://"+a.addr+"/")
+	if !strings.HasPrefix(ctype, "text/html") || !strings.Contains(page, `<form id="login-form"`) {
+		t.Errorf("GET /: %s %.100q, want the browser client", ctype, page)
+	}
+
 	resp, err := http.Get("http://" + a.addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -302,6 +308,22 @@ func TestLoginService(t *testing.T) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
+}
+
+// getPage GETs url and returns the body and its Content-Type; any status
+// but 200 fails the test.
+func getPage(t *testing.T, url string) (string, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), resp.Header.Get("Content-Type")
 }
 
 // gatewayLogin presents the ticket to its gateway over TCP and returns

@@ -1,0 +1,17 @@
+// Package web is the login service's HTTP front: the JSON login API of
+// internal/loginhttp (POST /login, GET /healthz) with the example game's
+// browser client in front of it.
+//
+// The client is one page of plain JavaScript with no build step and no
+// external resources: index.html, app.js and style.css, embedded in the
+// binary. GET / serves the page; its form posts to /login on the same
+// origin, opens a WebSocket to the gateway the ticket names, speaks the
+// client protocol of docs/PROTOCOL.md §3 and the example game's JSON
+// bodies (examples/internal/game): enter the lobby, world chat, presence,
+// find a match.
+//
+// Handler and NewLoginHandler return immutable handlers, safe for
+// concurrent use. Config and DefaultConfig are the login API's
+// (loginhttp.Config), so code outside examples/login can build the same
+// front the binary serves.
+package web
