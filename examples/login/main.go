@@ -171,9 +171,12 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	lcfg.StatefulTypes = o.types
 	lcfg.TokenTTL = o.tokenTTL
 	lcfg.Affinity = o.affinity
-	a, err := newApp(node.Config{
-		Redis: rdb, Cluster: o.Cluster, Secret: o.Secret, Type: common.Login, Logger: log,
-	}, lcfg, log)
+	ncfg, err := o.NodeConfig(rdb, log) // Redis, cluster, secret, intranet TLS
+	if err != nil {
+		return err
+	}
+	ncfg.Type = common.Login
+	a, err := newApp(ncfg, lcfg, log)
 	if err != nil {
 		return err
 	}
