@@ -146,15 +146,7 @@ func parseTypes(s string) ([]common.NodeType, error) {
 // run is main without the process: it serves until ctx ends, then stops
 // gracefully and returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parseFlags(args, getenv, stderr)
-	if err != nil {
-		return cli.Exit(stderr, name, err)
-	}
-	log, err := o.Logger(stderr)
-	if err != nil {
-		return cli.Exit(stderr, name, err)
-	}
-	return cli.Exit(stderr, name, serve(ctx, o, log))
+	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

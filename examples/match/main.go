@@ -66,36 +66,32 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parseFlags(args, getenv, stderr)
-	if err != nil {
-		return cli.Exit(stderr, name, err)
-	}
-	log, err := o.Logger(stderr)
-	if err != nil {
-		return cli.Exit(stderr, name, err)
-	}
+	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+}
+
+func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	rdb, err := o.RedisClient(log)
 	if err != nil {
-		return cli.Exit(stderr, name, err)
+		return err
 	}
 	defer rdb.Close()
 	cfg, err := o.NodeConfig(rdb, log) // Redis, cluster, secret, intranet TLS
 	if err != nil {
-		return cli.Exit(stderr, name, err)
+		return err
 	}
 	cfg.Version = o.version
 	a, err := newApp(cfg, log)
 	if err != nil {
-		return cli.Exit(stderr, name, cli.Usage(err))
+		return cli.Usage(err)
 	}
 	if err := a.start(ctx, o.admin); err != nil {
 		a.close()
-		return cli.Exit(stderr, name, err)
+		return err
 	}
 	<-ctx.Done()
 	log.Info("signal received: leaving the cluster")
 	a.close()
-	return cli.ExitOK
+	return nil
 }
 
 // app is the match node with its admin server.

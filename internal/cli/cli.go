@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/xserver/xserver/internal/flagenv"
 )
 
@@ -101,4 +103,27 @@ func SignalContext(parent context.Context) (ctx context.Context, stop context.Ca
 	ctx, stop = signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
 	return ctx, stop
+}
+
+// Logging is what Run needs of a binary's options: the logger the common
+// flags describe (cli.Common provides it).
+type Logging interface {
+	Logger(w io.Writer) (*logrus.Logger, error)
+}
+
+// Run is a binary's whole life after main: parse the flags (flag >
+// environment > default), build the logger, serve until ctx ends, and turn
+// the outcome into an exit status (see Exit).
+func Run[O Logging](ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
+	parse func(args []string, getenv func(string) string, out io.Writer) (O, error),
+	serve func(ctx context.Context, o O, log *logrus.Logger) error) int {
+	o, err := parse(args, getenv, stderr)
+	if err != nil {
+		return Exit(stderr, name, err)
+	}
+	log, err := o.Logger(stderr)
+	if err != nil {
+		return Exit(stderr, name, err)
+	}
+	return Exit(stderr, name, serve(ctx, o, log))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 
@@ -251,5 +252,40 @@ func TestNewRedisClient(t *testing.T) {
 	var ue *UsageError
 	if !errors.As(err, &ue) || !errors.Is(err, redisconf.ErrInvalid) {
 		t.Errorf("empty -redis: %v, want a UsageError wrapping redisconf.ErrInvalid", err)
+	}
+}
+
+type runOpts struct{ Common }
+
+func TestRun(t *testing.T) {
+	parse := func(args []string, getenv func(string) string, out io.Writer) (*runOpts, error) {
+		if len(args) > 0 && args[0] == "bad" {
+			return nil, Usagef("bad flag")
+		}
+		return &runOpts{Common{LogLevel: "info", LogFormat: "text"}}, nil
+	}
+	var served bool
+	serve := func(ctx context.Context, o *runOpts, log *logrus.Logger) error {
+		served = true
+		if o.Cluster == "fail" {
+			return errors.New("boom")
+		}
+		return nil
+	}
+	var out bytes.Buffer
+	if code := Run(context.Background(), "x", nil, nil, &out, parse, serve); code != ExitOK || !served {
+		t.Fatalf("ok run: %d %v", code, served)
+	}
+	served = false
+	if code := Run(context.Background(), "x", []string{"bad"}, nil, &out, parse, serve); code != ExitUsage || served {
+		t.Fatalf("bad flags: %d, served %v", code, served)
+	}
+	failing := func(args []string, getenv func(string) string, o io.Writer) (*runOpts, error) {
+		r, _ := parse(args, getenv, o)
+		r.Cluster = "fail"
+		return r, nil
+	}
+	if code := Run(context.Background(), "x", nil, nil, &out, failing, serve); code != ExitFailure {
+		t.Fatalf("failing serve: %d", code)
 	}
 }
