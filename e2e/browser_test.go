@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xserver/xserver/internal/testkit"
+
 	"github.com/chromedp/chromedp"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -194,27 +196,13 @@ func startCluster(ctx context.Context, t *testing.T, artifacts string) *cluster 
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, clusterName, secret, log.WithField("proc", "mgrserver")
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mgr.Close() })
+	testkit.StartMgrserver(t, mcfg)
 
 	gcfg := gateway.DefaultConfig()
 	gcfg.Redis, gcfg.Cluster, gcfg.Secret, gcfg.Logger = rdb, clusterName, secret, log.WithField("proc", "gateway")
 	gcfg.InnerIP = "127.0.0.1"
 	gcfg.WSListen = "127.0.0.1:0"
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
+	gw := testkit.StartGateway(t, gcfg)
 
 	loginNode, url := startLogin(ctx, t, rdb, log.WithField("proc", "login"))
 	lobbyID := startLobby(ctx, t, rs.Addr(), artifacts, loginNode)

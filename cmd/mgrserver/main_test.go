@@ -8,9 +8,10 @@ import (
 	"flag"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xserver/xserver/internal/testkit"
 
 	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/lease"
@@ -126,24 +127,6 @@ func TestBadConfigExits2(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunLeadsAndReleasesOnSignal runs the binary's main logic against a
 // real Redis: it takes the lease, and a cancelled context (what SIGTERM
 // does) releases it and returns 0. The secret never reaches the log.
@@ -152,7 +135,7 @@ func TestRunLeadsAndReleasesOnSignal(t *testing.T) {
 	rdb := rs.Client(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-log-level", "debug",

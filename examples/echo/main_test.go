@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xserver/xserver/internal/testkit"
 
 	"github.com/sirupsen/logrus"
 
@@ -98,23 +98,6 @@ func TestReplyCmd(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -145,7 +128,7 @@ func TestEchoJoinsAndReports(t *testing.T) {
 	rdb := rs.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	log := logrus.New()
 	log.SetOutput(&logs)
 
@@ -168,14 +151,7 @@ func TestEchoJoinsAndReports(t *testing.T) {
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret = rdb, "echotest", secret
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	testkit.StartMgrserver(t, mcfg)
 	waitFor(t, "/healthz 200", func() bool { code, _ := get(t, base+"/healthz"); return code == http.StatusOK })
 
 	b := newNode(5)
@@ -218,33 +194,19 @@ func TestEchoRelays(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const cluster = "echorelay"
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	log := logrus.New()
 	log.SetOutput(&logs)
 	log.SetLevel(logrus.DebugLevel)
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, cluster, secret, log
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	testkit.StartMgrserver(t, mcfg)
 
 	gcfg := gateway.DefaultConfig()
 	gcfg.Redis, gcfg.Cluster, gcfg.Secret, gcfg.Logger = rdb, cluster, secret, log
 	gcfg.InnerIP = "127.0.0.1"
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := testkit.StartGateway(t, gcfg)
 
 	echo, err := newApp(node.Config{Redis: rdb, Cluster: cluster, Secret: secret, Type: 4, InnerIP: "127.0.0.1", Logger: log}, 1000, log)
 	if err != nil {

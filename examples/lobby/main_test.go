@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xserver/xserver/internal/testkit"
 
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
@@ -73,24 +74,6 @@ func TestFlags(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a log sink the test reads while nodes write.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 const waitLimit = 15 * time.Second
@@ -288,7 +271,7 @@ func TestGame(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const cluster = "lobbytest"
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	log := logrus.New()
 	log.SetOutput(&logs)
 	log.SetLevel(logrus.DebugLevel)
@@ -300,25 +283,11 @@ func TestGame(t *testing.T) {
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, cluster, secret, log
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	testkit.StartMgrserver(t, mcfg)
 
 	gcfg := gateway.DefaultConfig()
 	gcfg.Redis, gcfg.Cluster, gcfg.Secret, gcfg.Logger, gcfg.InnerIP = rdb, cluster, secret, log, "127.0.0.1"
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := testkit.StartGateway(t, gcfg)
 
 	ncfg := func(typ common.NodeType) node.Config {
 		c := node.DefaultConfig()

@@ -11,9 +11,10 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xserver/xserver/internal/testkit"
 
 	"github.com/sirupsen/logrus"
 
@@ -135,24 +136,6 @@ func TestBadConfigExits2(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -195,32 +178,18 @@ func TestLoginService(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const cluster = "logintest"
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	log := logrus.New()
 	log.SetOutput(&logs)
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, cluster, secret, log
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	testkit.StartMgrserver(t, mcfg)
 
 	gcfg := gateway.DefaultConfig()
 	gcfg.Redis, gcfg.Cluster, gcfg.Secret, gcfg.Logger = rdb, cluster, secret, log
 	gcfg.InnerIP = "127.0.0.1"
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
+	gw := testkit.StartGateway(t, gcfg)
 
 	lcfg := login.DefaultConfig()
 	lcfg.Redis, lcfg.Cluster, lcfg.Checker = rdb, cluster, newChecker(password)
@@ -368,7 +337,7 @@ func TestRunServesAndStopsOnSignal(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-log-format", "json", "-cluster", "loginrun"},

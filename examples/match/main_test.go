@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xserver/xserver/internal/testkit"
+
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
@@ -100,14 +102,7 @@ func TestAdmin(t *testing.T) {
 
 	mcfg := mgrserver.DefaultConfig()
 	mcfg.Redis, mcfg.Cluster, mcfg.Secret, mcfg.Logger = rdb, "matchtest", secret, log
-	mgr, err := mgrserver.New(mcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mgr.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	testkit.StartMgrserver(t, mcfg)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if code, _ := get(t, base+"/healthz"); code == http.StatusOK {

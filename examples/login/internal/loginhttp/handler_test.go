@@ -1,7 +1,6 @@
 package loginhttp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xserver/xserver/internal/testkit"
 
 	"github.com/sirupsen/logrus"
 
@@ -57,27 +58,9 @@ func (f fakeService) Login(ctx context.Context, account, credential string) (*lo
 	}, nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newHandler(t *testing.T, health func() error) (http.Handler, *syncBuffer) {
+func newHandler(t *testing.T, health func() error) (http.Handler, *testkit.SyncBuffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	l := logrus.New()
 	l.SetOutput(&logs)
 	cfg := DefaultConfig()
