@@ -68,6 +68,14 @@ func CodeText(c uint16) string {
 		return "gateway full"
 	case CodeUnavailable:
 		return "login service unavailable"
+	case CodeTakenOver:
+		return "session resumed on another connection"
+	case CodeExpired:
+		return "session expired"
+	case CodeLost:
+		return "session lost messages"
+	case CodeBadResume:
+		return "resume refused"
 	}
 	return fmt.Sprintf("code %d", c)
 }
@@ -83,19 +91,36 @@ const (
 type Login struct {
 	Account string
 	Token   string
+	// Version is 0 for a version 1 login (nothing after the token) and
+	// ProtocolV2 when the client asks for a resumable session.
+	Version uint8
 }
 
-// AppendLogin appends a login frame.
+// AppendLogin appends a version 1 login frame.
 func AppendLogin(dst []byte, account, token string) []byte {
-	dst = AppendHeader(dst, KindClientLogin, 1+len(account)+2+len(token))
+	return AppendLoginVersion(dst, account, token, 0)
+}
+
+// AppendLoginVersion appends a login frame; version 0 writes the version 1
+// layout, any other value is appended after the token.
+func AppendLoginVersion(dst []byte, account, token string, version uint8) []byte {
+	n := 1 + len(account) + 2 + len(token)
+	if version != 0 {
+		n++
+	}
+	dst = AppendHeader(dst, KindClientLogin, n)
 	dst = append(dst, byte(len(account)))
 	dst = append(dst, account...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(token)))
-	return append(dst, token...)
+	dst = append(dst, token...)
+	if version != 0 {
+		dst = append(dst, version)
+	}
+	return dst
 }
 
 // DecodeLogin parses a login payload: u8 account length, account (UTF-8),
-// u16 token length, token. Nothing may follow.
+// u16 token length, token, and optionally one version byte (ProtocolV2).
 func DecodeLogin(p []byte) (Login, error) {
 	if len(p) < 1 {
 		return Login{}, fmt.Errorf("%w: empty login", common.ErrBadInput)
@@ -109,13 +134,21 @@ func DecodeLogin(p []byte) (Login, error) {
 	p = p[n:]
 	t := int(binary.BigEndian.Uint16(p))
 	p = p[2:]
+	var version uint8
+	if t > 0 && len(p) == t+1 {
+		version = p[t]
+		p = p[:t]
+		if version != ProtocolV2 {
+			return Login{}, fmt.Errorf("%w: login protocol version %d", common.ErrBadInput, version)
+		}
+	}
 	if t == 0 || t > MaxToken || len(p) != t {
 		return Login{}, fmt.Errorf("%w: login token length %d", common.ErrBadInput, t)
 	}
 	if !utf8.Valid(acct) || !utf8.Valid(p) {
 		return Login{}, fmt.Errorf("%w: login is not UTF-8", common.ErrBadInput)
 	}
-	return Login{Account: string(acct), Token: string(p)}, nil
+	return Login{Account: string(acct), Token: string(p), Version: version}, nil
 }
 
 // AppendCoded appends a frame of kind holding u16 code and a text (an ack,
@@ -170,3 +203,5 @@ func AppendClientError(dst []byte, code uint16, cmd uint64) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, code)
 	return binary.BigEndian.AppendUint64(dst, cmd)
 }
+
+func validUTF8(b []byte) bool { return utf8.Valid(b) }

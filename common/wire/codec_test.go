@@ -59,13 +59,8 @@ func TestDataAndCoded(t *testing.T) {
 }
 
 func TestRelayCodecs(t *testing.T) {
-	_, p := payloadOf(t, AppendAccountMsg(nil, KindToClient, "bob", 7, []byte("x")))
-	a, cmd, d, err := DecodeAccountMsg(p)
-	if err != nil || string(a) != "bob" || cmd != 7 || string(d) != "x" {
-		t.Fatal(string(a), cmd, d, err)
-	}
 	src, dst := common.NewNodeID(), common.NewNodeID()
-	_, p = payloadOf(t, AppendNodeMsg(nil, &NodeMsg{SrcType: 5, Src: src, Dst: dst, Cmd: 9, Data: []byte("yz")}))
+	_, p := payloadOf(t, AppendNodeMsg(nil, &NodeMsg{SrcType: 5, Src: src, Dst: dst, Cmd: 9, Data: []byte("yz")}))
 	m, err := DecodeNodeMsg(p)
 	if err != nil || m.Src != src || m.Dst != dst || m.SrcType != 5 || m.Cmd != 9 || string(m.Data) != "yz" {
 		t.Fatalf("%+v %v", m, err)
@@ -80,10 +75,6 @@ func TestRelayCodecs(t *testing.T) {
 	_, p = payloadOf(t, AppendKick(nil, "bob", CodeKicked, "cheating"))
 	if a, code, r, err := DecodeKick(p); err != nil || string(a) != "bob" || code != CodeKicked || r != "cheating" {
 		t.Fatal(string(a), code, r, err)
-	}
-	_, p = payloadOf(t, AppendAccount(nil, KindLoseAccount, "bob"))
-	if a, err := DecodeAccount(p); err != nil || string(a) != "bob" {
-		t.Fatal(string(a), err)
 	}
 	_, p = payloadOf(t, AppendBroadcast(nil, 3, []byte("all")))
 	if c, d, err := DecodeBroadcast(p); err != nil || c != 3 || string(d) != "all" {
@@ -142,10 +133,12 @@ func FuzzLogin(f *testing.F) {
 
 // FuzzRelayFrame covers the gateway's and node's relay-link decoders.
 func FuzzRelayFrame(f *testing.F) {
-	f.Add(AppendAccountMsg(nil, KindToClient, "bob", 7, []byte("x")))
+	f.Add(AppendDeliver(nil, "bob", 1, 2, 7, []byte("x")))
 	f.Add(AppendNodeMsg(nil, &NodeMsg{Cmd: 1}))
 	f.Add(AppendKick(nil, "bob", 8, "r"))
-	f.Add(AppendAccount(nil, KindLoseAccount, "bob"))
+	f.Add(AppendLose(nil, "bob", 9, LoseMoved))
+	f.Add(AppendResumeReq(nil, "bob", 9, []EpochFrom{{1, 2}}))
+	f.Add(AppendResumeState(nil, "bob", &ResumeState{SessRef: SessRef{Sid: 9}, Hi: 3, Streams: []EpochStatus{{1, StreamLost}}}))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := NewReader(bytes.NewReader(in), 4096, 64)
 		for i := 0; i < 100; i++ {
@@ -154,14 +147,46 @@ func FuzzRelayFrame(f *testing.F) {
 				return
 			}
 			switch k {
-			case KindToClient, KindFromClient:
-				DecodeAccountMsg(p)
+			case KindDeliver:
+				if d, err := DecodeDeliver(p); err == nil {
+					if !bytes.Equal(AppendDeliver(nil, string(d.Account), d.Sid, d.Csq, d.Cmd, d.Data)[HeaderSize:], p) {
+						t.Fatal("deliver does not round-trip")
+					}
+				}
+			case KindPush:
+				if f, err := DecodePushFrame(p); err == nil {
+					b := make([]byte, PushSizeFor(string(f.Account), len(f.Data)))
+					PutPushFrame(b, string(f.Account), f.Sid, f.Epoch, f.Seq, f.Flags, f.Cmd, f.Data)
+					if !bytes.Equal(b[HeaderSize:], p) {
+						t.Fatal("push does not round-trip")
+					}
+				}
+			case KindLinkAck:
+				DecodeLinkAck(p)
+			case KindDelivered, KindResend:
+				DecodeStreamSeq(p)
+			case KindNotHere, KindSessionPaused, KindClaim:
+				DecodeRef(p)
+			case KindSessionOnline:
+				DecodeSessionOnline(p)
+			case KindLoseAccount:
+				DecodeLose(p)
+			case KindResume:
+				if r, req, err := DecodeResumeReq(nil, p); err == nil {
+					if !bytes.Equal(AppendResumeReq(nil, string(r.Account), r.Sid, req)[HeaderSize:], p) {
+						t.Fatal("resume does not round-trip")
+					}
+				}
+			case KindResumeState:
+				if st, err := DecodeResumeState(p); err == nil {
+					if !bytes.Equal(AppendResumeState(nil, string(st.Account), &st)[HeaderSize:], p) {
+						t.Fatal("resume state does not round-trip")
+					}
+				}
 			case KindNodeMsg:
 				DecodeNodeMsg(p)
 			case KindKick:
 				DecodeKick(p)
-			case KindLoseAccount, KindAccountOnline:
-				DecodeAccount(p)
 			case KindUndeliverable:
 				DecodeUndeliverable(p)
 			case KindBroadcast:

@@ -51,12 +51,18 @@ var kindNames = map[Kind]string{
 	KindMemberEvent: "member-event",
 	KindUpdateSelf:  "update-self", KindSyncRequest: "sync-request",
 	KindPing: "ping", KindPong: "pong", KindLeave: "leave", KindError: "error",
-	KindAccepted: "accepted", KindFromClient: "from-client", KindToClient: "to-client",
-	KindNodeMsg: "node-msg", KindUndeliverable: "undeliverable", KindBroadcast: "broadcast",
-	KindKick: "kick", KindLoseAccount: "lose-account", KindAccountOnline: "account-online",
+	KindAccepted: "accepted", KindNodeMsg: "node-msg", KindUndeliverable: "undeliverable",
+	KindBroadcast: "broadcast", KindKick: "kick",
+	KindDeliver: "deliver", KindPush: "push", KindLinkAck: "link-ack", KindDelivered: "delivered",
+	KindResend: "resend", KindNotHere: "not-here", KindSessionOnline: "session-online",
+	KindSessionPaused: "session-paused", KindLoseAccount: "lose-account", KindResume: "resume",
+	KindResumeState: "resume-state", KindClaim: "claim",
 	KindClientLogin: "client-login", KindClientLoginAck: "client-login-ack", KindClientData: "client-data",
 	KindClientKick: "client-kick", KindClientPing: "client-ping", KindClientPong: "client-pong",
-	KindClientError: "client-error",
+	KindClientError: "client-error", KindClientSession: "client-session", KindClientMsg: "client-msg",
+	KindClientPush: "client-push", KindClientStream: "client-stream", KindClientAck: "client-ack",
+	KindClientMsgAck: "client-msg-ack", KindClientResume: "client-resume", KindClientResumed: "client-resumed",
+	KindClientStreamEnd: "client-stream-end",
 }
 
 // Marshaler is what gogofaster-generated messages implement; encoding through
