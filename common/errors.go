@@ -17,4 +17,6 @@ var (
 	ErrRelayDisabled = errors.New("xserver: message relay not enabled")
 	// ErrNotConnected: the peer's connection is down.
 	ErrNotConnected = errors.New("xserver: not connected")
+	// ErrQueueFull: a bounded buffer has no room for the message.
+	ErrQueueFull = errors.New("xserver: queue full")
 )

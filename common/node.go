@@ -10,11 +10,31 @@ import (
 // the callee only for the duration of the call: copy it to keep it.
 type FuncTypeOnRelayMsg func(source NodeType, from Member, account string, cmd uint64, data []byte)
 
-// FuncTypeOnLoseAccount is called once when a player's session ends on a
-// gateway (disconnect, idle timeout, kick, drain) for every node the account
-// was bound to. It is not called when the session was replaced by a new
-// login of the same account.
+// FuncTypeOnLoseAccount is called once when an account stops being bound
+// to the node: its session ended (logout, kick, idle timeout, the resume
+// window passed without a resume) or it was rebound to another instance.
+// It is never called for a session that resumed, nor when a new login of
+// the account is bound to the same node again.
 type FuncTypeOnLoseAccount func(account string)
+
+// FuncTypeOnAccount is called with an account (disconnected and may
+// resume, or resumed).
+type FuncTypeOnAccount func(account string)
+
+// Undeliverable describes a message that could not be delivered: to a
+// player (Account set: offline, or its session ended before it got the
+// message) or to a node (To set: the gateway could not forward it). Code is
+// a wire code (wire.CodeNoNode, wire.CodeExpired, wire.CodeSlow).
+type Undeliverable struct {
+	Account string
+	To      NodeID
+	Cmd     uint64
+	Code    uint16
+}
+
+// FuncTypeOnUndeliverable is called for every message that could not be
+// delivered after it was accepted for sending.
+type FuncTypeOnUndeliverable func(u Undeliverable)
 
 // FuncTypeOnMember is called on membership changes (join, leave, update).
 type FuncTypeOnMember func(m Member)

@@ -16,7 +16,7 @@ import (
 // benchGateway is a gateway with one client session and one node link
 // whose sockets are drained, so a benchmark exercises exactly the
 // gateway's per-frame work in both directions.
-func benchGateway(b *testing.B) (*Gateway, *client, *link) {
+func benchGateway(b *testing.B, v2 bool) (*Gateway, *client, *link) {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	cfg := DefaultConfig()
@@ -29,11 +29,12 @@ func benchGateway(b *testing.B) (*Gateway, *client, *link) {
 	drained := func() net.Conn { return discardConn{} }
 	ln := &link{g: g, conn: drained(), out: intranet.NewOutbox(64 << 20), stop: make(chan struct{}), id: common.NewNodeID(), typ: common.FirstGameType, log: g.log}
 	c := newClient(g, drained())
-	c.account = "bench-account"
-	c.bindings = map[common.NodeType]common.NodeID{common.FirstGameType: ln.id}
+	s := g.newSession("bench-account", 7, v2, map[common.NodeType]common.NodeID{common.FirstGameType: ln.id})
+	s.conn = c
+	c.sess = s
 	g.links[ln.id] = ln
 	g.reindexLocked(ln.typ)
-	g.clients[c.account] = c
+	g.sessMap[s.account] = s
 	for _, o := range []*intranet.Outbox{ln.out, c.out} {
 		o := o
 		stop := make(chan struct{})
@@ -52,32 +53,49 @@ func benchGateway(b *testing.B) (*Gateway, *client, *link) {
 // in steady state: client → node routing, and node → client delivery.
 func BenchmarkGatewayFrame(b *testing.B) {
 	payload := make([]byte, 64)
-	b.Run("dir=client-to-node", func(b *testing.B) {
-		_, c, _ := benchGateway(b)
-		frame := wire.AppendData(nil, uint64(common.FirstGameType)*1000+1, payload)
-		p := frame[wire.HeaderSize:]
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if !c.relay(p) {
-				b.Fatal("relay refused")
-			}
+	cmd := uint64(common.FirstGameType)*1000 + 1
+	for _, v2 := range []bool{false, true} {
+		name := "v1"
+		if v2 {
+			name = "v2"
 		}
-	})
-	b.Run("dir=node-to-client", func(b *testing.B) {
-		_, c, ln := benchGateway(b)
-		frame := wire.AppendAccountMsg(nil, wire.KindToClient, c.account, 1, payload)
-		p := frame[wire.HeaderSize:]
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if err := ln.handle(wire.KindToClient, p); err != nil {
-				b.Fatal(err)
+		b.Run("dir=client-to-node/"+name, func(b *testing.B) {
+			_, c, ln := benchGateway(b, v2)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				seq := uint32(0)
+				if v2 {
+					seq = uint32(i + 1)
+				}
+				if !c.relay(c.sess, seq, cmd, payload) {
+					b.Fatal("relay refused")
+				}
+				if i%64 == 63 { // the node acknowledges in batches
+					ln.acked(uint64(i + 1))
+				}
 			}
-		}
-	})
+		})
+		b.Run("dir=node-to-client/"+name, func(b *testing.B) {
+			_, c, ln := benchGateway(b, v2)
+			frame := make([]byte, wire.PushSizeFor(c.sess.account, len(payload)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			acks := []wire.Ack{{Stream: 1}}
+			for i := 0; i < b.N; i++ {
+				wire.PutPushFrame(frame, c.sess.account, c.sess.sid, 3, uint32(i+1), 0, 1, payload)
+				if err := ln.handle(wire.KindPush, frame[wire.HeaderSize:]); err != nil {
+					b.Fatal(err)
+				}
+				if v2 && i%64 == 63 { // the client acknowledges in batches
+					acks[0].Seq = uint32(i + 1)
+					c.sess.onClientAck(acks)
+				}
+			}
+		})
+	}
 	b.Run("dir=node-to-node", func(b *testing.B) {
-		_, _, ln := benchGateway(b)
+		_, _, ln := benchGateway(b, false)
 		frame := wire.AppendNodeMsg(nil, &wire.NodeMsg{SrcType: ln.typ, Src: ln.id, Dst: ln.id, Cmd: 1, Data: payload})
 		p := frame[wire.HeaderSize:]
 		b.ReportAllocs()

@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,32 +14,42 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/resume"
 	"github.com/xserver/xserver/login"
 )
 
-// client is one player connection. bindings is owned by the reader
-// goroutine (run) until the session ends.
+// client is one player connection. A version 2 session outlives it (see
+// session); sess is set by the reader goroutine when the login or resume
+// succeeds and not changed after.
 type client struct {
-	g        *Gateway
-	conn     net.Conn
-	out      *intranet.Outbox
-	log      logrus.FieldLogger
-	account  string
-	bindings map[common.NodeType]common.NodeID
-	stop     chan struct{} // closed to make the writer give up at once
-	kicked   atomic.Bool   // set before the reader is woken to stop
+	g      *Gateway
+	conn   net.Conn
+	out    *intranet.Outbox
+	log    logrus.FieldLogger
+	sess   *session
+	stop   chan struct{} // closed to make the writer give up at once
+	kicked atomic.Bool   // set before the reader is woken to stop
 
-	endOnce  sync.Once
-	mu       sync.Mutex // guards replaced, endWhy
-	replaced bool       // ended by a newer login of the same account
-	endWhy   string
+	mu     sync.Mutex // guards endWhy, fate
+	endWhy string
+	fate   connFate // what ending this connection does to its session
 }
+
+// connFate says what the end of a connection does to its session.
+type connFate uint8
+
+const (
+	fateDefault  connFate = iota // detach a resumable session, end any other
+	fateEnd                      // end the session (kick, idle, bad input)
+	fateReplaced                 // a newer login took the account: no lose-account here
+	fateMoved                    // the session went on elsewhere (resumed on another connection or gateway)
+	fateKeep                     // the gateway is draining: leave the session for a resume elsewhere
+)
 
 func newClient(g *Gateway, c net.Conn) *client {
 	return &client{
@@ -53,8 +66,14 @@ func refuse(c net.Conn, code uint16, timeout time.Duration) {
 }
 
 // kick queues a kick frame and ends the connection once it is written.
-func (c *client) kick(code uint16, reason string) {
-	c.setWhy(wire.CodeText(code))
+// fate says what happens to the session.
+func (c *client) kickWith(code uint16, reason string, fate connFate) {
+	c.mu.Lock()
+	if c.endWhy == "" {
+		c.endWhy = wire.CodeText(code)
+		c.fate = fate
+	}
+	c.mu.Unlock()
 	c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientKick, code, reason))
 	c.kicked.Store(true)
 	// The writer wakes the reader once the kick is written: waking it now
@@ -65,12 +84,25 @@ func (c *client) kick(code uint16, reason string) {
 	}
 }
 
+// kick ends the connection and its session.
+func (c *client) kick(code uint16, reason string) { c.kickWith(code, reason, fateEnd) }
+
 func (c *client) setWhy(why string) {
 	c.mu.Lock()
 	if c.endWhy == "" {
 		c.endWhy = why
 	}
 	c.mu.Unlock()
+}
+
+func (c *client) ending() (string, connFate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	why := c.endWhy
+	if why == "" {
+		why = "disconnect"
+	}
+	return why, c.fate
 }
 
 func (c *client) run() {
@@ -86,8 +118,8 @@ func (c *client) run() {
 		_ = c.conn.SetReadDeadline(time.Now())
 	}()
 	c.read()
-	if c.account != "" {
-		c.g.endSession(c)
+	if s := c.sess; s != nil {
+		c.finish(s)
 	}
 	c.out.Close()
 	select {
@@ -99,7 +131,36 @@ func (c *client) run() {
 	_ = c.conn.Close()
 }
 
-// read handles the login and then relays frames until the connection ends.
+// finish applies the connection's end to its session.
+func (c *client) finish(s *session) {
+	why, fate := c.ending()
+	switch fate {
+	case fateMoved:
+		return
+	case fateReplaced:
+		s.end("replaced", false)
+		return
+	case fateKeep:
+		if s.v2 && s.window > 0 {
+			s.detach(c)
+			return
+		}
+	case fateDefault:
+		if s.v2 && s.window > 0 {
+			s.detach(c)
+			return
+		}
+	}
+	s.mu.Lock()
+	mine := s.conn == c
+	s.mu.Unlock()
+	if mine {
+		s.end(why, true)
+	}
+}
+
+// read handles the login or resume and then relays frames until the
+// connection ends.
 func (c *client) read() {
 	cfg := &c.g.cfg
 	r := wire.NewReader(c.conn, cfg.MaxFrame, 1024)
@@ -109,22 +170,48 @@ func (c *client) read() {
 		c.readFailed(err, true)
 		return
 	}
-	if kind != wire.KindClientLogin {
+	switch kind {
+	case wire.KindClientLogin:
+		lg, err := wire.DecodeLogin(p)
+		if err == nil {
+			err = login.ValidateAccount(lg.Account)
+		}
+		if err != nil {
+			c.fail(wire.CodeBadFrame, "bad_frame", err)
+			return
+		}
+		if !c.login(lg) {
+			return
+		}
+	case wire.KindClientResume:
+		rs, err := wire.DecodeResume(p)
+		if err == nil {
+			err = login.ValidateAccount(rs.Account)
+		}
+		if err != nil {
+			c.fail(wire.CodeBadFrame, "bad_frame", err)
+			return
+		}
+		if !c.resume(&rs) {
+			return
+		}
+	default:
 		c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: %s frame before login", common.ErrBadInput, kind))
 		return
 	}
-	lg, err := wire.DecodeLogin(p)
-	if err == nil {
-		err = login.ValidateAccount(lg.Account)
-	}
-	if err != nil {
-		c.fail(wire.CodeBadFrame, "bad_frame", err)
-		return
-	}
-	if !c.login(lg) {
-		return
+	s := c.sess
+	if ready := s.readyCh(); ready != nil {
+		// Resumed from another gateway: client messages wait until the
+		// nodes said which ones they already processed.
+		_ = c.conn.SetReadDeadline(time.Time{})
+		select {
+		case <-ready:
+		case <-time.After(c.g.resumeWait()):
+			s.finishResume(true)
+		}
 	}
 	idle := intranet.NewLazyDeadline(c.conn, cfg.Idle)
+	var acks []wire.Ack
 	for {
 		idle.Arm()
 		if c.kicked.Load() {
@@ -135,12 +222,32 @@ func (c *client) read() {
 			c.readFailed(err, false)
 			return
 		}
-		switch kind {
-		case wire.KindClientData:
-			if !c.relay(p) {
+		switch {
+		case kind == wire.KindClientData && !s.v2:
+			cmd, data, err := wire.DecodeData(p)
+			if err != nil {
+				c.fail(wire.CodeBadFrame, "bad_frame", err)
 				return
 			}
-		case wire.KindClientPing:
+			if !c.relay(s, 0, cmd, data) {
+				return
+			}
+		case kind == wire.KindClientMsg && s.v2:
+			seq, cmd, data, err := wire.DecodeMsg(p)
+			if err != nil {
+				c.fail(wire.CodeBadFrame, "bad_frame", err)
+				return
+			}
+			if !c.relay(s, seq, cmd, data) {
+				return
+			}
+		case kind == wire.KindClientAck && s.v2:
+			if acks, err = wire.DecodeAck(acks[:0], p); err != nil {
+				c.fail(wire.CodeBadFrame, "bad_frame", err)
+				return
+			}
+			s.onClientAck(acks)
+		case kind == wire.KindClientPing:
 			if len(p) != 8 {
 				c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: ping of %d bytes", common.ErrBadInput, len(p)))
 				return
@@ -153,11 +260,11 @@ func (c *client) read() {
 	}
 }
 
-// fail closes the connection for bad input, with a kick frame, a log line
-// and a counter.
+// fail closes the connection for bad input, with a kick frame, a
+// rate-limited log line and a counter.
 func (c *client) fail(code uint16, metric string, err error) {
 	c.g.met.drops.WithLabelValues(metric).Inc()
-	c.log.WithError(err).WithField("code", code).Warn("closing client connection")
+	c.g.badLog.Warn(c.log.WithError(err).WithField("code", code), "closing client connection")
 	c.kick(code, err.Error())
 }
 
@@ -188,8 +295,24 @@ func (c *client) readFailed(err error, handshake bool) {
 	}
 }
 
-// login checks the token, takes over the account from any older session
-// and loads the bindings.
+// newSessionID returns a random non-zero session id and, for version 2, a
+// resume secret.
+func newSessionID() (uint64, [wire.SecretSize]byte, error) {
+	var b [8 + wire.SecretSize]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, [wire.SecretSize]byte{}, err
+		}
+		if id := binary.BigEndian.Uint64(b[:8]); id != 0 {
+			var sec [wire.SecretSize]byte
+			copy(sec[:], b[8:])
+			return id, sec, nil
+		}
+	}
+}
+
+// login checks the token, records the new session (taking the account
+// over from any older one) and loads the bindings.
 func (c *client) login(lg wire.Login) bool {
 	g := c.g
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
@@ -199,227 +322,162 @@ func (c *client) login(lg wire.Login) bool {
 	if err == nil {
 		b, err = login.LoadBindings(ctx, g.cfg.Redis, g.cfg.Cluster, lg.Account)
 	}
+	v2 := lg.Version == wire.ProtocolV2
+	sid, secret, rerr := newSessionID()
+	if err == nil && rerr != nil {
+		err = fmt.Errorf("%w: %v", login.ErrUnavailable, rerr)
+	}
+	s := g.newSession(lg.Account, sid, v2, b)
+	if v2 {
+		s.secret = login.HashSecret(secret[:])
+	}
+	var old *login.SessionRecord
+	if err == nil {
+		old, err = g.sessions.Create(ctx, lg.Account, s.record(), g.recordTTL(s))
+	}
 	if err != nil {
 		code, metric := wire.CodeUnavailable, "unavailable"
 		if errors.Is(err, login.ErrBadToken) {
 			code, metric = wire.CodeBadToken, "bad_token"
 		}
 		g.met.logins.WithLabelValues(metric).Inc()
-		c.log.WithError(err).WithField("account", lg.Account).Warn("login refused")
+		g.badLog.Warn(c.log.WithError(err).WithField("account", lg.Account), "login refused")
 		c.setWhy("login refused")
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, code, wire.CodeText(code)))
 		return false
 	}
-	c.account, c.bindings = lg.Account, b
+	// Other gateways: their session of this account is replaced.
+	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), lg.Account, sid)).Err(); err != nil {
+		c.log.WithError(err).Debug("could not announce the login; an older session elsewhere ends at its next refresh")
+	}
 	c.log = c.log.WithField("account", lg.Account)
-
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
-		c.account = ""
+	s.log = c.log
+	if !g.addSession(s, c) {
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeShutdown, wire.CodeText(wire.CodeShutdown)))
 		return false
 	}
-	old := g.clients[lg.Account]
-	g.clients[lg.Account] = c
-	g.mu.Unlock()
-	if old != nil {
-		old.replace()
-	} else {
-		g.nclients.Add(1)
-		g.met.clients.Inc()
-	}
-	// Tell other gateways (their session of this account is replaced) and
-	// record who holds the account.
-	keys := login.KeysFor(g.cfg.Cluster, lg.Account)
-	id := g.node.GetID().String()
-	pipe := g.cfg.Redis.Pipeline()
-	pipe.Publish(ctx, g.kickCh, id+" "+lg.Account)
-	pipe.Set(ctx, keys.Holder, id, g.cfg.Affinity)
-	if _, err := pipe.Exec(ctx); err != nil {
-		c.log.WithError(err).Warn("could not announce the login; an older session elsewhere may linger")
-	}
+	c.sess = s
 	g.met.logins.WithLabelValues("ok").Inc()
+
+	s.mu.Lock()
 	c.out.Append(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeOK, "ok"))
-	for _, nid := range c.bindings {
-		if l := g.link(nid); l != nil {
-			l.out.Append(wire.AppendAccount(nil, wire.KindAccountOnline, c.account))
+	if v2 {
+		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: uint32(s.window.Milliseconds()), MaxUnacked: wire.MaxUnacked}))
+		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
+		s.bpos = g.bring.last()
+	}
+	// Owners of the previous session that this one is not bound to lose
+	// the account; this one's owners learn the new session.
+	if old != nil && old.ID != sid {
+		for t, id := range old.Bindings {
+			if s.bindings[t] != id {
+				if l := g.link(id); l != nil {
+					l.out.Append(wire.AppendLose(nil, lg.Account, old.ID, wire.LoseMoved))
+				}
+			}
 		}
 	}
-	c.log.Info("client logged in")
+	s.tellBoundLocked(func(*link) []byte {
+		return wire.AppendSessionOnline(nil, lg.Account, sid, uint32(s.window.Milliseconds()), 0)
+	})
+	s.mu.Unlock()
+	c.log.WithField("resume", v2 && s.window > 0).Info("client logged in")
 	return true
 }
 
-// replace ends this session because the account logged in again.
-func (c *client) replace() {
-	c.mu.Lock()
-	c.replaced = true
-	c.mu.Unlock()
-	c.kick(wire.CodeDuplicate, "logged in elsewhere")
-}
-
-// relay routes one data frame to its node.
-func (c *client) relay(p []byte) bool {
+// resume takes a session over: on this gateway (a lost connection) or from
+// another one (it died, or the client moved).
+func (c *client) resume(r *wire.Resume) bool {
 	g := c.g
-	start := g.sampleStart()
-	cmd, data, err := wire.DecodeData(p)
-	if err != nil {
-		c.fail(wire.CodeBadFrame, "bad_frame", err)
+	c.log = c.log.WithField("account", r.Account)
+	refuse := func(code uint16, metric string, err error) bool {
+		g.met.resumes.WithLabelValues(metric).Inc()
+		g.badLog.Warn(c.log.WithError(err).WithField("code", code), "resume refused")
+		c.setWhy("resume refused")
+		c.out.CloseWith(wire.AppendResumed(nil, &wire.Resumed{Code: code, Text: wire.CodeText(code)}))
 		return false
 	}
+	if s := g.session([]byte(r.Account)); s != nil && s.sid == r.ID {
+		if !s.v2 || s.window == 0 || subtle.ConstantTimeCompare(s.secret[:], hashOf(r.Secret[:])) != 1 {
+			return refuse(wire.CodeBadResume, "bad_secret", errors.New("secret does not match"))
+		}
+		if !s.resumeHere(c, r) {
+			return refuse(wire.CodeExpired, "expired", errors.New("session ended meanwhile"))
+		}
+		c.sess = s
+		g.met.resumes.WithLabelValues("here").Inc()
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
+	defer cancel()
+	rec, err := g.sessions.Takeover(ctx, r.Account, r.ID, r.Secret[:], g.node.GetID(), g.recordTTLFor(true, g.cfg.ResumeWindow))
+	switch {
+	case errors.Is(err, login.ErrNoSession):
+		return refuse(wire.CodeExpired, "expired", err)
+	case errors.Is(err, login.ErrBadSecret):
+		return refuse(wire.CodeBadResume, "bad_secret", err)
+	case err != nil:
+		return refuse(wire.CodeUnavailable, "unavailable", err)
+	}
+	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), r.Account, r.ID)).Err(); err != nil {
+		c.log.WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
+	}
+	s := g.newSession(r.Account, r.ID, true, rec.Bindings)
+	s.window, s.secret, s.log = rec.Window, rec.SecretHash, c.log
+	if !g.addSession(s, c) {
+		return refuse(wire.CodeShutdown, "shutdown", errors.New("gateway shutting down"))
+	}
+	c.sess = s
+	s.adopt(c, r, rec.Gateway)
+	g.met.resumes.WithLabelValues("moved").Inc()
+	c.log.WithField("from", rec.Gateway.String()).Info("session resumed from another gateway")
+	return true
+}
+
+func hashOf(secret []byte) []byte { h := login.HashSecret(secret); return h[:] }
+
+// relay routes one client message to its node; false ends the connection.
+func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
+	g := c.g
+	start := g.sampleStart()
 	t := cmd / g.cfg.CmdOffset
 	if t < uint64(common.FirstGameType) || t > 0xffff {
 		c.fail(wire.CodeBadCmd, "bad_cmd", fmt.Errorf("%w: cmd %d names node type %d", common.ErrBadInput, cmd, t))
 		return false
 	}
-	typ := common.NodeType(t)
 	g.met.framesIn.Inc()
 	g.met.bytesIn.Add(float64(len(data)))
-	l := c.route(typ)
-	if l == nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq != 0 {
+		switch s.core.OnMsg(seq) {
+		case resume.MsgDuplicate:
+			g.met.drops.WithLabelValues("client_resent").Inc()
+			return true
+		case resume.MsgSkip:
+			if f, ok := s.core.AckDue(16, false); ok {
+				c.out.Append(wire.AppendMsgAck(nil, f))
+			}
+			return true
+		case resume.MsgBad:
+			c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: message %d out of sequence (expected %d)", common.ErrBadInput, seq, s.core.Floor()+1))
+			return false
+		}
+	}
+	typ := common.NodeType(t)
+	if !s.forwardLocked(inflight{s: s, csq: seq, cmd: cmd - t*g.cfg.CmdOffset, full: cmd, typ: typ}, data) {
 		g.met.drops.WithLabelValues("no_node").Inc()
+		if seq != 0 {
+			s.core.Done(seq)
+		}
 		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
 		return true
 	}
-	sub := cmd - t*g.cfg.CmdOffset
-	if !l.out.AppendWith(wire.AccountMsgSize(c.account, len(data)), func(b []byte) {
-		wire.PutAccountMsg(b, wire.KindFromClient, c.account, sub, data)
-	}) {
-		g.met.drops.WithLabelValues("node_queue_full").Inc()
-		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
-		return true
-	}
-	g.met.nodeOut.Inc()
 	g.sampleEnd(start)
 	return true
 }
 
-// route picks the link for a message of type t: the bound instance for a
-// stateful type (rebinding when it is gone), else the selector's choice.
-func (c *client) route(t common.NodeType) *link {
-	g := c.g
-	bound, stateful := c.bindings[t]
-	if !stateful {
-		return g.pick(t)
-	}
-	if l := g.link(bound); l != nil {
-		return l
-	}
-	repl := g.leastLoaded(t)
-	if repl == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
-	cur, err := login.Rebind(ctx, g.cfg.Redis, g.cfg.Cluster, c.account, t, bound, repl.id, g.cfg.Affinity)
-	cancel()
-	if err != nil {
-		c.log.WithError(err).Warn("rebind failed; routing to a live instance without recording it")
-		return repl
-	}
-	c.bindings[t] = cur
-	l := g.link(cur)
-	if l == nil {
-		return repl
-	}
-	c.log.WithFields(logrus.Fields{"type": t.String(), "from": bound.String(), "to": cur.String()}).Info("account rebound")
-	l.out.Append(wire.AppendAccount(nil, wire.KindAccountOnline, c.account))
-	return l
-}
-
-// endSession runs once when a logged-in connection ends: unless a newer
-// login replaced it, every bound node hears that the account is lost.
-func (g *Gateway) endSession(c *client) {
-	c.endOnce.Do(func() {
-		g.mu.Lock()
-		if g.clients[c.account] == c {
-			delete(g.clients, c.account)
-			g.nclients.Add(-1)
-			g.met.clients.Dec()
-		}
-		g.mu.Unlock()
-		c.mu.Lock()
-		replaced, why := c.replaced, c.endWhy
-		c.mu.Unlock()
-		if why == "" {
-			why = "disconnect"
-		}
-		g.met.ended.WithLabelValues(why).Inc()
-		if replaced {
-			c.log.Info("session replaced by a newer login")
-			return
-		}
-		for _, nid := range c.bindings {
-			if l := g.link(nid); l != nil {
-				if l.out.Append(wire.AppendAccount(nil, wire.KindLoseAccount, c.account)) {
-					g.met.loseAccounts.Inc()
-					continue
-				}
-			}
-			g.met.drops.WithLabelValues("lose_account_undelivered").Inc()
-			c.log.WithField("bound", nid.String()).Warn("lose-account not delivered: node not linked")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
-		defer cancel()
-		if len(c.bindings) > 0 {
-			_ = login.TouchBindings(ctx, g.cfg.Redis, g.cfg.Cluster, c.account, g.cfg.Affinity)
-		}
-		keys := login.KeysFor(g.cfg.Cluster, c.account)
-		_ = delIfScript.Run(ctx, g.cfg.Redis, []string{keys.Holder}, g.node.GetID().String()).Err()
-		c.log.WithField("reason", why).Info("session ended")
-	})
-}
-
-var delIfScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
-// kickLoop applies other gateways' login announcements: a local session of
-// the same account is replaced.
-func (g *Gateway) kickLoop() {
-	defer g.wg.Done()
-	ch := g.sub.Channel()
-	self := g.node.GetID().String()
-	for {
-		select {
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			gw, account, found := cut(m.Payload)
-			if !found || gw == self {
-				continue
-			}
-			g.mu.RLock()
-			c := g.clients[account]
-			g.mu.RUnlock()
-			if c != nil {
-				c.replace()
-			}
-		case <-g.stop:
-			return
-		}
-	}
-}
-
-func cut(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ' ' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return "", "", false
-}
-
-func (g *Gateway) sampleStart() time.Time {
-	if g.sampler.Add(1)&15 != 0 {
-		return time.Time{}
-	}
-	return time.Now()
-}
-
-func (g *Gateway) sampleEnd(start time.Time) {
-	if !start.IsZero() {
-		g.met.relay.Observe(time.Since(start).Seconds())
-	}
+// announce is the logins channel message: "<gateway id> <sid hex> <account>".
+func announce(gw common.NodeID, account string, sid uint64) string {
+	return fmt.Sprintf("%s %x %s", gw, sid, account)
 }

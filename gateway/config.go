@@ -36,6 +36,18 @@ type Config struct {
 	Affinity     time.Duration  // binding window kept after a session ends (default 5m)
 	Selector     discovery.Mode // stateless routing (default RoundRobin)
 
+	// ResumeWindow is how long a session of a client that asked for one
+	// (protocol version 2) waits for the client to come back after its
+	// connection is lost, on this gateway or another (default 30s; a
+	// negative value turns resume off: sessions end with their connection).
+	ResumeWindow time.Duration
+	// SessionRefresh is how often live sessions' Redis records are
+	// refreshed and checked against it (default 10s).
+	SessionRefresh time.Duration
+	// BroadcastHistory is how many bytes of recent broadcasts are kept to
+	// replay to a client that resumes here (default 1 MiB).
+	BroadcastHistory int
+
 	MaxFrame         int           // largest client frame (default 64 KiB)
 	MaxClients       int           // concurrent client connections (default 100000)
 	ClientQueueBytes int           // per-client send queue; overflow disconnects the client (default 256 KiB)
@@ -59,6 +71,9 @@ func DefaultConfig() Config {
 		LoginTimeout:     5 * time.Second,
 		Affinity:         5 * time.Minute,
 		Selector:         discovery.RoundRobin,
+		ResumeWindow:     30 * time.Second,
+		SessionRefresh:   10 * time.Second,
+		BroadcastHistory: 1 << 20,
 		MaxFrame:         64 << 10,
 		MaxClients:       100000,
 		ClientQueueBytes: 256 << 10,
@@ -99,7 +114,7 @@ func (c *Config) validate() error {
 	for _, p := range []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&c.Idle, d.Idle}, {&c.LoginTimeout, d.LoginTimeout}, {&c.Affinity, d.Affinity}, {&c.PingInterval, d.PingInterval}, {&c.WriteTimeout, d.WriteTimeout}} {
+	}{{&c.Idle, d.Idle}, {&c.LoginTimeout, d.LoginTimeout}, {&c.Affinity, d.Affinity}, {&c.PingInterval, d.PingInterval}, {&c.WriteTimeout, d.WriteTimeout}, {&c.SessionRefresh, d.SessionRefresh}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}
@@ -107,13 +122,22 @@ func (c *Config) validate() error {
 	for _, p := range []struct {
 		v *int
 		d int
-	}{{&c.MaxFrame, d.MaxFrame}, {&c.MaxClients, d.MaxClients}, {&c.ClientQueueBytes, d.ClientQueueBytes}, {&c.LinkMaxFrame, d.LinkMaxFrame}, {&c.LinkQueueBytes, d.LinkQueueBytes}, {&c.PingMisses, d.PingMisses}} {
+	}{{&c.MaxFrame, d.MaxFrame}, {&c.MaxClients, d.MaxClients}, {&c.ClientQueueBytes, d.ClientQueueBytes}, {&c.LinkMaxFrame, d.LinkMaxFrame}, {&c.LinkQueueBytes, d.LinkQueueBytes}, {&c.PingMisses, d.PingMisses}, {&c.BroadcastHistory, d.BroadcastHistory}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}
 	}
 	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
 		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	}
+	switch {
+	case c.ResumeWindow == 0:
+		c.ResumeWindow = d.ResumeWindow
+	case c.ResumeWindow < 0:
+		c.ResumeWindow = 0
+	}
+	if c.ResumeWindow > 0 && c.ResumeWindow < time.Second {
+		return fmt.Errorf("%w: resume window %v is under a second", ErrConfig, c.ResumeWindow)
 	}
 	if c.ClientQueueBytes < c.MaxFrame+64 {
 		return fmt.Errorf("%w: client queue smaller than one frame", ErrConfig)

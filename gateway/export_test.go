@@ -27,7 +27,7 @@ func (g *Gateway) Crash() {
 		for _, l := range g.links {
 			conns = append(conns, l.conn)
 		}
-		g.clients = map[string]*client{} // a dead process tells no node
+		g.sessMap = map[string]*session{} // a dead process tells no node
 		g.links = map[common.NodeID]*link{}
 		g.mu.Unlock()
 		for _, c := range conns {

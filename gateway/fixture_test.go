@@ -65,6 +65,10 @@ type gameNode struct {
 	fromNode map[string]int      // node messages by source id
 	seen     map[string][]uint32 // per account, sequence numbers received
 	online   atomic.Int64
+
+	undelivered atomic.Int64 // messages reported undeliverable
+	away        atomic.Int64 // disconnect (may resume) callbacks
+	back        atomic.Int64 // resume callbacks
 }
 
 type gatewayConfig = gateway.Config
@@ -200,6 +204,9 @@ func (e *env) startGame(t common.NodeType) *gameNode {
 		g.lost[account]++
 		g.mu.Unlock()
 	})
+	n.RegisterFuncOnUndeliverable(func(common.Undeliverable) { g.undelivered.Add(1) })
+	n.RegisterFuncOnDisconnect(func(string) { g.away.Add(1) })
+	n.RegisterFuncOnResume(func(string) { g.back.Add(1) })
 	n.EnableMessageRelay(true)
 	if err := n.Start(context.Background()); err != nil {
 		e.tb.Fatal(err)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -21,6 +23,7 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
 )
 
@@ -40,13 +43,30 @@ type Gateway struct {
 	addrs    Addrs
 	kickCh   string // Redis channel announcing logins (cross-gateway kicks)
 	sub      *redis.PubSub
+	sessions *login.Sessions
+	store    *storeQueue
+	bring    *bcastRing
+	// incarnation numbers this process's broadcast stream (stream 0).
+	incarnation uint32
+	now         func() time.Time
+	badLog      *rateLog // bad input and refusals
+	slowLog     *rateLog // slow clients
+	redisLog    *rateLog // Redis failures
+	firstMarker string   // the Redis marker seen at start (refreshLoop's)
 
-	mu      sync.RWMutex // guards clients, links, byType, conns, closed
-	clients map[string]*client
+	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
+	sessMap map[string]*session
 	links   map[common.NodeID]*link
 	byType  map[common.NodeType]*discovery.Selector[*link]
 	conns   map[net.Conn]struct{} // every open client connection, logged in or not
 	closed  bool
+
+	dirtyMu   sync.Mutex // guards dirtyList, away
+	dirtyList []*session
+	away      map[*session]struct{} // detached sessions waiting for a resume
+
+	pendMu  sync.Mutex // guards pending
+	pending map[common.NodeID]*pendingQueue
 
 	started  atomic.Bool
 	nclients atomic.Int64
@@ -72,16 +92,30 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
+	var inc [4]byte
+	if _, err := rand.Read(inc[:]); err != nil {
+		return nil, fmt.Errorf("gateway: random: %w", err)
+	}
 	g := &Gateway{
 		cfg: cfg, reg: reg, met: newMetrics(reg),
-		clients: make(map[string]*client),
-		links:   make(map[common.NodeID]*link),
-		byType:  make(map[common.NodeType]*discovery.Selector[*link]),
-		conns:   make(map[net.Conn]struct{}),
-		stop:    make(chan struct{}),
-		kickCh:  "xserver:{" + cfg.Cluster + "}:logins",
+		sessMap:  make(map[string]*session),
+		links:    make(map[common.NodeID]*link),
+		byType:   make(map[common.NodeType]*discovery.Selector[*link]),
+		conns:    make(map[net.Conn]struct{}),
+		away:     make(map[*session]struct{}),
+		pending:  make(map[common.NodeID]*pendingQueue),
+		stop:     make(chan struct{}),
+		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
+		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
+		bring:    newBcastRing(cfg.BroadcastHistory),
+		now:      time.Now,
+		badLog:   newRateLog(10 * time.Second),
+		slowLog:  newRateLog(10 * time.Second),
+		redisLog: newRateLog(10 * time.Second),
 	}
+	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")
+	g.store = newStoreQueue(g.log, cfg.LoginTimeout)
 	return g, nil
 }
 
@@ -136,12 +170,17 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh)
 
-	g.wg.Add(5)
+	// Report this gateway restored (it holds no session yet) before it
+	// joins: logins wait for every live gateway after Redis lost data.
+	g.firstMarker = g.checkMarker("")
+	g.wg.Add(7)
 	go g.acceptClients(g.clientLn)
 	go g.acceptLinks()
 	go g.kickLoop()
 	go g.loadLoop()
 	go g.refreshLoop()
+	go g.tickLoop()
+	go func() { defer g.wg.Done(); g.store.run(g.stop) }()
 	if g.wsLn != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/ws", g.serveWS)
@@ -188,8 +227,16 @@ func (g *Gateway) Node() *node.Node { return g.node }
 // Registry exposes the gateway's metrics.
 func (g *Gateway) Registry() *prometheus.Registry { return g.reg }
 
-// NumClients is the number of logged-in sessions.
+// NumClients is the number of live sessions, detached ones (waiting for
+// a resume) included.
 func (g *Gateway) NumClients() int { return int(g.nclients.Load()) }
+
+// NumDetached is the number of sessions waiting for a resume.
+func (g *Gateway) NumDetached() int {
+	g.dirtyMu.Lock()
+	defer g.dirtyMu.Unlock()
+	return len(g.away)
+}
 
 // NumLinks is the number of node links.
 func (g *Gateway) NumLinks() int {
@@ -213,9 +260,12 @@ func (g *Gateway) health() error {
 	return nil
 }
 
-// Close drains the gateway: it stops accepting, ends every client session
-// (kick frame with CodeShutdown; lose-account goes out to the bound nodes),
-// flushes and closes the node links and leaves the cluster. Safe twice.
+// Close drains the gateway: it stops accepting and closes every client
+// connection with CodeShutdown. Sessions without resume end (their bound
+// nodes get lose-account); resumable sessions are left for a resume on
+// another gateway (the nodes wait for it, up to the session's window).
+// Then it flushes and closes the node links and leaves the cluster. Safe
+// twice.
 func (g *Gateway) Close() error {
 	g.closeOne.Do(func() {
 		if !g.started.Load() {
@@ -233,17 +283,27 @@ func (g *Gateway) Close() error {
 		}
 		g.mu.Lock()
 		g.closed = true
-		var sess []*client
-		for _, c := range g.clients {
-			sess = append(sess, c)
+		var sess []*session
+		for _, s := range g.sessMap {
+			sess = append(sess, s)
 		}
 		var raw []net.Conn
 		for c := range g.conns {
 			raw = append(raw, c)
 		}
 		g.mu.Unlock()
-		for _, c := range sess {
-			c.kick(wire.CodeShutdown, "gateway shutting down")
+		for _, s := range sess {
+			s.mu.Lock()
+			c, keep := s.conn, s.v2 && s.window > 0
+			s.mu.Unlock()
+			switch {
+			case c != nil && keep:
+				c.kickWith(wire.CodeShutdown, "gateway shutting down; resume on another gateway", fateKeep)
+			case c != nil:
+				c.kick(wire.CodeShutdown, "gateway shutting down")
+			case !keep:
+				s.end("shutdown", true)
+			}
 		}
 		for _, c := range raw { // not logged in yet
 			_ = c.SetReadDeadline(time.Now())
@@ -260,6 +320,7 @@ func (g *Gateway) Close() error {
 		}
 		g.linkWG.Wait()
 		g.wg.Wait()
+		g.store.drain()
 		if g.node != nil {
 			_ = g.node.Close()
 		}
@@ -386,5 +447,18 @@ func (g *Gateway) loadLoop() {
 			last = n
 			g.node.SetOverload(0, uint32(n))
 		}
+	}
+}
+
+func (g *Gateway) sampleStart() time.Time {
+	if g.sampler.Add(1)&15 != 0 {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (g *Gateway) sampleEnd(start time.Time) {
+	if !start.IsZero() {
+		g.met.relay.Observe(time.Since(start).Seconds())
 	}
 }

@@ -33,6 +33,12 @@ type link struct {
 	typ  common.NodeType
 	stop chan struct{}
 	once sync.Once
+	left bool // the node said goodbye (set by the reader before unlink)
+
+	fifoMu sync.Mutex // guards fifo, arena, nacked; taken before out's lock
+	fifo   []inflight // client messages sent and not yet acknowledged, in order
+	arena  []byte     // their encoded frames (version 2 messages)
+	nacked uint64     // messages acknowledged on this link
 }
 
 // Key and Load make a link a discovery.Candidate: identity is the node ID,
@@ -190,6 +196,7 @@ func (l *link) serve() {
 		g.met.nodeIn.Inc()
 		if err := l.handle(kind, p); err != nil {
 			if errors.Is(err, errLeave) {
+				l.left = true
 				l.log.Info("node left")
 				l.out.Close()
 				return
@@ -203,21 +210,40 @@ func (l *link) serve() {
 func (l *link) handle(kind wire.Kind, p []byte) error {
 	g := l.g
 	switch kind {
-	case wire.KindToClient:
+	case wire.KindPush:
 		start := g.sampleStart()
-		account, cmd, data, err := wire.DecodeAccountMsg(p)
+		f, err := wire.DecodePushFrame(p)
 		if err != nil {
 			return err
 		}
-		g.mu.RLock()
-		c := g.clients[string(account)]
-		g.mu.RUnlock()
-		if c == nil {
+		s := g.session(f.Account)
+		if s == nil || s.sid != f.Sid {
 			g.met.drops.WithLabelValues("no_client").Inc()
+			l.out.Append(wire.AppendRef(nil, wire.KindNotHere, string(f.Account), f.Sid))
 			return nil
 		}
-		c.send(cmd, data)
+		s.push(l, &f)
 		g.sampleEnd(start)
+	case wire.KindLinkAck:
+		n, err := wire.DecodeLinkAck(p)
+		if err != nil {
+			return err
+		}
+		l.acked(n)
+	case wire.KindResumeState:
+		st, err := wire.DecodeResumeState(p)
+		if err != nil {
+			return err
+		}
+		if s := g.session(st.Account); s != nil && s.sid == st.Sid {
+			s.onResumeState(l, &st)
+		}
+	case wire.KindClaim:
+		r, err := wire.DecodeRef(p)
+		if err != nil {
+			return err
+		}
+		g.claim(l, r)
 	case wire.KindNodeMsg:
 		start := g.sampleStart()
 		dst, ok := wire.NodeMsgDst(p)
@@ -245,28 +271,17 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 		if err != nil {
 			return err
 		}
-		g.mu.RLock()
-		all := make([]*client, 0, len(g.clients))
-		for _, c := range g.clients {
-			all = append(all, c)
-		}
-		g.mu.RUnlock()
-		for _, c := range all {
-			c.send(cmd, data)
-		}
+		g.broadcast(cmd, data)
 	case wire.KindKick:
 		account, code, reason, err := wire.DecodeKick(p)
 		if err != nil {
 			return err
 		}
-		g.mu.RLock()
-		c := g.clients[string(account)]
-		g.mu.RUnlock()
-		if c != nil {
+		if s := g.session(account); s != nil {
 			if code == 0 {
 				code = wire.CodeKicked
 			}
-			c.kick(code, reason)
+			s.kick(code, reason)
 		}
 	case wire.KindPing:
 		var m pb.Ping
@@ -284,27 +299,98 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 	return nil
 }
 
-// send queues a data frame to the client; a client that cannot keep up is
-// disconnected.
-func (c *client) send(cmd uint64, data []byte) {
-	g := c.g
-	if wire.DataSize(len(data)) > g.cfg.ClientQueueBytes {
-		// It could never fit: the sender is wrong, not the client.
-		g.met.drops.WithLabelValues("too_large_for_client").Inc()
-		c.log.WithField("bytes", len(data)).Warn("message larger than a client's send queue dropped")
-		return
-	}
-	if c.out.AppendWith(wire.DataSize(len(data)), func(b []byte) { wire.PutData(b, cmd, data) }) {
-		g.met.framesOut.Inc()
-		g.met.bytesOut.Add(float64(len(data)))
-		return
-	}
-	g.met.drops.WithLabelValues("slow_client").Inc()
-	c.log.Warn("client cannot keep up; disconnecting")
-	c.kick(wire.CodeSlow, "too slow to read")
+// inflight is one client message sent to a node and not yet acknowledged
+// by it (LinkAck), kept so that it can be sent again if the link drops.
+type inflight struct {
+	s    *session
+	csq  uint32 // 0: a version 1 message, never sent twice
+	cmd  uint64 // the node's cmd (type offset stripped)
+	full uint64 // the client's cmd, for ClientError
+	typ  common.NodeType
+	off  int // the encoded Deliver frame in the link's arena (version 2)
+	n    int
 }
 
-// addLink records a link, replacing an older link of the same node.
+// deliver queues one client message to the node and keeps it until the
+// node acknowledges it. false: the link's queue is full.
+func (l *link) deliver(f inflight, data []byte) bool {
+	s := f.s
+	size := wire.DeliverSize(s.account, len(data))
+	l.fifoMu.Lock()
+	defer l.fifoMu.Unlock()
+	ok := l.out.AppendWith(size, func(b []byte) {
+		wire.PutDeliver(b, s.account, s.sid, f.csq, f.cmd, data)
+		if f.csq != 0 {
+			f.off = len(l.arena)
+			f.n = size
+			l.arena = append(l.arena, b...)
+		}
+	})
+	if !ok {
+		return false
+	}
+	l.fifo = append(l.fifo, f)
+	l.g.met.nodeOut.Inc()
+	return true
+}
+
+// redeliver queues an already encoded version 2 message again.
+func (l *link) redeliver(f inflight, frame []byte) bool {
+	l.fifoMu.Lock()
+	defer l.fifoMu.Unlock()
+	if !l.out.Append(frame) {
+		return false
+	}
+	f.off = len(l.arena)
+	f.n = len(frame)
+	l.arena = append(l.arena, frame...)
+	l.fifo = append(l.fifo, f)
+	return true
+}
+
+// acked takes the node's count of processed messages: those are done.
+func (l *link) acked(n uint64) {
+	l.fifoMu.Lock()
+	var done []inflight
+	for l.nacked < n && len(l.fifo) > 0 {
+		done = append(done, l.fifo[0])
+		l.fifo = l.fifo[1:]
+		l.nacked++
+	}
+	if len(l.fifo) == 0 {
+		l.fifo = nil
+		l.arena = l.arena[:0]
+		if cap(l.arena) > 1<<20 {
+			l.arena = nil
+		}
+	}
+	l.fifoMu.Unlock()
+	for _, f := range done {
+		if f.csq != 0 {
+			f.s.done(f.csq)
+		}
+	}
+}
+
+// takeUnacked removes and returns the messages the node never
+// acknowledged, with copies of their frames.
+func (l *link) takeUnacked() []pendingMsg {
+	l.fifoMu.Lock()
+	defer l.fifoMu.Unlock()
+	out := make([]pendingMsg, 0, len(l.fifo))
+	for _, f := range l.fifo {
+		var fr []byte
+		if f.csq != 0 {
+			fr = append([]byte(nil), l.arena[f.off:f.off+f.n]...)
+		}
+		out = append(out, pendingMsg{f: f, frame: fr})
+	}
+	l.fifo, l.arena = nil, nil
+	return out
+}
+
+// addLink records a link, replacing an older link of the same node (whose
+// unacknowledged messages move to the new one).
 func (g *Gateway) addLink(l *link) bool {
 	g.mu.Lock()
 	if g.closed {
@@ -312,26 +398,31 @@ func (g *Gateway) addLink(l *link) bool {
 		return false
 	}
 	old := g.links[l.id]
-	g.links[l.id] = l
-	g.reindexLocked(l.typ)
-	n := len(g.links)
 	g.mu.Unlock()
-	g.met.links.Set(float64(n))
 	if old != nil {
 		old.closeWith(intranet.CodeReplaced, "replaced by a new link of the same node")
 	}
+	g.linked(l, old)
+	g.mu.RLock()
+	n := len(g.links)
+	g.mu.RUnlock()
+	g.met.links.Set(float64(n))
 	return true
 }
 
 func (g *Gateway) unlink(l *link) {
 	g.mu.Lock()
-	if g.links[l.id] == l {
+	gone := g.links[l.id] == l
+	if gone {
 		delete(g.links, l.id)
 		g.reindexLocked(l.typ)
 	}
 	n := len(g.links)
 	g.mu.Unlock()
 	g.met.links.Set(float64(n))
+	if gone {
+		g.unlinked(l)
+	}
 }
 
 // reindexLocked rebuilds the selector of type t; g.mu must be held.
@@ -356,15 +447,16 @@ func (g *Gateway) link(id common.NodeID) *link {
 	return g.links[id]
 }
 
-// pick chooses a linked node of type t for a stateless message.
-func (g *Gateway) pick(t common.NodeType) *link {
+// pick chooses a linked node of type t for a stateless message of
+// account (the key of consistent-hash routing).
+func (g *Gateway) pick(t common.NodeType, account string) *link {
 	g.mu.RLock()
 	sel := g.byType[t]
 	g.mu.RUnlock()
 	if sel == nil {
 		return nil
 	}
-	l, err := sel.Get(g.cfg.Selector, "")
+	l, err := sel.Get(g.cfg.Selector, account)
 	if err != nil {
 		return nil
 	}

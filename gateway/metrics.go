@@ -18,6 +18,11 @@ type metrics struct {
 	ended        *prometheus.CounterVec
 	loseAccounts prometheus.Counter
 	relay        prometheus.Histogram
+	detached     prometheus.Gauge
+	resumes      *prometheus.CounterVec
+	rebinds      prometheus.Counter
+	restored     prometheus.Counter
+	holderLost   prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -41,6 +46,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
 		}),
 	}
-	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay)
+	m.detached = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xserver_gateway_sessions_detached", Help: "Sessions whose client is away, waiting for a resume."})
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_resumes_total", Help: "Client resumes, by result (here, moved, expired, bad_secret, unavailable, shutdown)."}, []string{"result"})
+	m.rebinds = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_rebinds_total", Help: "Accounts rebound from an unreachable instance to another."})
+	m.restored = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_restored_total", Help: "Session records restored after Redis lost them."})
+	m.holderLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_superseded_total", Help: "Sessions ended because the Redis record named another holder."})
+	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost)
 	return m
 }

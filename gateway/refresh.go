@@ -2,73 +2,172 @@ package gateway
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/login"
 )
-
-// holdScript re-asserts that this gateway holds an account: it refreshes
-// the key when it names us, and restores it when it is missing (Redis
-// restarted); a key naming another gateway is left alone.
-var holdScript = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[1] or not v then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-`)
 
 // refreshBatch bounds one pipeline.
 const refreshBatch = 512
 
-// refreshLoop keeps every live session's Redis state from expiring: the
-// holder key (how nodes find the account's gateway) and the bindings
-// (whose affinity window should count from the end of the session, not
-// its start). It runs every third of the affinity window.
+// refreshLoop keeps every live session's Redis record and bindings from
+// expiring, and treats the record as the authority on who holds the
+// account: a session whose record names another gateway or session ends
+// (replaced, or taken over by a resume elsewhere) within one period even
+// when every Pub/Sub message was lost. It also watches for Redis losing its
+// data (the cluster's marker key changes) and then restores every live
+// session's keys at once, before logins may bind those accounts again.
 func (g *Gateway) refreshLoop() {
 	defer g.wg.Done()
-	t := time.NewTicker(max(g.cfg.Affinity/3, time.Second))
+	t := time.NewTicker(g.refreshEvery())
 	defer t.Stop()
+	m := time.NewTicker(time.Second)
+	defer m.Stop()
+	marker := g.firstMarker
 	for {
 		select {
 		case <-t.C:
+			g.refresh()
+		case <-m.C:
+			marker = g.checkMarker(marker)
 		case <-g.stop:
 			return
 		}
-		g.refresh()
 	}
 }
 
-func (g *Gateway) refresh() {
-	g.mu.RLock()
-	accounts := make([]string, 0, len(g.clients))
-	for a := range g.clients {
-		accounts = append(accounts, a)
+// checkMarker reads the cluster's Redis marker; when it is missing or
+// changed since last seen, Redis lost its data (or this is the first
+// look): the live sessions are restored and the gateway reports itself
+// restored for the new marker.
+func (g *Gateway) checkMarker(seen string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
+	defer cancel()
+	cur, err := login.EnsureMarker(ctx, g.cfg.Redis, g.cfg.Cluster)
+	if err != nil {
+		g.redisLog.Warn(g.log.WithError(err), "cannot reach Redis to check the cluster marker")
+		return seen
 	}
-	g.mu.RUnlock()
-	id := g.node.GetID().String()
-	ms := g.cfg.Affinity.Milliseconds()
-	for len(accounts) > 0 {
-		n := min(len(accounts), refreshBatch)
+	if cur == seen {
+		return seen
+	}
+	if seen != "" {
+		g.log.WithField("sessions", g.NumClients()).Warn("Redis lost its data: restoring this gateway's live sessions")
+	}
+	if !g.refresh() {
+		return seen // try again next second
+	}
+	if err := login.MarkRestored(ctx, g.cfg.Redis, g.cfg.Cluster, cur, g.node.GetID()); err != nil {
+		return seen
+	}
+	return cur
+}
+
+// refresh holds every live session once; false if Redis could not be
+// reached for some of them.
+func (g *Gateway) refresh() bool {
+	all := g.allSessions()
+	ok := true
+	for len(all) > 0 {
+		n := min(len(all), refreshBatch)
+		batch := all[:n]
+		all = all[n:]
+		items := make([]login.HoldItem, 0, n)
+		keep := batch[:0]
+		for _, s := range batch {
+			s.mu.Lock()
+			if s.state != sessEnded {
+				rec := s.record()
+				rec.Bindings = copyBindings(s.bindings)
+				items = append(items, login.HoldItem{Account: s.account, Record: rec})
+				keep = append(keep, s)
+			}
+			s.mu.Unlock()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
-		pipe := g.cfg.Redis.Pipeline()
-		for _, a := range accounts[:n] {
-			k := login.KeysFor(g.cfg.Cluster, a)
-			holdScript.Eval(ctx, pipe, []string{k.Holder}, id, ms) // EVAL: a pipeline cannot fall back from EVALSHA
-			pipe.PExpire(ctx, k.Bind, g.cfg.Affinity)
-		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			g.log.WithError(err).Warn("refreshing session keys failed; will retry")
-		}
+		res, err := g.sessions.Hold(ctx, items, g.recordTTLFor(true, g.cfg.ResumeWindow), g.cfg.Affinity)
 		cancel()
-		accounts = accounts[n:]
+		if err != nil {
+			ok = false
+			g.redisLog.Warn(g.log.WithError(err), "refreshing session records failed; will retry")
+		}
+		for i, r := range res {
+			s := keep[i]
+			switch r {
+			case login.HoldRestored:
+				g.met.restored.Inc()
+			case login.HoldLost:
+				g.met.holderLost.Inc()
+				s.log.Info("the session record names another holder; ending this one")
+				s.replaced()
+			case login.HoldMoved:
+				g.met.holderLost.Inc()
+				s.takenOver()
+			}
+		}
 		select {
 		case <-g.stop:
-			return
+			return ok
 		default:
 		}
 	}
+	return ok
 }
+
+// kickLoop applies other gateways' login and resume announcements: a
+// local session of the same account is replaced (a new login) or let go
+// (the same session resumed there).
+func (g *Gateway) kickLoop() {
+	defer g.wg.Done()
+	ch := g.sub.Channel()
+	self := g.node.GetID()
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			gw, sid, account, ok := parseAnnounce(m.Payload)
+			if !ok || gw == self {
+				continue
+			}
+			s := g.session([]byte(account))
+			switch {
+			case s == nil:
+			case s.sid == sid:
+				s.takenOver()
+			default:
+				s.replaced()
+			}
+		case <-g.stop:
+			return
+		}
+	}
+}
+
+func parseAnnounce(p string) (common.NodeID, uint64, string, bool) {
+	gw, rest, ok := strings.Cut(p, " ")
+	if !ok {
+		return common.NodeID{}, 0, "", false
+	}
+	sidHex, account, ok := strings.Cut(rest, " ")
+	if !ok {
+		return common.NodeID{}, 0, "", false
+	}
+	id, err := common.ParseNodeID(gw)
+	if err != nil {
+		return common.NodeID{}, 0, "", false
+	}
+	sid, err := strconv.ParseUint(sidHex, 16, 64)
+	if err != nil {
+		return common.NodeID{}, 0, "", false
+	}
+	return id, sid, account, true
+}
+
+var _ = redis.Nil

@@ -226,6 +226,9 @@ func (s *Service) Login(ctx context.Context, account, credential string) (*Ticke
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkRestored(ctx, s.cfg.Now()); err != nil {
+		return nil, err
+	}
 	token, err := newToken()
 	if err != nil {
 		return nil, err

@@ -92,8 +92,8 @@ func TestKeysFor(t *testing.T) {
 		cluster, account string
 		want             Keys
 	}{
-		{"prod", "alice", Keys{Token: "xserver:prod:{alice}:token", Bind: "xserver:prod:{alice}:bind", Holder: "xserver:prod:{alice}:gw"}},
-		{"", "bob", Keys{Token: "xserver:xserver:{bob}:token", Bind: "xserver:xserver:{bob}:bind", Holder: "xserver:xserver:{bob}:gw"}},
+		{"prod", "alice", Keys{Token: "xserver:prod:{alice}:token", Bind: "xserver:prod:{alice}:bind", Sess: "xserver:prod:{alice}:sess"}},
+		{"", "bob", Keys{Token: "xserver:xserver:{bob}:token", Bind: "xserver:xserver:{bob}:bind", Sess: "xserver:xserver:{bob}:sess"}},
 	}
 	for _, tt := range tests {
 		if got := KeysFor(tt.cluster, tt.account); got != tt.want {

@@ -25,10 +25,11 @@ const DefaultCluster = "xserver"
 type Keys struct {
 	Token string // the login token (string)
 	Bind  string // the account's bindings (hash: node type → node ID)
-	// Holder names the gateway holding the account's session (string:
-	// gateway node ID, PX = affinity); nodes read it to reach a player they
-	// have not heard from.
-	Holder string
+	// Sess is the account's live session record (hash, see
+	// SessionRecord): the gateway holding it, the session id, the resume
+	// secret's digest, the window and the bindings. Nodes read the holder
+	// from it to reach a player they have not heard from.
+	Sess string
 }
 
 // KeysFor returns the keys of account in cluster ("" = DefaultCluster). It
@@ -38,7 +39,7 @@ func KeysFor(cluster, account string) Keys {
 		cluster = DefaultCluster
 	}
 	p := "xserver:" + cluster + ":{" + account + "}:"
-	return Keys{Token: p + "token", Bind: p + "bind", Holder: p + "gw"}
+	return Keys{Token: p + "token", Bind: p + "bind", Sess: p + "sess"}
 }
 
 // ValidateAccount reports whether account can be used as an account name:

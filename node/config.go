@@ -46,6 +46,12 @@ type Config struct {
 	RelayQueueBytes  int           // send queue to each gateway (default 64 MiB)
 	RelayRebalance   time.Duration // how often the gateway order is reshuffled (default 30s, scaled up with cluster size)
 	MaxFrame         int           // largest frame accepted (default 16 MiB: snapshots)
+	// StreamLimit bounds the messages to one player kept until its client
+	// acknowledges them (default 256 KiB); beyond it a send fails and the
+	// player's session ends with wire.CodeLost. StreamTotal bounds them for
+	// all players (default 64 MiB).
+	StreamLimit int
+	StreamTotal int
 
 	Logger logrus.FieldLogger
 	Rand   *rand.Rand // jitter and random selection; nil = time-seeded
@@ -66,6 +72,8 @@ func DefaultConfig() Config {
 		RelayQueueBytes:  64 << 20,
 		RelayRebalance:   30 * time.Second,
 		MaxFrame:         16 << 20,
+		StreamLimit:      256 << 10,
+		StreamTotal:      64 << 20,
 	}
 }
 
@@ -121,6 +129,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = d.MaxFrame
+	}
+	if c.StreamLimit <= 0 {
+		c.StreamLimit = d.StreamLimit
+	}
+	if c.StreamTotal <= 0 {
+		c.StreamTotal = d.StreamTotal
 	}
 	if c.MaxFrame < wire.HeaderSize {
 		return fmt.Errorf("%w: max frame too small", ErrConfig)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
 
@@ -22,20 +23,25 @@ type Node struct {
 	cfg Config
 	log logrus.FieldLogger
 
-	mu      sync.Mutex // guards every field below, and cfg.Rand
-	self    *member
-	view    *discovery.View
-	members map[common.NodeID]*member
-	types   map[common.NodeType]*typeIndex
-	link    *link // current mgrserver connection; nil when none
-	ready   bool  // a snapshot has been applied
-	started bool
-	closed  bool
-	onJoin  []common.FuncTypeOnMember
-	onLeave []common.FuncTypeOnMember
-	onUpd   []common.FuncTypeOnMember
-	onRelay common.FuncTypeOnRelayMsg
-	onLose  common.FuncTypeOnLoseAccount
+	mu        sync.Mutex // guards every field below, and cfg.Rand
+	self      *member
+	view      *discovery.View
+	members   map[common.NodeID]*member
+	types     map[common.NodeType]*typeIndex
+	link      *link // current mgrserver connection; nil when none
+	ready     bool  // a snapshot has been applied
+	started   bool
+	closed    bool
+	onJoin    []common.FuncTypeOnMember
+	onLeave   []common.FuncTypeOnMember
+	onUpd     []common.FuncTypeOnMember
+	onRelay   common.FuncTypeOnRelayMsg
+	onLose    common.FuncTypeOnLoseAccount
+	onAway    common.FuncTypeOnAccount
+	onBack    common.FuncTypeOnAccount
+	onUndeliv common.FuncTypeOnUndeliverable
+
+	sessions *login.Sessions // player session records (holder lookups)
 
 	rl          *relay
 	relayCancel context.CancelFunc
@@ -76,6 +82,7 @@ func New(cfg Config) (*Node, error) {
 	}}
 	n.members[cfg.ID] = n.self
 	n.markDirtyLocked(cfg.Type)
+	n.sessions = &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster}
 	n.rl = newRelay(n)
 	return n, nil
 }

@@ -7,44 +7,85 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gogo/protobuf/proto"
-	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/resume"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
+
+// lograte logs one line per period for one kind of event, with the number
+// of events since the last line.
+type lograte struct {
+	every time.Duration
+	mu    sync.Mutex // guards last, n
+	last  time.Time
+	n     int
+}
+
+func (r *lograte) warn(log logrus.FieldLogger, msg string) {
+	r.mu.Lock()
+	r.n++
+	now := time.Now()
+	if now.Sub(r.last) < r.every {
+		r.mu.Unlock()
+		return
+	}
+	k := r.n
+	r.last, r.n = now, 0
+	r.mu.Unlock()
+	if k > 1 {
+		log = log.WithField("events", k)
+	}
+	log.Warn(msg)
+}
 
 // relay keeps one data link to every gateway in the membership and sends
 // node messages through the head of a Consul-style server list: on a
 // failed write the head is reported failed and the send retried once on
 // the new head; the list is reshuffled periodically (RebalanceServers with
 // a ping over the link) so load spreads over gateways.
+//
+// Messages to players go through the per-account state of a
+// resume.NodeCore: each account's stream is kept until its client
+// acknowledges it, goes to the gateway holding the session (learned from
+// traffic, else looked up in Redis by background workers, never on the
+// caller's goroutine) and is sent again after a lost link or a resume.
 type relay struct {
 	n   *Node
 	mgr *discovery.Manager[*gwLink]
 
-	mu       sync.Mutex // guards enabled, links, dialing, accounts
-	enabled  bool
-	links    map[common.NodeID]*gwLink
-	dialing  map[common.NodeID]bool
-	accounts map[string]holder // account → gateway holding it (learned; aged out)
+	mu      sync.Mutex // guards enabled, links, dialing, core; held while frames are queued to links
+	enabled bool
+	links   map[common.NodeID]*gwLink
+	dialing map[common.NodeID]bool
+	core    *resume.NodeCore
 
-	kick chan struct{} // membership or enablement changed: reconcile
-	wg   sync.WaitGroup
+	lookups chan string // accounts whose holder to look up
+	kick    chan struct{}
+	wg      sync.WaitGroup
+	lookLog *lograte
 
-	undeliverable uint64 // notices received (n.mu is not needed: atomic via mu)
+	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
+	dropped       atomic.Uint64 // client messages that could not be delivered
 }
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
-		accounts: make(map[string]holder), kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: &lograte{every: 10 * time.Second}}
+	r.core = resume.NewNodeCore(resume.NodeConfig{
+		StreamLimit: n.cfg.StreamLimit,
+		TotalLimit:  n.cfg.StreamTotal,
+		Rand:        func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
+	})
 	r.mgr = discovery.NewManager(discovery.ManagerConfig[*gwLink]{
 		Pinger:       r,
 		Cluster:      clusterSize{n},
@@ -67,16 +108,19 @@ func (r *relay) poke() {
 
 // run reconciles the links with the gateway members until the node stops.
 func (r *relay) run(ctx context.Context) {
-	r.wg.Add(1)
+	r.wg.Add(1 + lookupWorkers)
 	go func() { defer r.wg.Done(); r.mgr.Run(ctx) }()
-	t := time.NewTicker(time.Second)
+	for i := 0; i < lookupWorkers; i++ {
+		go func() { defer r.wg.Done(); r.lookupLoop(ctx) }()
+	}
+	t := time.NewTicker(relayTick)
 	defer t.Stop()
 	for {
 		r.reconcile(ctx)
 		select {
 		case <-r.kick:
 		case now := <-t.C:
-			r.sweep(now)
+			r.do(func() *resume.Output { return r.core.Tick(now) })
 		case <-ctx.Done():
 			r.mu.Lock()
 			links := make([]*gwLink, 0, len(r.links))
@@ -164,6 +208,11 @@ type gwLink struct {
 	stop chan struct{}
 	once sync.Once
 	pong chan struct{} // a pong arrived (for the rebalance pinger)
+
+	// Owned by the reader goroutine.
+	processed uint64 // Deliver frames processed on this link
+	ackedSent uint64 // the last LinkAck sent
+	epochs    []wire.EpochFrom
 }
 
 // Key makes a link a discovery.Server: one per gateway.
@@ -252,18 +301,21 @@ func (l *gwLink) serve(ctx context.Context) {
 		l.log.WithError(err).Warn("gateway refused the link")
 		return
 	}
-	r.mu.Lock()
-	r.links[l.id] = l
-	r.mu.Unlock()
+	r.do(func() *resume.Output {
+		r.links[l.id] = l
+		return r.core.LinkUp(time.Now(), l.id)
+	})
 	r.mgr.AddServer(l)
 	l.log.Info("linked to gateway")
 	defer func() {
 		r.mgr.RemoveServer(l)
-		r.mu.Lock()
-		if r.links[l.id] == l {
+		r.do(func() *resume.Output {
+			if r.links[l.id] != l {
+				return r.core.Tick(time.Now()) // replaced by a newer link: nothing went down
+			}
 			delete(r.links, l.id)
-		}
-		r.mu.Unlock()
+			return r.core.LinkDown(time.Now(), l.id)
+		})
 		l.log.Info("gateway link closed")
 	}()
 	wg.Add(1)
@@ -293,7 +345,13 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 			return
 		}
-		if err := l.handle(kind, p); err != nil {
+		err = l.handle(kind, p)
+		if err == nil && l.processed > l.ackedSent && rd.Buffered() == 0 {
+			// Everything read so far is processed: say so, once per batch.
+			l.ackedSent = l.processed
+			l.out.Force(wire.AppendLinkAck(nil, l.processed))
+		}
+		if err != nil {
 			var pe *PeerError
 			if errors.As(err, &pe) && pe.Code == intranet.CodeShutdown {
 				l.log.Info("gateway shutting down")
@@ -309,16 +367,71 @@ func (l *gwLink) serve(ctx context.Context) {
 
 func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	r, n := l.r, l.r.n
+	now := time.Now()
 	switch kind {
-	case wire.KindFromClient:
-		account, cmd, data, err := wire.DecodeAccountMsg(p)
+	case wire.KindDeliver:
+		d, err := wire.DecodeDeliver(p)
 		if err != nil {
 			return err
 		}
-		r.learn(account, l.id)
-		if f := n.relayFunc(); f != nil {
-			f(common.Client, nil, string(account), cmd, data)
+		l.processed++
+		var fresh bool
+		r.do(func() *resume.Output {
+			out, ok := r.core.Deliver(now, l.id, string(d.Account), d.Sid, d.Csq)
+			fresh = ok
+			return out
+		})
+		if !fresh {
+			return nil // a message resent after a gateway died, processed before
 		}
+		if f := n.relayFunc(); f != nil {
+			f(common.Client, nil, string(d.Account), d.Cmd, d.Data)
+		}
+	case wire.KindDelivered:
+		ref, epoch, seq, err := wire.DecodeStreamSeq(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output { return r.core.Delivered(now, l.id, string(ref.Account), ref.Sid, epoch, seq) })
+	case wire.KindResend:
+		ref, epoch, seq, err := wire.DecodeStreamSeq(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output { return r.core.Resend(now, l.id, string(ref.Account), ref.Sid, epoch, seq) })
+	case wire.KindNotHere:
+		ref, err := wire.DecodeRef(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output { return r.core.NotHere(now, l.id, string(ref.Account), ref.Sid) })
+	case wire.KindSessionOnline:
+		ref, win, _, err := wire.DecodeSessionOnline(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output {
+			return r.core.SessionOnline(now, l.id, string(ref.Account), ref.Sid, time.Duration(win)*time.Millisecond)
+		})
+	case wire.KindSessionPaused:
+		ref, err := wire.DecodeRef(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output { return r.core.SessionPaused(now, l.id, string(ref.Account), ref.Sid) })
+	case wire.KindLoseAccount:
+		ref, why, err := wire.DecodeLose(p)
+		if err != nil {
+			return err
+		}
+		r.do(func() *resume.Output { return r.core.Lose(now, l.id, string(ref.Account), ref.Sid, why) })
+	case wire.KindResume:
+		ref, streams, err := wire.DecodeResumeReq(l.epochs[:0], p)
+		if err != nil {
+			return err
+		}
+		l.epochs = streams
+		r.do(func() *resume.Output { return r.core.Resume(now, l.id, string(ref.Account), ref.Sid, streams) })
 	case wire.KindNodeMsg:
 		m, err := wire.DecodeNodeMsg(p)
 		if err != nil {
@@ -327,38 +440,14 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		if f := n.relayFunc(); f != nil {
 			f(m.SrcType, n.memberOrStub(m.Src, m.SrcType), "", m.Cmd, m.Data)
 		}
-	case wire.KindLoseAccount:
-		a, err := wire.DecodeAccount(p)
-		if err != nil {
-			return err
-		}
-		account := string(a)
-		r.mu.Lock()
-		if r.accounts[account].gw == l.id {
-			delete(r.accounts, account)
-		}
-		r.mu.Unlock()
-		n.mu.Lock()
-		f := n.onLose
-		n.mu.Unlock()
-		if f != nil {
-			f(account)
-		}
-	case wire.KindAccountOnline:
-		a, err := wire.DecodeAccount(p)
-		if err != nil {
-			return err
-		}
-		r.learn(a, l.id)
 	case wire.KindUndeliverable:
 		to, cmd, code, err := wire.DecodeUndeliverable(p)
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		r.undeliverable++
-		r.mu.Unlock()
-		l.log.WithFields(logrus.Fields{"to": to.String(), "cmd": cmd, "why": wire.CodeText(code)}).Warn("node message undeliverable")
+		r.undeliverable.Add(1)
+		r.lookLog.warn(l.log.WithFields(logrus.Fields{"to": to.String(), "cmd": cmd, "why": wire.CodeText(code)}), "node message undeliverable")
+		n.fireUndeliverable(common.Undeliverable{To: to, Cmd: cmd, Code: code})
 	case wire.KindPing:
 		var m pb.Ping
 		if err := m.Unmarshal(p); err != nil {
@@ -379,38 +468,65 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	return nil
 }
 
-// holder is a learned account → gateway entry. It is trusted for
-// holderTTL after it was last confirmed (by the account's traffic or a
-// Redis lookup); after that the next send looks the account up again, so a
-// player who moved to another gateway is found within the TTL and the map
-// holds only recently active accounts.
-type holder struct {
-	gw   common.NodeID
-	seen int64 // unix nanoseconds, last confirmation
-}
+// relayTick is how often the account state's timers run (lookup retries,
+// ownership waits, forgetting idle accounts).
+const relayTick = 250 * time.Millisecond
 
-const holderTTL = 15 * time.Second
+// lookupWorkers is how many holder lookups run at once.
+const lookupWorkers = 4
 
-// learn records which gateway holds account (no allocation when known).
-func (r *relay) learn(account []byte, gw common.NodeID) {
-	now := time.Now().UnixNano()
+// do runs one core call and carries out its output: frames are queued to
+// the gateways' links under r.mu (so a stream's frames stay in order),
+// lookups are handed to the workers, and callbacks run after r.mu is
+// released, on the calling goroutine.
+func (r *relay) do(call func() *resume.Output) {
 	r.mu.Lock()
-	if cur, ok := r.accounts[string(account)]; !ok || cur.gw != gw || now-cur.seen > int64(time.Second) {
-		r.accounts[string(account)] = holder{gw: gw, seen: now}
-	}
-	r.mu.Unlock()
-}
-
-// sweep drops entries not confirmed within the TTL.
-func (r *relay) sweep(now time.Time) {
-	cut := now.Add(-holderTTL).UnixNano()
-	r.mu.Lock()
-	for a, h := range r.accounts {
-		if h.seen < cut {
-			delete(r.accounts, a)
+	out := call()
+	for _, f := range out.Frames {
+		if l := r.links[f.GW]; l != nil {
+			l.out.Force(f.Bytes) // kept by the core: a full queue must not lose them
 		}
 	}
+	for _, a := range out.Lookups {
+		select {
+		case r.lookups <- a:
+		default:
+			r.core.LookupFailed(time.Now(), a) // retried from the tick
+		}
+	}
+	var evs []resume.Event
+	if len(out.Events) > 0 {
+		evs = append(evs, out.Events...)
+	}
 	r.mu.Unlock()
+	for _, e := range evs {
+		r.n.fire(e)
+	}
+}
+
+// lookupLoop resolves accounts' holders from Redis, off every caller's
+// goroutine.
+func (r *relay) lookupLoop(ctx context.Context) {
+	for {
+		select {
+		case a := <-r.lookups:
+			lctx, cancel := context.WithTimeout(ctx, r.n.cfg.DialTimeout)
+			gw, sid, err := r.n.sessions.Lookup(lctx, a)
+			cancel()
+			now := time.Now()
+			switch {
+			case err == nil:
+				r.do(func() *resume.Output { return r.core.Holder(now, a, gw, sid) })
+			case errors.Is(err, login.ErrNoSession):
+				r.do(func() *resume.Output { return r.core.Offline(now, a) })
+			default:
+				r.lookLog.warn(r.n.log.WithError(err), "cannot look up a player's gateway in Redis; retrying")
+				r.do(func() *resume.Output { return r.core.LookupFailed(now, a) })
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (n *Node) relayFunc() common.FuncTypeOnRelayMsg {
@@ -442,30 +558,111 @@ func (n *Node) EnableMessageRelay(v bool) {
 }
 
 // RegisterFuncOnRelayMsg sets the handler of relayed messages. It runs on
-// the receiving link's goroutine, in arrival order (so a player's messages
-// arrive in the order they were sent); keep it quick or hand work off.
+// the goroutine of the gateway link the message came in on, in arrival
+// order (so a player's messages arrive in the order they were sent, and a
+// message resent after a gateway died is not handed over twice); keep it
+// quick or hand work off. Messages from one player are only ever on one
+// link at a time, but handlers for different links run concurrently.
 func (n *Node) RegisterFuncOnRelayMsg(f common.FuncTypeOnRelayMsg) {
 	n.mu.Lock()
 	n.onRelay = f
 	n.mu.Unlock()
 }
 
-// RegisterFuncOnLoseAccount sets the lose-account handler; it runs on the
-// link goroutine, after every message of that session.
+// RegisterFuncOnLoseAccount sets the lose-account handler: the account is
+// no longer bound to this node (its session ended, or it was rebound to
+// another instance). It is called exactly once per time the account was
+// bound here, never for a session that resumed. It runs on the goroutine
+// of the gateway link that said so, after every message of that session
+// on the link, or on the relay's timer goroutine when the node gave up
+// waiting for a session whose gateway link dropped.
 func (n *Node) RegisterFuncOnLoseAccount(f common.FuncTypeOnLoseAccount) {
 	n.mu.Lock()
 	n.onLose = f
 	n.mu.Unlock()
 }
 
+// RegisterFuncOnDisconnect sets the handler called when the client of an
+// account bound here lost its connection (or the gateway holding it went
+// away) and may resume: the session is kept until it comes back
+// (RegisterFuncOnResume) or ends (lose-account). Same goroutines as
+// lose-account.
+func (n *Node) RegisterFuncOnDisconnect(f common.FuncTypeOnAccount) {
+	n.mu.Lock()
+	n.onAway = f
+	n.mu.Unlock()
+}
+
+// RegisterFuncOnResume sets the handler called when the client of an
+// account bound here came back after RegisterFuncOnDisconnect's callback.
+func (n *Node) RegisterFuncOnResume(f common.FuncTypeOnAccount) {
+	n.mu.Lock()
+	n.onBack = f
+	n.mu.Unlock()
+}
+
+// RegisterFuncOnUndeliverable sets the handler of messages that could not
+// be delivered: a message to a player that is offline or whose session
+// ended before it got the message, or a node message a gateway could not
+// forward. It runs on a link goroutine, a lookup goroutine or the relay's
+// timer goroutine; keep it quick.
+func (n *Node) RegisterFuncOnUndeliverable(f common.FuncTypeOnUndeliverable) {
+	n.mu.Lock()
+	n.onUndeliv = f
+	n.mu.Unlock()
+}
+
+// fire runs one account callback.
+func (n *Node) fire(e resume.Event) {
+	n.mu.Lock()
+	lose, away, back, undeliv := n.onLose, n.onAway, n.onBack, n.onUndeliv
+	n.mu.Unlock()
+	switch e.Kind {
+	case resume.EvLose:
+		if lose != nil {
+			lose(e.Account)
+		}
+	case resume.EvPaused:
+		if away != nil {
+			away(e.Account)
+		}
+	case resume.EvResumed:
+		if back != nil {
+			back(e.Account)
+		}
+	case resume.EvUndeliverable:
+		n.rl.dropped.Add(1)
+		if undeliv != nil {
+			undeliv(common.Undeliverable{Account: e.Account, Cmd: e.Cmd, Code: e.Code})
+		}
+	}
+}
+
+func (n *Node) fireUndeliverable(u common.Undeliverable) {
+	n.mu.Lock()
+	f := n.onUndeliv
+	n.mu.Unlock()
+	if f != nil {
+		f(u)
+	}
+}
+
 // GatewayLinks is the number of gateways linked for relay.
 func (n *Node) GatewayLinks() int { return n.rl.mgr.NumServers() }
 
 // Undeliverable counts node messages gateways reported undeliverable.
-func (n *Node) Undeliverable() uint64 {
+func (n *Node) Undeliverable() uint64 { return n.rl.undeliverable.Load() }
+
+// Dropped counts messages to players that could not be delivered (the
+// player was offline, or its session ended first).
+func (n *Node) Dropped() uint64 { return n.rl.dropped.Load() }
+
+// PendingBytes is the size of the messages to players kept until their
+// clients acknowledge them.
+func (n *Node) PendingBytes() int {
 	n.rl.mu.Lock()
 	defer n.rl.mu.Unlock()
-	return n.rl.undeliverable
+	return n.rl.core.Bytes()
 }
 
 func (n *Node) relayCheck() error {
@@ -589,44 +786,14 @@ func (n *Node) sendMany(match func(common.Member) bool, cmd uint64, msg proto.Me
 	return first
 }
 
-// holder finds the link of the gateway holding account: learned from its
-// traffic, else from Redis.
-func (r *relay) holder(account string) (*gwLink, error) {
-	r.mu.Lock()
-	h, ok := r.accounts[account]
-	l := r.links[h.gw]
-	r.mu.Unlock()
-	if ok && l != nil && time.Since(time.Unix(0, h.seen)) < holderTTL {
-		return l, nil
-	}
-	n := r.n
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
-	defer cancel()
-	s, err := n.cfg.Redis.Get(ctx, login.KeysFor(n.cfg.Cluster, account).Holder).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("%w: account %q is not online", common.ErrNoNode, account)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("node: find account's gateway: %w", err)
-	}
-	id, err := common.ParseNodeID(s)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	l = r.links[id]
-	if l != nil {
-		r.accounts[account] = holder{gw: id, seen: time.Now().UnixNano()}
-	}
-	r.mu.Unlock()
-	if l == nil {
-		return nil, fmt.Errorf("%w: gateway %s of account %q not linked", common.ErrNoGateway, id, account)
-	}
-	return l, nil
-}
-
 // SendClientMsgByRelay sends data to a player's client through the gateway
-// holding its session.
+// holding its session. It only queues: the message is kept until the
+// client acknowledges it, sent again if a connection or a gateway is lost,
+// and delivered exactly once, in order with this node's other messages to
+// the account. An error means it was not queued (the account's or the
+// node's unacknowledged messages are over their limit, wrapping
+// common.ErrQueueFull); a message that later turns out undeliverable (the
+// player is offline) is reported to RegisterFuncOnUndeliverable.
 func (n *Node) SendClientMsgByRelay(account string, cmd uint64, data []byte) error {
 	if err := n.relayCheck(); err != nil {
 		return err
@@ -634,14 +801,15 @@ func (n *Node) SendClientMsgByRelay(account string, cmd uint64, data []byte) err
 	if len(account) == 0 || len(account) > wire.MaxAccount {
 		return fmt.Errorf("%w: account %q", common.ErrBadInput, account)
 	}
-	l, err := n.rl.holder(account)
+	now := time.Now()
+	var err error
+	n.rl.do(func() *resume.Output {
+		var out *resume.Output
+		out, err = n.rl.core.Send(now, account, cmd, data)
+		return out
+	})
 	if err != nil {
-		return err
-	}
-	if !l.out.AppendWith(wire.AccountMsgSize(account, len(data)), func(b []byte) {
-		wire.PutAccountMsg(b, wire.KindToClient, account, cmd, data)
-	}) {
-		return fmt.Errorf("%w: gateway %s not accepting", common.ErrNotConnected, l.id)
+		return fmt.Errorf("%w: %v", common.ErrQueueFull, err)
 	}
 	return nil
 }
@@ -664,8 +832,9 @@ func (n *Node) BroadcastClientMsg(cmd uint64, data []byte) error {
 	return first
 }
 
-// Kick ends a player's session on its gateway; the bound nodes get
-// lose-account.
+// Kick ends a player's session on its gateway (the client gets
+// wire.CodeKicked and cannot resume); the bound nodes get lose-account. It
+// only queues, after this node's earlier messages to the account.
 func (n *Node) Kick(account, reason string) error {
 	if err := n.relayCheck(); err != nil {
 		return err
@@ -673,12 +842,7 @@ func (n *Node) Kick(account, reason string) error {
 	if len(account) == 0 || len(account) > wire.MaxAccount {
 		return fmt.Errorf("%w: account %q", common.ErrBadInput, account)
 	}
-	l, err := n.rl.holder(account)
-	if err != nil {
-		return err
-	}
-	if !l.out.Append(wire.AppendKick(nil, account, wire.CodeKicked, reason)) {
-		return fmt.Errorf("%w: gateway %s not accepting", common.ErrNotConnected, l.id)
-	}
+	now := time.Now()
+	n.rl.do(func() *resume.Output { return n.rl.core.Kick(now, account, wire.CodeKicked, reason) })
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -51,35 +50,5 @@ func TestSendViaFailsOverOnce(t *testing.T) {
 	r.mgr.RemoveServer(live)
 	if err := r.sendVia(8, func(b []byte) {}); !errors.Is(err, common.ErrNoGateway) {
 		t.Fatalf("no gateway at all: %v", err)
-	}
-}
-
-// Learned account holders age out: a stale entry is neither trusted nor
-// kept.
-func TestHolderCacheAgesOut(t *testing.T) {
-	cfg := DefaultConfig()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
-	t.Cleanup(func() { rdb.Close() })
-	cfg.Redis, cfg.Secret, cfg.Type = rdb, "s", common.FirstGameType
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := n.rl
-	gw := common.NewNodeID()
-	r.learn([]byte("alice"), gw)
-	r.learn([]byte("bob"), gw)
-	r.sweep(time.Now())
-	if len(r.accounts) != 2 {
-		t.Fatalf("fresh entries swept: %d left", len(r.accounts))
-	}
-	r.mu.Lock()
-	h := r.accounts["bob"]
-	h.seen = time.Now().Add(-2 * holderTTL).UnixNano()
-	r.accounts["bob"] = h
-	r.mu.Unlock()
-	r.sweep(time.Now())
-	if _, ok := r.accounts["bob"]; ok || len(r.accounts) != 1 {
-		t.Fatalf("stale entry kept: %v", r.accounts)
 	}
 }

@@ -5,10 +5,12 @@
 // also be set through XSERVER_<FLAG> (flag > environment > default); -h
 // lists them.
 //
-// SIGINT or SIGTERM drains the gateway: it stops accepting, kicks every
-// client with a shutdown code (the nodes bound to those players get
-// lose-account), closes the node links and leaves the cluster. A second
-// signal kills it.
+// SIGINT or SIGTERM drains the gateway: it stops accepting and closes every
+// client connection with a shutdown code. Clients with resumable sessions
+// resume them on another gateway (their nodes see "disconnected", then
+// "resumed"); the sessions of other clients end (their nodes get
+// lose-account). Then it closes the node links and leaves the cluster. A
+// second signal kills it.
 package main
 
 import (
@@ -45,6 +47,8 @@ type options struct {
 	cmdOffset                    uint64
 	idle, loginTimeout, affinity time.Duration
 	pingInterval, writeTimeout   time.Duration
+	resumeWindow, sessionRefresh time.Duration
+	broadcastHistory             int
 	maxFrame, maxClients         int
 	clientQueueBytes, pingMisses int
 	linkMaxFrame, linkQueueBytes int
@@ -74,6 +78,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&o.loginTimeout, "login-timeout", d.LoginTimeout, "time a new client connection has to log in")
 	fs.DurationVar(&o.affinity, "affinity", d.Affinity, "how long a player's node bindings outlive its session (must match the login service's)")
 	fs.StringVar(&o.selector, "selector", d.Selector.String(), "how a stateless node type's instance is picked: round-robin, random, least-load or consistent-hash")
+	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "how long a resumable session waits for its client to come back after a lost connection (0: no resume)")
+	fs.DurationVar(&o.sessionRefresh, "session-refresh", d.SessionRefresh, "how often live sessions' Redis records are refreshed and checked")
+	fs.IntVar(&o.broadcastHistory, "broadcast-history", d.BroadcastHistory, "`bytes` of recent broadcasts kept to replay to resuming clients")
 	fs.IntVar(&o.maxFrame, "max-frame", d.MaxFrame, "largest accepted client frame in `bytes`")
 	fs.IntVar(&o.maxClients, "max-clients", d.MaxClients, "maximum concurrent client connections")
 	fs.IntVar(&o.clientQueueBytes, "client-queue-bytes", d.ClientQueueBytes, "per-client send queue in `bytes`; a client that overflows it is disconnected")
@@ -136,7 +143,7 @@ func (o *options) check() error {
 		v    time.Duration
 	}{
 		{"idle", o.idle}, {"login-timeout", o.loginTimeout}, {"affinity", o.affinity},
-		{"ping-interval", o.pingInterval}, {"write-timeout", o.writeTimeout},
+		{"ping-interval", o.pingInterval}, {"write-timeout", o.writeTimeout}, {"session-refresh", o.sessionRefresh},
 	} {
 		if d.v <= 0 {
 			return cli.Usagef("-%s %v: must be positive", d.flag, d.v)
@@ -148,10 +155,14 @@ func (o *options) check() error {
 	}{
 		{"max-frame", o.maxFrame}, {"max-clients", o.maxClients}, {"client-queue-bytes", o.clientQueueBytes},
 		{"link-max-frame", o.linkMaxFrame}, {"link-queue-bytes", o.linkQueueBytes}, {"ping-misses", o.pingMisses},
+		{"broadcast-history", o.broadcastHistory},
 	} {
 		if n.v <= 0 {
 			return cli.Usagef("-%s %d: must be positive", n.flag, n.v)
 		}
+	}
+	if o.resumeWindow < 0 || o.resumeWindow > 0 && o.resumeWindow < time.Second {
+		return cli.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
 	}
 	return nil
 }
@@ -202,6 +213,12 @@ func (o *options) config() gateway.Config {
 	c.PingInterval = o.pingInterval
 	c.PingMisses = o.pingMisses
 	c.WriteTimeout = o.writeTimeout
+	c.ResumeWindow = o.resumeWindow
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = -1 // the library's "off"
+	}
+	c.SessionRefresh = o.sessionRefresh
+	c.BroadcastHistory = o.broadcastHistory
 	return c
 }
 
@@ -238,6 +255,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 		"cluster": cfg.Cluster, "listen": cfg.Listen, "ws_listen": cfg.WSListen, "intranet": cfg.Intranet,
 		"inner_ip": cfg.InnerIP, "outer_ip": cfg.OuterIP, "admin": cfg.Admin, "redis": o.Redis.String(),
 		"cmd_offset": cfg.CmdOffset, "selector": cfg.Selector.String(), "affinity": cfg.Affinity,
+		"resume_window": o.resumeWindow,
 	}).Info("starting gateway")
 	if err := g.Start(ctx); err != nil {
 		_ = g.Close()

@@ -39,7 +39,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	for _, f := range []string{"cluster", "secret", "listen", "ws-listen", "intranet", "inner-ip", "outer-ip",
 		"admin", "version", "cmd-offset", "idle", "login-timeout", "affinity", "selector", "max-frame",
 		"max-clients", "client-queue-bytes", "link-max-frame", "link-queue-bytes", "ping-interval",
-		"ping-misses", "write-timeout", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
+		"ping-misses", "write-timeout", "resume-window", "session-refresh", "broadcast-history", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
 		"redis-password", "redis-db"} {
 		envName := "XSERVER_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if !strings.Contains(out.String(), "  -"+f+" ") && !strings.Contains(out.String(), "  -"+f+"\n") {
@@ -74,7 +74,8 @@ func TestConfigMapping(t *testing.T) {
 			"-outer-ip", "203.0.113.7", "-admin", ":7402", "-version", "v2", "-cmd-offset", "10000", "-idle", "1m",
 			"-login-timeout", "2s", "-affinity", "30s", "-selector", "least-load", "-max-frame", "4096",
 			"-max-clients", "10", "-client-queue-bytes", "8192", "-link-max-frame", "65536", "-ping-interval", "500ms",
-			"-ping-misses", "4", "-write-timeout", "3s",
+			"-ping-misses", "4", "-write-timeout", "3s", "-resume-window", "0", "-session-refresh", "5s",
+			"-broadcast-history", "4096",
 		}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_LINK_QUEUE_BYTES": "1048576", "XSERVER_CLUSTER": "c2"},
 			func(t *testing.T, c gateway.Config) {
 				want := gateway.Config{
@@ -83,7 +84,7 @@ func TestConfigMapping(t *testing.T) {
 					CmdOffset: 10000, Idle: time.Minute, LoginTimeout: 2 * time.Second, Affinity: 30 * time.Second,
 					Selector: discovery.LeastLoad, MaxFrame: 4096, MaxClients: 10, ClientQueueBytes: 8192,
 					LinkMaxFrame: 65536, LinkQueueBytes: 1 << 20, PingInterval: 500 * time.Millisecond, PingMisses: 4,
-					WriteTimeout: 3 * time.Second,
+					WriteTimeout: 3 * time.Second, ResumeWindow: -1, SessionRefresh: 5 * time.Second, BroadcastHistory: 4096,
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("config\n got %+v\nwant %+v", c, want)
