@@ -245,18 +245,48 @@ func (s *Service) Login(ctx context.Context, account, credential string) (*Ticke
 		return nil, err
 	}
 
+	a := addrOf(gw)
 	t := &Ticket{
 		Account:   account,
-		Gateway:   net.JoinHostPort(gw.GetIP(common.IPOuter), strconv.Itoa(int(gw.GetPort(0)))),
+		Gateway:   a.Gateway,
+		WebSocket: a.WebSocket,
 		GatewayID: gw.GetID(),
 		Token:     token,
 		Bindings:  bindings,
 		ExpiresAt: s.cfg.Now().Add(s.cfg.TokenTTL),
 	}
-	if p := gw.GetPort(1); validPort(p) {
-		t.WebSocket = net.JoinHostPort(gw.GetIP(common.IPOuter), strconv.Itoa(int(p)))
-	}
 	return t, nil
+}
+
+// GatewayAddr is where a client connects: a gateway's TCP and WebSocket
+// addresses.
+type GatewayAddr struct {
+	Gateway   string        `json:"gateway"`             // host:port, client TCP
+	WebSocket string        `json:"websocket,omitempty"` // host:port, "" when the gateway has none
+	GatewayID common.NodeID `json:"gateway_id"`
+}
+
+func addrOf(gw common.Member) GatewayAddr {
+	a := GatewayAddr{
+		Gateway:   net.JoinHostPort(gw.GetIP(common.IPOuter), strconv.Itoa(int(gw.GetPort(0)))),
+		GatewayID: gw.GetID(),
+	}
+	if p := gw.GetPort(1); validPort(p) {
+		a.WebSocket = net.JoinHostPort(gw.GetIP(common.IPOuter), strconv.Itoa(int(p)))
+	}
+	return a
+}
+
+// Gateway picks a gateway the way Login does, without logging in: a
+// client whose resumable session lost its gateway asks for one to resume
+// at (the session's resume secret is its credential there). It errors
+// with common.ErrNoGateway when none is usable. It does not block.
+func (s *Service) Gateway() (GatewayAddr, error) {
+	gw, err := s.pickGateway()
+	if err != nil {
+		return GatewayAddr{}, err
+	}
+	return addrOf(gw), nil
 }
 
 // Revoke deletes account's token (see RevokeToken).

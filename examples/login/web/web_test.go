@@ -110,6 +110,10 @@ func TestClientCommandsMatchTheGame(t *testing.T) {
 // fakeService issues a ticket to anyone.
 type fakeService struct{}
 
+func (fakeService) Gateway() (login.GatewayAddr, error) {
+	return login.GatewayAddr{Gateway: "127.0.0.1:7400", WebSocket: "127.0.0.1:7402"}, nil
+}
+
 func (fakeService) Login(_ context.Context, account, _ string) (*login.Ticket, error) {
 	return &login.Ticket{Account: account, Gateway: "127.0.0.1:7400", WebSocket: "127.0.0.1:7402", Token: "t",
 		GatewayID: common.NewNodeID()}, nil

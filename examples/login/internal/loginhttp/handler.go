@@ -18,6 +18,7 @@ import (
 // and must honour ctx.
 type Service interface {
 	Login(ctx context.Context, account, credential string) (*login.Ticket, error)
+	Gateway() (login.GatewayAddr, error)
 }
 
 // Config configures the handler. Start from DefaultConfig.
@@ -89,6 +90,8 @@ func New(cfg Config) (http.Handler, error) {
 	h.mux.HandleFunc("POST /login", h.login)
 	h.mux.HandleFunc("OPTIONS /login", preflight)
 	h.mux.HandleFunc("/login", methodNotAllowed("POST, OPTIONS"))
+	h.mux.HandleFunc("GET /gateway", h.gateway)
+	h.mux.HandleFunc("/gateway", methodNotAllowed("GET, HEAD"))
 	h.mux.HandleFunc("GET /healthz", h.health)
 	h.mux.HandleFunc("/healthz", methodNotAllowed("GET, HEAD"))
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
@@ -222,4 +225,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// gateway answers GET /gateway: a gateway to resume a session at.
+func (h *handler) gateway(w http.ResponseWriter, _ *http.Request) {
+	a, err := h.cfg.Service.Gateway()
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "no gateway available")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(a)
 }

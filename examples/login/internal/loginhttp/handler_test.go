@@ -31,6 +31,10 @@ type fakeService struct {
 	gw common.NodeID
 }
 
+func (f fakeService) Gateway() (login.GatewayAddr, error) {
+	return login.GatewayAddr{Gateway: "127.0.0.1:7400", WebSocket: "127.0.0.1:7402", GatewayID: f.gw}, nil
+}
+
 func (f fakeService) Login(ctx context.Context, account, credential string) (*login.Ticket, error) {
 	if err := login.ValidateAccount(account); err != nil {
 		return nil, err
@@ -222,5 +226,21 @@ func TestClassify(t *testing.T) {
 func TestNewNeedsService(t *testing.T) {
 	if _, err := New(DefaultConfig()); err == nil {
 		t.Error("New without a Service succeeded")
+	}
+}
+
+// GET /gateway names a gateway to resume a session at, without a login.
+func TestGatewayForResume(t *testing.T) {
+	h, _ := newHandler(t, nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/gateway", nil))
+	var a login.GatewayAddr
+	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &a) != nil || a.Gateway != "127.0.0.1:7400" || a.WebSocket == "" {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/gateway", nil))
+	if w.Code != 405 {
+		t.Fatalf("POST /gateway: %d", w.Code)
 	}
 }
