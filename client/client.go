@@ -145,6 +145,7 @@ type Client struct {
 	mu       sync.Mutex // guards core, out, addr, closed, wake, endErr
 	core     *resume.Client
 	out      *intranet.Outbox // the current connection's queue; nil while away
+	cur      net.Conn         // the current connection; nil while away
 	addr     string
 	closed   bool
 	endErr   error
@@ -224,6 +225,22 @@ func (c *Client) Send(ctx context.Context, cmd uint64, data []byte) error {
 			return ErrClosed
 		}
 	}
+}
+
+// Drop cuts the current connection abruptly, with no goodbye, as a lost
+// network would; a resumable session then resumes. It exists for tests and
+// chaos drills.
+func (c *Client) Drop() {
+	c.mu.Lock()
+	conn := c.cur
+	c.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0) // RST, not FIN
+	}
+	_ = conn.Close()
 }
 
 // Close ends the client (the session is left to expire on the gateway:
@@ -320,7 +337,7 @@ func (c *Client) login(ctx context.Context) (*link, error) {
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	c.mu.Lock()
-	c.out = l.out // from here on, Send queues to this connection
+	c.out, c.cur = l.out, conn // from here on, Send queues to this connection
 	c.mu.Unlock()
 	return l, nil
 }
@@ -347,7 +364,7 @@ func (c *Client) resume(addr string) (*link, wire.Resumed, int, error) {
 	c.mu.Lock()
 	l.out.Force(c.core.ResumeFrames())
 	resent := c.core.Unacked()
-	c.out = l.out
+	c.out, c.cur = l.out, conn
 	c.mu.Unlock()
 	k, p, err := l.rd.ReadFrame()
 	var r wire.Resumed
@@ -374,7 +391,7 @@ func (c *Client) resume(addr string) (*link, wire.Resumed, int, error) {
 func (c *Client) detachOut(out *intranet.Outbox) {
 	c.mu.Lock()
 	if c.out == out {
-		c.out = nil
+		c.out, c.cur = nil, nil
 	}
 	c.mu.Unlock()
 }

@@ -67,6 +67,10 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&c.Mode, "mode", c.Mode, "the match `mode` bots queue for")
 	fs.DurationVar(&c.Ramp, "ramp", c.Ramp, "spread the bots' starts over this long (at most half of -duration)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "limit on a login, a connect, an Enter and each ack")
+	fs.DurationVar(&c.DropEvery, "drop-every", 0, "cut each bot's connection abruptly at random around every `D` (±50%), to exercise resume (0: never)")
+	fs.BoolVar(&c.NoResume, "no-resume", false, "log in with client protocol version 1 (no resume)")
+	fs.BoolVar(&c.WebSocket, "ws", false, "connect over WebSocket instead of TCP")
+	fs.Int64Var(&c.Seed, "seed", 1, "seed of the drops and the backoff")
 	if err := cli.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
@@ -123,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	s := st.Snapshot(time.Now())
 	fmt.Fprintf(stdout, "%s: final summary\n", name)
 	s.Format(stdout, name+" | ")
+	fmt.Fprintln(stdout, s.ResumeLine())
 	if s.Failed() {
 		fmt.Fprintf(stderr, "%s: %d bots failed to log in, %d to enter\n", name, s.LoginFailed, s.EnterFailed)
 		return cli.ExitFailure

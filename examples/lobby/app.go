@@ -36,11 +36,13 @@ const (
 // goroutine (started by start, awaited by close) says hello and publishes
 // the load.
 type app struct {
-	n      *node.Node
-	log    logrus.FieldLogger
-	reg    *prometheus.Registry
-	now    func() time.Time
-	failed prometheus.Counter
+	n       *node.Node
+	log     logrus.FieldLogger
+	reg     *prometheus.Registry
+	now     func() time.Time
+	failed  prometheus.Counter
+	lost    prometheus.Counter // lose-account callbacks
+	undeliv prometheus.Counter
 
 	mu sync.Mutex // guards st
 	st *Lobby
@@ -65,9 +67,23 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 			Name: "xserver_lobby_send_failures_total",
 			Help: "Messages the lobby could not hand to a gateway.",
 		}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lobby_lose_account_total",
+			Help: "Lose-account callbacks: players whose session ended or moved to another lobby.",
+		}),
+		undeliv: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xserver_lobby_undeliverable_total",
+			Help: "Messages to players that could not be delivered (offline, or their session ended first).",
+		}),
 	}
 	n.RegisterFuncOnRelayMsg(a.onRelay)
 	n.RegisterFuncOnLoseAccount(a.onLose)
+	n.RegisterFuncOnDisconnect(func(account string) { a.away(account, true) })
+	n.RegisterFuncOnResume(func(account string) { a.away(account, false) })
+	n.RegisterFuncOnUndeliverable(func(u common.Undeliverable) {
+		a.undeliv.Inc()
+		a.log.WithFields(logrus.Fields{"account": u.Account, "cmd": u.Cmd, "why": u.Code}).Debug("message not delivered")
+	})
 	n.RegisterFuncOnJoin(func(m common.Member) {
 		a.logMember("member joined", m)
 		if m.GetType() == game.LobbyType {
@@ -99,7 +115,7 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 		}, func() float64 { return float64(a.players()) }),
 		a.linesCounter("world", game.PushWorld),
 		a.linesCounter("private", game.PushPrivate),
-		a.failed,
+		a.failed, a.lost, a.undeliv,
 	)
 	return a, nil
 }
@@ -151,8 +167,21 @@ func (a *app) onRelay(src common.NodeType, from common.Member, account string, c
 	a.send(from, outs)
 }
 
+// away shows a player as reconnecting, or back: its state is kept while
+// its session may resume.
+func (a *app) away(account string, away bool) {
+	a.mu.Lock()
+	outs, ok := a.st.Away(account, away)
+	a.mu.Unlock()
+	if ok {
+		a.log.WithFields(logrus.Fields{"account": account, "away": away}).Info("player connection changed")
+		a.send(nil, outs)
+	}
+}
+
 // onLose forgets a player whose session ended.
 func (a *app) onLose(account string) {
+	a.lost.Inc()
 	a.mu.Lock()
 	name, at, _ := a.st.Entered(account)
 	outs, ok := a.st.Lose(account)

@@ -95,12 +95,14 @@ type player struct {
 	name    string
 	entered time.Time
 	queued  string // the mode it waits in, "" when not queued
+	away    bool   // disconnected; its session may resume
 }
 
 // remote is a player on another lobby.
 type remote struct {
 	name  string
 	lobby common.NodeID
+	away  bool
 }
 
 // Lobby is the game logic of one lobby instance: its own players, the
@@ -148,11 +150,11 @@ func (l *Lobby) Entered(account string) (name string, at time.Time, ok bool) {
 func (l *Lobby) Online() []game.Player {
 	out := make([]game.Player, 0, len(l.players)+len(l.remotes))
 	for a, p := range l.players {
-		out = append(out, game.Player{Account: a, Name: p.name})
+		out = append(out, game.Player{Account: a, Name: p.name, Away: p.away})
 	}
 	for a, r := range l.remotes {
 		if l.players[a] == nil {
-			out = append(out, game.Player{Account: a, Name: r.name})
+			out = append(out, game.Player{Account: a, Name: r.name, Away: r.away})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Account < out[j].Account })
@@ -332,6 +334,20 @@ func (l *Lobby) queue(account string, p *player, body []byte) []Out {
 	}
 }
 
+// Away marks an own player as disconnected, its session waiting for a
+// resume (away true), or back (false): everyone online sees its presence
+// change. It reports false for a player not here or already so.
+func (l *Lobby) Away(account string, away bool) ([]Out, bool) {
+	p := l.players[account]
+	if p == nil || p.away == away {
+		return nil, false
+	}
+	p.away = away
+	pres := game.Presence{Player: game.Player{Account: account, Name: p.name, Away: away}, Online: true}
+	outs := []Out{{To: ToLobbies, Cmd: game.NodePresence, Body: pres}}
+	return append(outs, l.pushOwn(account, game.PushPresence, pres)...), true
+}
+
 // Lose forgets an own player whose session ended: the other lobbies and
 // the own players hear it went offline, and its ticket is withdrawn. ok
 // is false (and nothing is sent) when the account had not entered.
@@ -389,10 +405,10 @@ func (l *Lobby) presence(from common.NodeID, p game.Presence) []Out {
 	}
 	cur, known := l.remotes[p.Account]
 	if p.Online {
-		if known && cur.lobby == from && cur.name == p.Name {
+		if known && cur.lobby == from && cur.name == p.Name && cur.away == p.Away {
 			return nil
 		}
-		l.remotes[p.Account] = remote{name: p.Name, lobby: from}
+		l.remotes[p.Account] = remote{name: p.Name, lobby: from, away: p.Away}
 	} else {
 		if !known || cur.lobby != from {
 			return nil // not the lobby we know it on: a stale or foreign notice

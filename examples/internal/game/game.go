@@ -54,6 +54,9 @@ const (
 type Player struct {
 	Account string `json:"account"`
 	Name    string `json:"name"`
+	// Away: the player's connection is lost and the game waits for it to
+	// come back (its session may resume); show "reconnecting…".
+	Away bool `json:"away,omitempty"`
 }
 
 // Enter is the first request a client sends to its lobby.
@@ -104,7 +107,8 @@ type ChatLine struct {
 	TS   int64  `json:"ts"` // unix milliseconds, set by the sender's lobby
 }
 
-// Presence says a player came online or left.
+// Presence says a player came online, left, or is away (reconnecting) or
+// back.
 type Presence struct {
 	Player
 	Online bool `json:"online"`

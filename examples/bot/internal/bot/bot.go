@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"math/rand"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/xserver/xserver/client"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/examples/internal/game"
 	"github.com/xserver/xserver/login"
@@ -36,8 +37,15 @@ type Config struct {
 	Mode      string        // the queue's game mode
 	Ramp      time.Duration // bot starts are spread evenly over Ramp (0: all at once)
 	Timeout   time.Duration // bounds a login, a connect, an Enter and each ack (default 10 s)
-	PingEvery time.Duration // ClientPing period, against the gateway's idle limit (default 30 s)
+	PingEvery time.Duration // ClientPing period; a connection silent for 3 periods is lost (default 5 s)
 	MaxFrame  int           // largest frame accepted from the gateway (default 1 MiB)
+	// DropEvery makes every bot cut its own connection abruptly, with no
+	// goodbye, at random around every DropEvery (±50 %); the session
+	// resumes. 0: never.
+	DropEvery time.Duration
+	NoResume  bool  // log in with protocol version 1 (no resume)
+	WebSocket bool  // connect over WebSocket instead of TCP
+	Seed      int64 // randomness of the drops and the backoff
 	// HTTP posts the logins; nil means a client that keeps up to Bots
 	// connections to the login service.
 	HTTP *http.Client
@@ -57,7 +65,7 @@ func DefaultConfig() Config {
 		Mode:      "duel",
 		Ramp:      time.Second,
 		Timeout:   10 * time.Second,
-		PingEvery: 30 * time.Second,
+		PingEvery: 5 * time.Second,
 		MaxFrame:  wire.DefaultMaxFrame,
 	}
 }
@@ -80,7 +88,7 @@ func (c *Config) validate() error {
 	if c.Password == "" {
 		return fmt.Errorf("%w: empty password", ErrConfig)
 	}
-	if c.ChatEvery < 0 || c.Ramp < 0 || c.Timeout < 0 || c.PingEvery < 0 {
+	if c.ChatEvery < 0 || c.Ramp < 0 || c.Timeout < 0 || c.PingEvery < 0 || c.DropEvery < 0 {
 		return fmt.Errorf("%w: negative duration", ErrConfig)
 	}
 	if c.Timeout == 0 {
@@ -134,7 +142,8 @@ func Run(ctx context.Context, cfg Config, st *Stats) error {
 	var wg sync.WaitGroup
 	for i := 1; i <= cfg.Bots; i++ {
 		delay := cfg.Ramp * time.Duration(i-1) / time.Duration(cfg.Bots)
-		b := &bot{cfg: &cfg, st: st, endpoint: endpoint, account: Account(cfg.Prefix, i)}
+		b := &bot{cfg: &cfg, st: st, endpoint: endpoint, account: Account(cfg.Prefix, i),
+			rnd: rand.New(rand.NewSource(int64(i) ^ cfg.Seed))}
 		wg.Go(func() {
 			t := time.NewTimer(delay)
 			defer t.Stop()
@@ -152,58 +161,121 @@ func Run(ctx context.Context, cfg Config, st *Stats) error {
 }
 
 // bot is one scripted player. Its fields are owned by the goroutine in
-// run; its reader goroutine only reads frames and sends Events.
+// run.
 type bot struct {
 	cfg      *Config
 	st       *Stats
 	endpoint string
 	account  string
+	rnd      *rand.Rand
 
-	conn    net.Conn
+	c       *client.Client
+	session int // sessions logged in so far (1 for the first)
 	entered bool
-	chatSeq int
+	chatSeq int // world lines sent in this session
 	// pending holds the send times of requests awaiting their ack, per
 	// cmd, oldest first: the lobby answers one account in order.
 	pending map[uint64][]time.Time
+	// End-to-end accounting of this session: the acks and the echoes of
+	// this bot's own world lines, and the last line seen from every other
+	// bot (by its session and line number).
+	acked  int
+	echoed int
+	others map[string]lineID
 }
+
+// lineID identifies a world line: its sender's session and line number.
+type lineID struct{ session, seq int }
 
 // errStop ends a bot's session; the cause has been recorded.
 var errStop = errors.New("bot: stop")
 
-// run plays one bot: login, gateway, enter, then chat until ctx ends.
+// errRelogin ends a session the gateway ended (its resume window passed,
+// or it lost messages): the bot logs in again.
+var errRelogin = errors.New("bot: log in again")
+
+// run plays one bot: login, gateway, enter, then chat until ctx ends,
+// logging in again when the session ends under it.
 func (b *bot) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := b.play(ctx)
+		if b.entered {
+			b.st.Online(-1)
+		}
+		if !errors.Is(err, errRelogin) {
+			return
+		}
+		b.st.Inc(Relogins, 1)
+	}
+}
+
+// play runs one session.
+func (b *bot) play(ctx context.Context) error {
 	tk, err := b.login(ctx)
 	if err != nil {
 		b.st.Inc(LoginFailed, 1)
 		b.st.Error(ErrLogin, err)
-		return
+		return errStop
 	}
-	conn, r, err := b.connect(ctx, tk)
+	cfg := client.Config{Account: tk.Account, Token: tk.Token, Addr: tk.Gateway, NoResume: b.cfg.NoResume,
+		Gateway: b.gatewayFor, PingEvery: b.cfg.PingEvery, DialTimeout: b.cfg.Timeout, MaxFrame: b.cfg.MaxFrame,
+		Rand: rand.New(rand.NewSource(b.rnd.Int63()))}
+	if b.cfg.WebSocket {
+		if tk.WebSocket == "" {
+			b.st.Inc(LoginFailed, 1)
+			b.st.Error(ErrDial, fmt.Errorf("%s: the gateway has no WebSocket listener", b.account))
+			return errStop
+		}
+		cfg.Addr = "ws://" + tk.WebSocket + "/ws"
+	}
+	c, err := client.Dial(ctx, cfg)
 	if err != nil {
 		b.st.Inc(LoginFailed, 1)
-		return
+		kind := ErrDial
+		var ke *client.KickError
+		if errors.As(err, &ke) {
+			kind = ErrLoginAck
+		}
+		b.st.Error(kind, fmt.Errorf("%s: %w", b.account, err))
+		return errStop
 	}
 	b.st.Inc(LoginOK, 1)
-	b.conn = conn
+	b.c = c
+	b.session++
+	b.entered, b.chatSeq, b.acked, b.echoed = false, 0, 0, 0
 	b.pending = make(map[uint64][]time.Time)
-
-	events := make(chan Event, 64)
-	readErr := make(chan error, 1)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { readLoop(r, events, readErr, done) })
-	defer func() {
-		close(done)
-		_ = conn.Close() // unblocks the reader
-		wg.Wait()
-		if b.entered {
-			b.st.Online(-1)
-		}
-	}()
-
-	if err := b.play(ctx, events, readErr); err != nil && !b.entered {
+	b.others = make(map[string]lineID)
+	defer c.Close()
+	err = b.loop(ctx)
+	switch {
+	case err == nil:
+		b.settle()
+	case !b.entered:
 		b.st.Inc(EnterFailed, 1)
 	}
+	return err
+}
+
+// gatewayFor asks the login service for a gateway to resume at.
+func (b *bot) gatewayFor(ctx context.Context) (string, error) {
+	u := strings.TrimSuffix(b.endpoint, "/login") + "/gateway"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := b.cfg.HTTP.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var a login.GatewayAddr
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&a) != nil {
+		return "", fmt.Errorf("%s: no gateway from the login service (%s)", b.account, resp.Status)
+	}
+	if b.cfg.WebSocket {
+		return "ws://" + a.WebSocket + "/ws", nil
+	}
+	return a.Gateway, nil
 }
 
 // login posts the credentials and returns the ticket.
@@ -245,92 +317,28 @@ func (b *bot) login(ctx context.Context) (*login.Ticket, error) {
 	return &tk, nil
 }
 
-// connect dials the ticket's gateway, logs in and waits for the ack. On
-// failure the error has been recorded and nothing is left open.
-func (b *bot) connect(ctx context.Context, tk *login.Ticket) (net.Conn, *wire.Reader, error) {
-	d := net.Dialer{Timeout: b.cfg.Timeout}
-	conn, err := d.DialContext(ctx, "tcp", tk.Gateway)
-	if err != nil {
-		b.st.Error(ErrDial, fmt.Errorf("%s: %w", b.account, err))
-		return nil, nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(b.cfg.Timeout))
-	r := wire.NewReader(conn, b.cfg.MaxFrame, 0)
-	ev, err := b.handshake(conn, r, tk)
-	if err == nil && ev.Kind == EvLoginAck && ev.Code == wire.CodeOK {
-		if stop() {
-			_ = conn.SetDeadline(time.Time{})
-			return conn, r, nil
-		}
-		err = ctx.Err()
-	}
-	conn.Close()
-	switch {
-	case err != nil:
-		err = fmt.Errorf("%s: gateway login: %w", b.account, err)
-	case ev.Kind == EvKick:
-		err = fmt.Errorf("%s: kicked at login: %s (%s)", b.account, wire.CodeText(ev.Code), ev.Text)
-	case ev.Kind == EvLoginAck:
-		err = fmt.Errorf("%s: login refused: %s (%s)", b.account, wire.CodeText(ev.Code), ev.Text)
-	default:
-		err = fmt.Errorf("%s: unexpected frame before the login ack", b.account)
-	}
-	b.st.Error(ErrLoginAck, err)
-	return nil, nil, err
-}
-
-func (b *bot) handshake(conn net.Conn, r *wire.Reader, tk *login.Ticket) (Event, error) {
-	if _, err := conn.Write(wire.AppendLogin(nil, tk.Account, tk.Token)); err != nil {
-		return Event{}, err
-	}
-	k, p, err := r.ReadFrame()
-	if err != nil {
-		return Event{}, err
-	}
-	return Decode(k, p)
-}
-
-// readLoop turns frames into Events until the connection fails, then
-// reports the error. done tells it the owner has stopped listening.
-func readLoop(r *wire.Reader, events chan<- Event, readErr chan<- error, done <-chan struct{}) {
-	for {
-		k, p, err := r.ReadFrame()
-		var ev Event
-		if err == nil {
-			ev, err = Decode(k, p)
-		}
-		if err != nil {
-			readErr <- err // buffered: never blocks
-			return
-		}
-		select {
-		case events <- ev:
-		case <-done:
-			return
-		}
-	}
-}
-
-// play enters the lobby and plays until ctx ends or the session fails. A
-// non-nil error means the session ended early; its cause is recorded.
-func (b *bot) play(ctx context.Context, events <-chan Event, readErr <-chan error) error {
-	if err := b.send(game.CmdEnter, game.Enter{Name: b.account}); err != nil {
+// loop enters the lobby and plays until ctx ends or the session ends. A
+// nil error means ctx ended with the session alive.
+func (b *bot) loop(ctx context.Context) error {
+	c := b.c
+	if err := b.send(ctx, game.CmdEnter, game.Enter{Name: b.account}); err != nil {
 		return err
 	}
 	enterSent := b.cfg.Now()
 	enterTimer := time.NewTimer(b.cfg.Timeout)
 	defer enterTimer.Stop()
-	ping := time.NewTicker(b.cfg.PingEvery)
-	defer ping.Stop()
 	expire := time.NewTicker(min(b.cfg.Timeout/2, time.Second))
 	defer expire.Stop()
 	chat := time.NewTicker(time.Hour) // reset to ChatEvery once entered
 	chat.Stop()
 	defer chat.Stop()
 	chatting := false
-
+	drop := time.NewTimer(time.Hour)
+	drop.Stop()
+	defer drop.Stop()
+	if b.cfg.DropEvery > 0 {
+		drop.Reset(b.dropDelay())
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -339,14 +347,25 @@ func (b *bot) play(ctx context.Context, events <-chan Event, readErr <-chan erro
 				return errStop
 			}
 			return nil
-		case err := <-readErr:
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				err = fmt.Errorf("%s: the gateway closed the connection", b.account)
+		case ev, ok := <-c.Events():
+			if !ok {
+				return b.ended(c.Err())
 			}
-			b.st.Error(ErrConn, err)
-			return errStop
-		case ev := <-events:
-			if err := b.handle(ev, enterSent); err != nil {
+			switch ev.Kind {
+			case client.EvResumed:
+				b.st.Inc(Resumed, 1)
+				b.st.Observe(LatencyAway, ev.Away)
+			case client.EvNotDelivered:
+				b.st.Error(ErrNotDelivered, fmt.Errorf("%s: cmd %d: %s", b.account, ev.Cmd, wire.CodeText(ev.Code)))
+				if ev.Cmd == game.CmdEnter && !b.entered {
+					return errStop
+				}
+				b.pop(ev.Cmd)
+			case client.EvEnded:
+				return b.ended(ev.Err)
+			}
+		case m := <-c.Messages():
+			if err := b.handle(ctx, m, enterSent); err != nil {
 				return err
 			}
 			if b.entered && !chatting && b.cfg.ChatEvery > 0 {
@@ -355,15 +374,14 @@ func (b *bot) play(ctx context.Context, events <-chan Event, readErr <-chan erro
 			}
 		case <-chat.C:
 			b.chatSeq++
-			text := fmt.Sprintf("hello from %s #%d", b.account, b.chatSeq)
-			if err := b.request(game.CmdWorld, game.WorldChat{Text: text}); err != nil {
+			text := fmt.Sprintf("hello from %s #%d.%d", b.account, b.session, b.chatSeq)
+			if err := b.request(ctx, game.CmdWorld, game.WorldChat{Text: text}); err != nil {
 				return err
 			}
-		case <-ping.C:
-			var nonce [8]byte
-			if err := b.write(wire.AppendFrame(nil, wire.KindClientPing, nonce[:])); err != nil {
-				return err
-			}
+		case <-drop.C:
+			c.Drop()
+			b.st.Inc(Drops, 1)
+			drop.Reset(b.dropDelay())
 		case <-enterTimer.C:
 			if !b.entered {
 				b.st.Error(ErrEnter, fmt.Errorf("%s: no EnterReply within %v", b.account, b.cfg.Timeout))
@@ -375,31 +393,57 @@ func (b *bot) play(ctx context.Context, events <-chan Event, readErr <-chan erro
 	}
 }
 
-// handle acts on one event; a non-nil error ends the session.
-func (b *bot) handle(ev Event, enterSent time.Time) error {
-	switch ev.Kind {
-	case EvKick:
-		b.st.Error(ErrKicked, fmt.Errorf("%s: %s (%s)", b.account, wire.CodeText(ev.Code), ev.Text))
-		return errStop
-	case EvNotDelivered:
-		b.st.Error(ErrNotDelivered, fmt.Errorf("%s: cmd %d: %s", b.account, ev.Cmd, wire.CodeText(ev.Code)))
-		if ev.Cmd == game.CmdEnter && !b.entered {
-			return errStop
+// dropDelay is a random delay around DropEvery (±50 %).
+func (b *bot) dropDelay() time.Duration {
+	d := b.cfg.DropEvery
+	return d/2 + time.Duration(b.rnd.Int63n(int64(d)+1))
+}
+
+// ended records why the session ended: a session the gateway could not
+// keep (expired, lost messages) means a new login; anything else stops.
+func (b *bot) ended(err error) error {
+	var ke *client.KickError
+	if errors.As(err, &ke) {
+		b.st.Error(ErrKicked, fmt.Errorf("%s: %s (%s)", b.account, wire.CodeText(ke.Code), ke.Reason))
+		switch ke.Code {
+		case wire.CodeExpired, wire.CodeLost, wire.CodeShutdown, wire.CodeKicked:
+			return errRelogin
 		}
-		b.pop(ev.Cmd)
-		return nil
-	case EvData:
-	default:
-		return nil // pong, a late ack, kinds from the future
+		return errStop
 	}
+	if errors.Is(err, client.ErrClosed) {
+		return errStop
+	}
+	b.st.Error(ErrConn, fmt.Errorf("%s: %v", b.account, err))
+	return errRelogin
+}
+
+// settle waits (briefly) for the acks and echoes of lines still in flight
+// when the run ends, then counts what never came as lost.
+func (b *bot) settle() {
+	deadline := time.NewTimer(b.cfg.Timeout / 2)
+	defer deadline.Stop()
+	for b.acked < b.chatSeq || b.echoed < b.chatSeq {
+		select {
+		case m := <-b.c.Messages():
+			_ = b.handle(context.Background(), m, time.Time{})
+		case <-deadline.C:
+			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)+uint64(b.chatSeq-b.echoed))
+			return
+		}
+	}
+}
+
+// handle acts on one message; a non-nil error ends the session.
+func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 	b.st.Inc(Received, 1)
-	switch ev.Cmd {
+	switch m.Cmd {
 	case game.CmdEnter:
 		if b.entered {
 			return nil
 		}
 		var rep game.EnterReply
-		if err := game.Decode(ev.Data, &rep); err != nil {
+		if err := game.Decode(m.Data, &rep); err != nil {
 			b.st.Error(ErrProtocol, fmt.Errorf("%s: EnterReply: %w", b.account, err))
 			return errStop
 		}
@@ -412,31 +456,38 @@ func (b *bot) handle(ev Event, enterSent time.Time) error {
 		b.st.Inc(EnterOK, 1)
 		b.st.Online(1)
 		if b.cfg.Queue {
-			return b.request(game.CmdQueue, game.Queue{Mode: b.cfg.Mode})
+			return b.request(ctx, game.CmdQueue, game.Queue{Mode: b.cfg.Mode})
 		}
 	case game.CmdWorld, game.CmdQueue:
 		var ack game.Ack
-		if err := game.Decode(ev.Data, &ack); err != nil {
-			b.st.Error(ErrProtocol, fmt.Errorf("%s: Ack for cmd %d: %w", b.account, ev.Cmd, err))
+		if err := game.Decode(m.Data, &ack); err != nil {
+			b.st.Error(ErrProtocol, fmt.Errorf("%s: Ack for cmd %d: %w", b.account, m.Cmd, err))
 			return nil
 		}
-		sent, ok := b.pop(ev.Cmd)
-		if ok && ev.Cmd == game.CmdWorld {
-			b.st.Observe(LatencyChat, b.cfg.Now().Sub(sent))
+		sent, ok := b.pop(m.Cmd)
+		if m.Cmd == game.CmdWorld {
+			b.acked++
+			if b.acked > b.chatSeq {
+				b.st.Inc(Duplicated, 1)
+			}
+			if ok {
+				b.st.Observe(LatencyChat, b.cfg.Now().Sub(sent))
+			}
 		}
 		if !ack.OK {
-			b.st.Error(ErrRefused, fmt.Errorf("%s: cmd %d: %s", b.account, ev.Cmd, ack.Error))
+			b.st.Error(ErrRefused, fmt.Errorf("%s: cmd %d: %s", b.account, m.Cmd, ack.Error))
 		}
 	case game.PushWorld:
 		var line game.ChatLine
-		if err := game.Decode(ev.Data, &line); err != nil {
+		if err := game.Decode(m.Data, &line); err != nil {
 			b.st.Error(ErrProtocol, fmt.Errorf("%s: ChatLine: %w", b.account, err))
 			return nil
 		}
 		b.st.Inc(ChatSeen, 1)
+		b.countLine(line)
 	case game.PushMatched:
-		var m game.Matched
-		if err := game.Decode(ev.Data, &m); err != nil {
+		var mt game.Matched
+		if err := game.Decode(m.Data, &mt); err != nil {
 			b.st.Error(ErrProtocol, fmt.Errorf("%s: Matched: %w", b.account, err))
 			return nil
 		}
@@ -445,9 +496,45 @@ func (b *bot) handle(ev Event, enterSent time.Time) error {
 	return nil
 }
 
+// countLine checks a world line's number against the last one seen from
+// its sender in the same session of the sender: a gap is lost lines, a
+// repeat a duplicate. Lines of this bot are checked against what it sent.
+func (b *bot) countLine(line game.ChatLine) {
+	var sess, seq int
+	if _, err := fmt.Sscanf(line.Text[strings.LastIndex(line.Text, "#")+1:], "%d.%d", &sess, &seq); err != nil {
+		return // not a bot's line
+	}
+	if line.From == b.account {
+		if sess != b.session {
+			return
+		}
+		switch {
+		case seq == b.echoed+1:
+			b.echoed++
+		case seq <= b.echoed:
+			b.st.Inc(Duplicated, 1)
+		default:
+			b.st.Inc(Lost, uint64(seq-b.echoed-1))
+			b.echoed = seq
+		}
+		return
+	}
+	last, seen := b.others[line.From]
+	switch {
+	case !seen || last.session != sess:
+		// First line of that sender's session since this bot entered.
+	case seq <= last.seq:
+		b.st.Inc(Duplicated, 1)
+		return
+	case seq > last.seq+1:
+		b.st.Inc(Lost, uint64(seq-last.seq-1))
+	}
+	b.others[line.From] = lineID{session: sess, seq: seq}
+}
+
 // request sends a request whose ack is awaited.
-func (b *bot) request(cmd uint64, body any) error {
-	if err := b.send(cmd, body); err != nil {
+func (b *bot) request(ctx context.Context, cmd uint64, body any) error {
+	if err := b.send(ctx, cmd, body); err != nil {
 		return err
 	}
 	b.pending[cmd] = append(b.pending[cmd], b.cfg.Now())
@@ -476,26 +563,23 @@ func (b *bot) expire() {
 	}
 }
 
-// send encodes body and writes one data frame.
-func (b *bot) send(cmd uint64, body any) error {
+// send encodes body and queues one message.
+func (b *bot) send(ctx context.Context, cmd uint64, body any) error {
 	data, err := game.Encode(body)
 	if err != nil {
 		b.st.Error(ErrProtocol, err)
 		return errStop
 	}
-	if err := b.write(wire.AppendData(nil, cmd, data)); err != nil {
-		return err
+	sctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	if err := b.c.Send(sctx, cmd, data); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return b.ended(err)
 	}
 	b.st.Inc(Sent, 1)
 	return nil
 }
 
-// write writes one frame within Timeout.
-func (b *bot) write(frame []byte) error {
-	_ = b.conn.SetWriteDeadline(time.Now().Add(b.cfg.Timeout))
-	if _, err := b.conn.Write(frame); err != nil {
-		b.st.Error(ErrConn, fmt.Errorf("%s: write: %w", b.account, err))
-		return errStop
-	}
-	return nil
-}
+type xmsg = client.Message

@@ -187,6 +187,7 @@ func testConfig(loginURL string) Config {
 	cfg.ChatEvery = 20 * time.Millisecond
 	cfg.Ramp = 20 * time.Millisecond
 	cfg.Timeout = 2 * time.Second
+	cfg.NoResume = true // the fake lobby speaks protocol version 1
 	return cfg
 }
 
@@ -289,7 +290,7 @@ func TestRunBadToken(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := run(t, testConfig(srv.URL), 500*time.Millisecond)
-	if s.LoginFailed != 3 || !strings.Contains(s.FirstError[ErrLoginAck], "login refused: bad token") {
+	if s.LoginFailed != 3 || !strings.Contains(s.FirstError[ErrLoginAck], "bad token") {
 		t.Errorf("login failed %d, errors %v", s.LoginFailed, s.FirstError)
 	}
 }

@@ -115,6 +115,7 @@ func (h *Histogram) Clone() *Histogram {
 const (
 	LatencyEnter = "enter" // CmdEnter → EnterReply
 	LatencyChat  = "chat"  // CmdWorld → its Ack
+	LatencyAway  = "away"  // a lost connection → the session resumed
 )
 
 // Error kinds a bot records (Stats.Error takes any string; these are the
@@ -157,6 +158,11 @@ const (
 	Received
 	ChatSeen
 	Matches
+	Drops      // connections cut on purpose (-drop-every)
+	Resumed    // sessions resumed after a lost connection
+	Lost       // messages that never arrived, by the bots' own sequence numbers
+	Duplicated // messages that arrived twice
+	Relogins   // sessions that ended under a bot, which then logged in again
 )
 
 // Inc adds n to counter c.
@@ -233,6 +239,11 @@ type Summary struct {
 	Received    uint64                // data frames received from the gateway
 	ChatSeen    uint64                // PushWorld lines received, summed over bots
 	Matches     uint64                // PushMatched received
+	Drops       uint64                // connections cut on purpose
+	Resumed     uint64                // sessions resumed
+	Lost        uint64                // messages lost (bots' sequence numbers, both directions)
+	Duplicated  uint64                // messages duplicated
+	Relogins    uint64                // sessions ended under a bot, logged in again
 	Errors      map[string]uint64     // by kind (Err* constants)
 	FirstError  map[string]string     // the first error message of each kind
 	Latency     map[string]*Histogram // by kind (Latency* constants)
@@ -257,6 +268,16 @@ func (s *Summary) counter(c Counter) *uint64 {
 		return &s.ChatSeen
 	case Matches:
 		return &s.Matches
+	case Drops:
+		return &s.Drops
+	case Resumed:
+		return &s.Resumed
+	case Lost:
+		return &s.Lost
+	case Duplicated:
+		return &s.Duplicated
+	case Relogins:
+		return &s.Relogins
 	}
 	return nil
 }
@@ -270,6 +291,7 @@ func (s Summary) Format(w io.Writer, prefix string) {
 		prefix, s.Elapsed.Round(100*time.Millisecond), s.Bots, s.LoginOK, s.LoginFailed, s.EnterOK, s.EnterFailed, s.Online)
 	fmt.Fprintf(w, "%s  messages sent %d, received %d; chat lines seen %d; matches %d\n",
 		prefix, s.Sent, s.Received, s.ChatSeen, s.Matches)
+	fmt.Fprintf(w, "%s  %s\n", prefix, s.ResumeLine())
 	for _, kind := range sortedKeys(s.Latency) {
 		h := s.Latency[kind]
 		fmt.Fprintf(w, "%s  latency %-5s p50 %s  p90 %s  p99 %s  (n=%d)\n", prefix, kind,
@@ -308,4 +330,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ResumeLine is the one-line account of resumes: "resume: <n> resumed, <l>
+// lost, <d> duplicated, <r> relogins". Lost and duplicated count messages
+// by the bots' own sequence numbers, end to end through the lobby, in both
+// directions: each bot's world lines and their acks, and every other
+// bot's lines it sees.
+func (s Summary) ResumeLine() string {
+	return fmt.Sprintf("resume: %d resumed, %d lost, %d duplicated, %d relogins", s.Resumed, s.Lost, s.Duplicated, s.Relogins)
 }
