@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -237,10 +238,19 @@ func (c *Client) Drop() {
 	if conn == nil {
 		return
 	}
+	if w, ok := conn.(*wsConn); ok && w.raw != nil {
+		conn = w.raw // under the WebSocket: no close handshake
+	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0) // RST, not FIN
 	}
 	_ = conn.Close()
+}
+
+// wsConn is a WebSocket connection and the TCP connection under it.
+type wsConn struct {
+	net.Conn
+	raw net.Conn
 }
 
 // Close ends the client (the session is left to expire on the gateway:
@@ -268,15 +278,24 @@ func (c *Client) event(e Event) {
 func (c *Client) dial(ctx context.Context, addr string) (net.Conn, error) {
 	if strings.HasPrefix(addr, "ws://") || strings.HasPrefix(addr, "wss://") {
 		u := addr
-		if i := strings.Index(u[5:], "/"); i < 0 {
+		if i := strings.Index(u[len("ws://"):], "/"); i < 0 {
 			u += "/ws"
 		}
-		ws, _, err := websocket.Dial(ctx, u, nil)
+		// Keep the TCP connection under the WebSocket, so Drop can cut it
+		// without a close handshake.
+		var raw net.Conn
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, a)
+			raw = conn
+			return conn, err
+		}}}
+		ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: hc})
 		if err != nil {
 			return nil, err
 		}
 		ws.SetReadLimit(int64(c.cfg.MaxFrame) + 64)
-		return websocket.NetConn(context.Background(), ws, websocket.MessageBinary), nil
+		return &wsConn{Conn: websocket.NetConn(context.Background(), ws, websocket.MessageBinary), raw: raw}, nil
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)

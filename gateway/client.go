@@ -401,8 +401,12 @@ func (c *client) resume(r *wire.Resume) bool {
 		if !s.v2 || s.window == 0 || subtle.ConstantTimeCompare(s.secret[:], hashOf(r.Secret[:])) != 1 {
 			return refuse(wire.CodeBadResume, "bad_secret", errors.New("secret does not match"))
 		}
-		if !s.resumeHere(c, r) {
-			return refuse(wire.CodeExpired, "expired", errors.New("session ended meanwhile"))
+		switch code := s.resumeHere(c, r); code {
+		case wire.CodeOK:
+		case wire.CodeTakenOver:
+			return refuse(code, "stale", errors.New("a later resume of this session was accepted"))
+		default:
+			return refuse(code, "expired", errors.New("session ended meanwhile"))
 		}
 		c.sess = s
 		g.met.resumes.WithLabelValues("here").Inc()
@@ -410,12 +414,14 @@ func (c *client) resume(r *wire.Resume) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
 	defer cancel()
-	rec, err := g.sessions.Takeover(ctx, r.Account, r.ID, r.Secret[:], g.node.GetID(), g.recordTTLFor(true, g.cfg.ResumeWindow))
+	rec, err := g.sessions.Takeover(ctx, r.Account, r.ID, r.Secret[:], r.Attempt, g.node.GetID(), g.recordTTLFor(true, g.cfg.ResumeWindow))
 	switch {
 	case errors.Is(err, login.ErrNoSession):
 		return refuse(wire.CodeExpired, "expired", err)
 	case errors.Is(err, login.ErrBadSecret):
 		return refuse(wire.CodeBadResume, "bad_secret", err)
+	case errors.Is(err, login.ErrStaleResume):
+		return refuse(wire.CodeTakenOver, "stale", err)
 	case err != nil:
 		return refuse(wire.CodeUnavailable, "unavailable", err)
 	}
@@ -423,7 +429,7 @@ func (c *client) resume(r *wire.Resume) bool {
 		c.log.WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
 	}
 	s := g.newSession(r.Account, r.ID, true, rec.Bindings)
-	s.window, s.secret, s.log = rec.Window, rec.SecretHash, c.log
+	s.window, s.secret, s.log, s.attempt = rec.Window, rec.SecretHash, c.log, r.Attempt
 	if !g.addSession(s, c) {
 		return refuse(wire.CodeShutdown, "shutdown", errors.New("gateway shutting down"))
 	}

@@ -50,11 +50,12 @@ type session struct {
 	procs    resume.Processed
 	ready    chan struct{} // closed when the resume wait is over
 	endWhy   string
-	expiring bool // the window passed; the end is being recorded
+	expiring bool   // the window passed; the end is being recorded
+	attempt  uint32 // the last resume attempt accepted
 }
 
 func (s *session) record() *login.SessionRecord {
-	return &login.SessionRecord{Gateway: s.g.node.GetID(), ID: s.sid, SecretHash: s.secret, Window: s.window, Bindings: s.bindings}
+	return &login.SessionRecord{Gateway: s.g.node.GetID(), ID: s.sid, SecretHash: s.secret, Window: s.window, Bindings: s.bindings, Attempt: s.attempt}
 }
 
 // attachedLocked reports whether frames can be queued to a client now.
@@ -440,13 +441,22 @@ func (s *session) readyCh() chan struct{} {
 // connection: every stream restarts after what the client received, the
 // nodes are asked to resend, and the client's older connection (if still
 // open) is closed with CodeTakenOver.
-func (s *session) resumeHere(c *client, r *wire.Resume) bool {
+func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 	g := s.g
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == sessEnded {
-		return false
+		return wire.CodeExpired
 	}
+	if r.Attempt <= s.attempt {
+		// Sent on a connection the client gave up: a later one has it.
+		return wire.CodeTakenOver
+	}
+	s.attempt = r.Attempt
+	att := r.Attempt
+	g.store.enqueue(func(ctx context.Context) {
+		_ = g.sessions.RecordAttempt(ctx, s.account, s.sid, g.node.GetID(), att)
+	})
 	old := s.conn
 	s.conn = c
 	if old != nil {
@@ -489,7 +499,7 @@ func (s *session) resumeHere(c *client, r *wire.Resume) bool {
 	} else {
 		s.log.Info("session resumed on a new connection")
 	}
-	return true
+	return wire.CodeOK
 }
 
 // adopt attaches connection c to a session just taken over from gateway

@@ -25,6 +25,9 @@ var (
 	// ErrBadSecret: the session exists but the resume secret does not
 	// match.
 	ErrBadSecret = errors.New("login: resume secret does not match")
+	// ErrStaleResume: a later resume of the session was accepted already
+	// (this one was sent on a connection the client abandoned).
+	ErrStaleResume = errors.New("login: stale resume")
 )
 
 // SessionRecord is what Redis keeps of a live session: which gateway holds
@@ -36,6 +39,7 @@ type SessionRecord struct {
 	SecretHash [32]byte // SHA-256 of the resume secret; zero for a session without resume
 	Window     time.Duration
 	Bindings   map[common.NodeType]common.NodeID
+	Attempt    uint32 // the last resume attempt accepted (0: none)
 }
 
 // HashSecret is the digest a SessionRecord keeps of a resume secret.
@@ -96,7 +100,7 @@ func (r *SessionRecord) args() []any {
 	if r.SecretHash != zero {
 		sec = hex.EncodeToString(r.SecretHash[:])
 	}
-	return []any{r.Gateway.String(), strconv.FormatUint(r.ID, 16), sec, r.Window.Milliseconds(), EncodeBindings(r.Bindings)}
+	return []any{r.Gateway.String(), strconv.FormatUint(r.ID, 16), sec, r.Window.Milliseconds(), EncodeBindings(r.Bindings), r.Attempt}
 }
 
 func parseRecord(m map[string]string) (*SessionRecord, error) {
@@ -124,6 +128,9 @@ func parseRecord(m map[string]string) (*SessionRecord, error) {
 	if r.Bindings, err = DecodeBindings(m["b"]); err != nil {
 		return nil, err
 	}
+	if a, err := strconv.ParseUint(m["att"], 10, 32); err == nil {
+		r.Attempt = uint32(a)
+	}
 	return &r, nil
 }
 
@@ -140,27 +147,43 @@ func pairs(vals []any) map[string]string {
 // createScript replaces the account's session record and returns the
 // previous one (as HGETALL pairs).
 //
-//	KEYS[1] sess; ARGV gw, sid, sec, win, b, ttl ms
+//	KEYS[1] sess; ARGV gw, sid, sec, win, b, att, ttl ms
 var createScript = redis.NewScript(`
 local old = redis.call('HGETALL', KEYS[1])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'sec', ARGV[3], 'win', ARGV[4], 'b', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'sec', ARGV[3], 'win', ARGV[4], 'b', ARGV[5], 'att', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return old
 `)
 
 // takeoverScript moves a session to another gateway when the id and the
-// secret digest match. It returns the record (HGETALL pairs) on success,
-// 0 when there is no such session, -1 when the secret does not match.
+// secret digest match and the attempt is newer than the last one
+// accepted. It returns the record (HGETALL pairs) on success, 0 when there
+// is no such session, -1 when the secret does not match, -2 when the
+// attempt is stale.
 //
-//	KEYS[1] sess; ARGV sid, sec, new gw, ttl ms
+//	KEYS[1] sess; ARGV sid, sec, new gw, ttl ms, attempt
 var takeoverScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return 0 end
 local sec = redis.call('HGET', KEYS[1], 'sec')
 if (not sec) or sec == '' or sec ~= ARGV[2] then return -1 end
-redis.call('HSET', KEYS[1], 'gw', ARGV[3])
+if tonumber(ARGV[5]) <= tonumber(redis.call('HGET', KEYS[1], 'att') or '0') then return -2 end
+redis.call('HSET', KEYS[1], 'gw', ARGV[3], 'att', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return redis.call('HGETALL', KEYS[1])
+`)
+
+// attemptScript records a resume accepted by the gateway already holding
+// the session, so a stale attempt elsewhere cannot take it.
+//
+//	KEYS[1] sess; ARGV gw, sid, attempt
+var attemptScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'gw') == ARGV[1] and redis.call('HGET', KEYS[1], 'sid') == ARGV[2]
+   and tonumber(ARGV[3]) > tonumber(redis.call('HGET', KEYS[1], 'att') or '0') then
+  redis.call('HSET', KEYS[1], 'att', ARGV[3])
+  return 1
+end
+return 0
 `)
 
 // holdScript keeps a live session's record: 1 when it names this gateway
@@ -169,23 +192,23 @@ return redis.call('HGETALL', KEYS[1])
 // resumed there), -1 when another session holds the account (a newer
 // login). The bindings are refreshed or restored with it.
 //
-//	KEYS[1] sess, KEYS[2] bind; ARGV gw, sid, sec, win, b, ttl ms, affinity ms, then type/id pairs
+//	KEYS[1] sess, KEYS[2] bind; ARGV gw, sid, sec, win, b, att, ttl ms, affinity ms, then type/id pairs
 var holdScript = redis.NewScript(`
 local gw = redis.call('HGET', KEYS[1], 'gw')
 local res = 1
 if gw then
   if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[2] then return -1 end
   if gw ~= ARGV[1] then return 0 end
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
 else
-  redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'sec', ARGV[3], 'win', ARGV[4], 'b', ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('HSET', KEYS[1], 'gw', ARGV[1], 'sid', ARGV[2], 'sec', ARGV[3], 'win', ARGV[4], 'b', ARGV[5], 'att', ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
   res = 2
 end
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   if not redis.call('HGET', KEYS[2], ARGV[i]) then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end
 end
-if #ARGV >= 8 then redis.call('PEXPIRE', KEYS[2], ARGV[7]) end
+if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[2], ARGV[8]) end
 return res
 `)
 
@@ -241,21 +264,25 @@ func (s *Sessions) Create(ctx context.Context, account string, r *SessionRecord,
 }
 
 // Takeover moves account's session id to gateway gw if secret proves it
-// may: it returns the record, ErrNoSession or ErrBadSecret.
-func (s *Sessions) Takeover(ctx context.Context, account string, id uint64, secret []byte, gw common.NodeID, ttl time.Duration) (*SessionRecord, error) {
+// may and attempt is newer than the last resume accepted: it returns the
+// record, ErrNoSession, ErrBadSecret or ErrStaleResume.
+func (s *Sessions) Takeover(ctx context.Context, account string, id uint64, secret []byte, attempt uint32, gw common.NodeID, ttl time.Duration) (*SessionRecord, error) {
 	if err := checkNames(s.Cluster, account); err != nil {
 		return nil, err
 	}
 	h := HashSecret(secret)
 	v, err := takeoverScript.Run(ctx, s.Redis, []string{KeysFor(s.Cluster, account).Sess},
-		strconv.FormatUint(id, 16), hex.EncodeToString(h[:]), gw.String(), ttlMs(ttl)).Result()
+		strconv.FormatUint(id, 16), hex.EncodeToString(h[:]), gw.String(), ttlMs(ttl), attempt).Result()
 	if err != nil {
 		return nil, unavailable("take over session", err)
 	}
 	switch x := v.(type) {
 	case int64:
-		if x == -1 {
+		switch x {
+		case -1:
 			return nil, ErrBadSecret
+		case -2:
+			return nil, ErrStaleResume
 		}
 		return nil, ErrNoSession
 	case []any:
@@ -310,6 +337,18 @@ func (s *Sessions) Hold(ctx context.Context, items []HoldItem, ttl, affinity tim
 		return out, unavailable("hold sessions", err)
 	}
 	return out, nil
+}
+
+// RecordAttempt notes a resume attempt accepted by gw, which holds the
+// session already.
+func (s *Sessions) RecordAttempt(ctx context.Context, account string, id uint64, gw common.NodeID, attempt uint32) error {
+	if err := checkNames(s.Cluster, account); err != nil {
+		return err
+	}
+	if err := attemptScript.Run(ctx, s.Redis, []string{KeysFor(s.Cluster, account).Sess}, gw.String(), strconv.FormatUint(id, 16), attempt).Err(); err != nil {
+		return unavailable("record resume attempt", err)
+	}
+	return nil
 }
 
 // End deletes account's record if gateway gw and session id still hold it.

@@ -18,7 +18,7 @@ const (
 	KindClientStream    Kind = 110 // G→C: u16 stream | 16 node | u32 epoch
 	KindClientAck       Kind = 111 // C→G: u16 n | n × (u16 stream | u32 seq)
 	KindClientMsgAck    Kind = 112 // G→C: u32 seq
-	KindClientResume    Kind = 113 // C→G first frame: u8 alen | account | u64 sid | 32 secret | u16 n | n × StreamPos
+	KindClientResume    Kind = 113 // C→G first frame: u8 alen | account | u64 sid | 32 secret | u32 msg ack | u32 attempt | u16 n | n × StreamPos
 	KindClientResumed   Kind = 114 // G→C: u16 code | u32 msg ack | u8 flags | text
 	KindClientStreamEnd Kind = 115 // G→C: u16 stream; the stream is closed, forget it
 )
@@ -239,6 +239,10 @@ type Resume struct {
 	ID      uint64
 	Secret  [SecretSize]byte
 	MsgAck  uint32 // the last ClientMsgAck (or ClientResumed) the client received
+	// Attempt numbers the client's resumes of the session: 1, 2, 3 … A
+	// resume whose attempt is not above the last one accepted is stale
+	// (sent on a connection the client abandoned) and refused.
+	Attempt uint32
 	Streams []StreamPos
 }
 
@@ -246,12 +250,13 @@ const streamPosSize = 2 + 16 + 4 + 4
 
 // AppendResume appends a ClientResume frame.
 func AppendResume(dst []byte, r *Resume) []byte {
-	dst = AppendHeader(dst, KindClientResume, 1+len(r.Account)+8+SecretSize+4+2+streamPosSize*len(r.Streams))
+	dst = AppendHeader(dst, KindClientResume, 1+len(r.Account)+8+SecretSize+4+4+2+streamPosSize*len(r.Streams))
 	dst = append(dst, byte(len(r.Account)))
 	dst = append(dst, r.Account...)
 	dst = binary.BigEndian.AppendUint64(dst, r.ID)
 	dst = append(dst, r.Secret[:]...)
 	dst = binary.BigEndian.AppendUint32(dst, r.MsgAck)
+	dst = binary.BigEndian.AppendUint32(dst, r.Attempt)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(r.Streams)))
 	for _, s := range r.Streams {
 		dst = binary.BigEndian.AppendUint16(dst, s.Stream)
@@ -272,15 +277,16 @@ func DecodeResume(p []byte) (Resume, error) {
 	if !validUTF8(acct) {
 		return r, fmt.Errorf("%w: resume account is not UTF-8", common.ErrBadInput)
 	}
-	if len(rest) < 8+SecretSize+4+2 {
+	if len(rest) < 8+SecretSize+4+4+2 {
 		return r, fmt.Errorf("%w: resume frame of %d bytes", common.ErrBadInput, len(p))
 	}
 	r.Account = string(acct)
 	r.ID = binary.BigEndian.Uint64(rest)
 	copy(r.Secret[:], rest[8:])
 	r.MsgAck = binary.BigEndian.Uint32(rest[8+SecretSize:])
-	n := int(binary.BigEndian.Uint16(rest[12+SecretSize:]))
-	rest = rest[14+SecretSize:]
+	r.Attempt = binary.BigEndian.Uint32(rest[12+SecretSize:])
+	n := int(binary.BigEndian.Uint16(rest[16+SecretSize:]))
+	rest = rest[18+SecretSize:]
 	if n > MaxResumeStreams || len(rest) != n*streamPosSize {
 		return r, fmt.Errorf("%w: resume lists %d streams in %d bytes", common.ErrBadInput, n, len(rest))
 	}

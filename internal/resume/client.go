@@ -39,6 +39,7 @@ type Client struct {
 	floor   uint32   // the gateway acknowledged every message through this one
 	pending [][]byte // encoded messages floor+1 … next-1
 
+	attempt  uint32 // resumes presented so far
 	streams  map[uint16]*cstream
 	unacked  int
 	firstUna time.Time
@@ -156,7 +157,8 @@ func (c *Client) NextAck() time.Time {
 // ClientResume, then every unacknowledged message again, in order. New
 // messages may follow at once.
 func (c *Client) ResumeFrames() []byte {
-	r := wire.Resume{Account: c.Account, ID: c.Session.ID, Secret: c.Session.Secret, MsgAck: c.floor}
+	c.attempt++
+	r := wire.Resume{Account: c.Account, ID: c.Session.ID, Secret: c.Session.Secret, MsgAck: c.floor, Attempt: c.attempt}
 	for id, s := range c.streams {
 		r.Streams = append(r.Streams, wire.StreamPos{Stream: id, Node: s.node, Epoch: s.epoch, Last: s.last})
 	}

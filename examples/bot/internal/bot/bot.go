@@ -421,7 +421,7 @@ func (b *bot) ended(err error) error {
 // settle waits (briefly) for the acks and echoes of lines still in flight
 // when the run ends, then counts what never came as lost.
 func (b *bot) settle() {
-	deadline := time.NewTimer(b.cfg.Timeout / 2)
+	deadline := time.NewTimer(max(b.cfg.Timeout, 5*time.Second))
 	defer deadline.Stop()
 	for b.acked < b.chatSeq || b.echoed < b.chatSeq {
 		select {
