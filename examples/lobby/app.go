@@ -21,6 +21,9 @@ const (
 	// slot 0 (when it changed), so the login service binds new players to
 	// the least crowded lobby without an update per enter.
 	loadEvery = 250 * time.Millisecond
+	// awayAfter is how long a player's connection must stay lost before
+	// the others see it "reconnecting": a blip shows nothing.
+	awayAfter = time.Second
 	// linkPoll is how often start checks for a first gateway link before
 	// asking the other lobbies who is online.
 	linkPoll = 20 * time.Millisecond
@@ -44,8 +47,9 @@ type app struct {
 	lost    prometheus.Counter // lose-account callbacks
 	undeliv prometheus.Counter
 
-	mu sync.Mutex // guards st
-	st *Lobby
+	mu    sync.Mutex // guards st, awayT
+	st    *Lobby
+	awayT map[string]*time.Timer // players disconnected less than awayAfter ago
 
 	admin     *admin.Server // nil when -admin is off
 	adminAddr string        // bound admin address, set by start
@@ -62,7 +66,7 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 	}
 	a := &app{
 		n: n, log: log.WithField("component", "lobby"), reg: prometheus.NewRegistry(), now: time.Now,
-		st: NewLobby(n.GetID()),
+		st: NewLobby(n.GetID()), awayT: make(map[string]*time.Timer),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "xserver_lobby_send_failures_total",
 			Help: "Messages the lobby could not hand to a gateway.",
@@ -167,14 +171,40 @@ func (a *app) onRelay(src common.NodeType, from common.Member, account string, c
 	a.send(from, outs)
 }
 
-// away shows a player as reconnecting, or back: its state is kept while
-// its session may resume.
+// away shows a player as reconnecting (once its connection stayed lost
+// for awayAfter), or back: its state is kept while its session may
+// resume.
 func (a *app) away(account string, away bool) {
 	a.mu.Lock()
-	outs, ok := a.st.Away(account, away)
+	if t := a.awayT[account]; t != nil {
+		t.Stop()
+		delete(a.awayT, account)
+	}
+	if away {
+		a.awayT[account] = time.AfterFunc(awayAfter, func() { a.showAway(account) })
+		a.mu.Unlock()
+		return
+	}
+	outs, ok := a.st.Away(account, false)
 	a.mu.Unlock()
 	if ok {
-		a.log.WithFields(logrus.Fields{"account": account, "away": away}).Info("player connection changed")
+		a.log.WithField("account", account).Info("player back")
+		a.send(nil, outs)
+	}
+}
+
+// showAway tells everyone a player is reconnecting, if it still is.
+func (a *app) showAway(account string) {
+	a.mu.Lock()
+	if a.awayT[account] == nil {
+		a.mu.Unlock()
+		return // back meanwhile
+	}
+	delete(a.awayT, account)
+	outs, ok := a.st.Away(account, true)
+	a.mu.Unlock()
+	if ok {
+		a.log.WithField("account", account).Info("player reconnecting")
 		a.send(nil, outs)
 	}
 }
@@ -183,6 +213,10 @@ func (a *app) away(account string, away bool) {
 func (a *app) onLose(account string) {
 	a.lost.Inc()
 	a.mu.Lock()
+	if t := a.awayT[account]; t != nil {
+		t.Stop()
+		delete(a.awayT, account)
+	}
 	name, at, _ := a.st.Entered(account)
 	outs, ok := a.st.Lose(account)
 	a.mu.Unlock()
@@ -338,6 +372,12 @@ func (a *app) close() {
 		a.cancel()
 	}
 	_ = a.n.Close()
+	a.mu.Lock()
+	for acct, t := range a.awayT {
+		t.Stop()
+		delete(a.awayT, acct)
+	}
+	a.mu.Unlock()
 	a.wg.Wait()
 	if a.admin != nil {
 		_ = a.admin.Close()
