@@ -42,3 +42,7 @@ func (g *Gateway) Crash() {
 		}
 	})
 }
+
+// DropKickChannel unsubscribes from the logins channel, as a lost Pub/Sub
+// connection would: announcements from other gateways no longer arrive.
+func (g *Gateway) DropKickChannel() { _ = g.sub.Close() }

@@ -46,8 +46,14 @@ type cluster struct {
 	redis    *redistest.Server
 	gws      []*gw
 	login    string // base URL
-	lobbyAdm string // lobby admin base URL
+	lobbyAdm string // lobby admin base URL (the first lobby)
+	lobbies  []*lobby
 	window   time.Duration
+}
+
+type lobby struct {
+	p     *proctest.Proc
+	admin string // base URL
 }
 
 type gw struct {
@@ -64,6 +70,10 @@ func (c *cluster) common() []string {
 }
 
 func startCluster(t *testing.T, gateways int, window time.Duration) *cluster {
+	return startClusterN(t, gateways, 1, window)
+}
+
+func startClusterN(t *testing.T, gateways, lobbies int, window time.Duration) *cluster {
 	c := &cluster{t: t, name: strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), redis: redistest.Start(t), window: window}
 	proctest.Start(t, "mgrserver", filepath.Join(bin, "mgrserver"), append(c.common(), "-listen", "127.0.0.1:0"), c.env()...)
 	for i := 0; i < gateways; i++ {
@@ -73,9 +83,12 @@ func startCluster(t *testing.T, gateways int, window time.Duration) *cluster {
 	c.login = "http://" + loginAddr
 	proctest.Start(t, "login", filepath.Join(bin, "login"),
 		append(c.common(), "-listen", loginAddr, "-password", password), c.env()...)
-	lobbyAdm := proctest.FreeAddr(t)
-	c.lobbyAdm = "http://" + lobbyAdm
-	proctest.Start(t, "lobby", filepath.Join(bin, "lobby"), append(c.common(), "-admin", lobbyAdm), c.env()...)
+	for i := 0; i < lobbies; i++ {
+		adm := proctest.FreeAddr(t)
+		p := proctest.Start(t, fmt.Sprintf("lobby-%d", i+1), filepath.Join(bin, "lobby"), append(c.common(), "-admin", adm), c.env()...)
+		c.lobbies = append(c.lobbies, &lobby{p: p, admin: "http://" + adm})
+	}
+	c.lobbyAdm = c.lobbies[0].admin
 	proctest.WaitFor(t, 30*time.Second, "the login service to issue tickets", func() bool {
 		return c.probeLogin()
 	})

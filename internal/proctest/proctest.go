@@ -233,3 +233,10 @@ func Metric(body, name string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// Pause freezes the process (SIGSTOP): its connections stay open and
+// nothing is answered, as with a hung or descheduled process.
+func (p *Proc) Pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Continue resumes a paused process (SIGCONT).
+func (p *Proc) Continue() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }

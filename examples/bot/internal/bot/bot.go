@@ -179,9 +179,10 @@ type bot struct {
 	// End-to-end accounting of this session: the acks and the echoes of
 	// this bot's own world lines, and the last line seen from every other
 	// bot (by its session and line number).
-	acked  int
-	echoed int
-	others map[string]lineID
+	acked   int
+	echoed  int
+	refused map[int]bool // own lines the lobby refused (no echo will come)
+	others  map[string]lineID
 }
 
 // lineID identifies a world line: its sender's session and line number.
@@ -245,6 +246,7 @@ func (b *bot) play(ctx context.Context) error {
 	b.entered, b.chatSeq, b.acked, b.echoed = false, 0, 0, 0
 	b.pending = make(map[uint64][]time.Time)
 	b.others = make(map[string]lineID)
+	b.refused = make(map[int]bool)
 	defer c.Close()
 	err = b.loop(ctx)
 	switch {
@@ -423,15 +425,26 @@ func (b *bot) ended(err error) error {
 func (b *bot) settle() {
 	deadline := time.NewTimer(max(b.cfg.Timeout, 5*time.Second))
 	defer deadline.Stop()
-	for b.acked < b.chatSeq || b.echoed < b.chatSeq {
+	for b.acked < b.chatSeq || b.echoed+b.refusedAfter(b.echoed) < b.chatSeq {
 		select {
 		case m := <-b.c.Messages():
 			_ = b.handle(context.Background(), m, time.Time{})
 		case <-deadline.C:
-			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)+uint64(b.chatSeq-b.echoed))
+			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)+uint64(b.chatSeq-b.echoed-b.refusedAfter(b.echoed)))
 			return
 		}
 	}
+}
+
+// refusedAfter counts own lines after seq the lobby refused.
+func (b *bot) refusedAfter(seq int) int {
+	n := 0
+	for k := range b.refused {
+		if k > seq {
+			n++
+		}
+	}
+	return n
 }
 
 // handle acts on one message; a non-nil error ends the session.
@@ -473,9 +486,17 @@ func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 			if ok {
 				b.st.Observe(LatencyChat, b.cfg.Now().Sub(sent))
 			}
+			if !ack.OK {
+				b.refused[b.acked] = true // answered, but no echo will come
+			}
 		}
 		if !ack.OK {
 			b.st.Error(ErrRefused, fmt.Errorf("%s: cmd %d: %s", b.account, m.Cmd, ack.Error))
+			if ack.Error == "enter first" {
+				// The player was rebound to another lobby (its own became
+				// unreachable): enter again, as the lobby's doc says.
+				return b.send(ctx, game.CmdEnter, game.Enter{Name: b.account})
+			}
 		}
 	case game.PushWorld:
 		var line game.ChatLine
@@ -508,15 +529,16 @@ func (b *bot) countLine(line game.ChatLine) {
 		if sess != b.session {
 			return
 		}
-		switch {
-		case seq == b.echoed+1:
-			b.echoed++
-		case seq <= b.echoed:
+		if seq <= b.echoed {
 			b.st.Inc(Duplicated, 1)
-		default:
-			b.st.Inc(Lost, uint64(seq-b.echoed-1))
-			b.echoed = seq
+			return
 		}
+		for k := b.echoed + 1; k < seq; k++ {
+			if !b.refused[k] {
+				b.st.Inc(Lost, 1)
+			}
+		}
+		b.echoed = seq
 		return
 	}
 	last, seen := b.others[line.From]
