@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
-	"github.com/xserver/xserver/internal/admin"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
 	pb "github.com/xserver/xserver/proto"

@@ -13,10 +13,10 @@ import (
 
 	"github.com/xserver/xserver/internal/testkit"
 
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/lease"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/mgrserver"
+	"github.com/xserver/xserver/service"
 )
 
 const secret = "test-secret-0123456789"
@@ -114,8 +114,8 @@ func TestBadConfigExits2(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			code := run(context.Background(), tt.args, env(tt.env), &stderr)
-			if code != cli.ExitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, &stderr)
+			if code != service.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, service.ExitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, &stderr)

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/xserver/xserver/examples/bot/internal/bot"
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -38,7 +38,7 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
+	ctx, stop := service.SignalContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -51,7 +51,7 @@ type options struct {
 }
 
 // parseFlags reads args and the environment; every error is a
-// cli.UsageError (or flag.ErrHelp).
+// service.UsageError (or flag.ErrHelp).
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
 	o := options{cfg: bot.DefaultConfig()}
 	c := &o.cfg
@@ -67,14 +67,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&c.Mode, "mode", c.Mode, "the match `mode` bots queue for")
 	fs.DurationVar(&c.Ramp, "ramp", c.Ramp, "spread the bots' starts over this long (at most half of -duration)")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "limit on a login, a connect, an Enter and each ack")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if o.duration < 0 {
-		return nil, cli.Usagef("-duration %v: must not be negative", o.duration)
+		return nil, service.Usagef("-duration %v: must not be negative", o.duration)
 	}
 	if o.duration > 0 && c.Ramp > o.duration/2 {
 		c.Ramp = o.duration / 2
@@ -87,7 +87,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
-		return cli.Exit(stderr, name, err)
+		return service.Exit(stderr, name, err)
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -118,16 +118,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	close(progress)
 	<-done
 	if err != nil {
-		return cli.Exit(stderr, name, cli.Usage(err))
+		return service.Exit(stderr, name, service.Usage(err))
 	}
 	s := st.Snapshot(time.Now())
 	fmt.Fprintf(stdout, "%s: final summary\n", name)
 	s.Format(stdout, name+" | ")
 	if s.Failed() {
 		fmt.Fprintf(stderr, "%s: %d bots failed to log in, %d to enter\n", name, s.LoginFailed, s.EnterFailed)
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
-	return cli.ExitOK
+	return service.ExitOK
 }
 
 func durationText(d time.Duration) string {

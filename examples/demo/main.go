@@ -45,8 +45,8 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/demo/internal/demo"
-	"github.com/xserver/xserver/internal/cli"
-	"github.com/xserver/xserver/internal/embedredis"
+	"github.com/xserver/xserver/examples/demo/internal/embedredis"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -66,7 +66,7 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
+	ctx, stop := service.SignalContext(context.Background())
 	code := run(ctx)
 	stop()
 	os.Exit(code)
@@ -94,11 +94,11 @@ func run(ctx context.Context) int {
 	fs.StringVar(&o.logFile, "log-file", "", "write the children's logs to this `file` (default: a new file in the temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "children's log `level`")
 	if err := fs.Parse(os.Args[1:]); err != nil {
-		return cli.Exit(os.Stderr, demo.Self, cli.Usage(err))
+		return service.Exit(os.Stderr, demo.Self, service.Usage(err))
 	}
 	if o.lobbies < 1 || o.bots < 0 || o.duration < 0 || fs.NArg() > 0 {
 		fs.Usage()
-		return cli.ExitUsage
+		return service.ExitUsage
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -108,12 +108,12 @@ func run(ctx context.Context) int {
 	ok, err := runCluster(ctx, o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
 	if !ok {
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
-	return cli.ExitOK
+	return service.ExitOK
 }
 
 // runCluster runs the cluster until ctx ends, then stops it. With
@@ -510,7 +510,7 @@ func randomSecret() (string, error) {
 func childEnv(base []string, set map[string]string) []string {
 	var out []string
 	for _, kv := range base {
-		if !strings.HasPrefix(kv, cli.EnvPrefix+"_") {
+		if !strings.HasPrefix(kv, service.EnvPrefix+"_") {
 			out = append(out, kv)
 		}
 	}

@@ -36,20 +36,20 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 const name = "lobby"
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
+	ctx, stop := service.SignalContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 type options struct {
-	cli.Common
+	service.Common
 	version string
 	admin   string
 }
@@ -61,11 +61,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	o.Common.RegisterFlags(fs)
 	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -74,7 +74,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -90,7 +90,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	cfg.Version = o.version
 	a, err := newApp(cfg, log)
 	if err != nil {
-		return cli.Usage(err)
+		return service.Usage(err)
 	}
 	if err := a.start(ctx, o.admin); err != nil {
 		a.close()

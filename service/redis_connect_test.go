@@ -1,4 +1,4 @@
-package redisconf_test
+package service_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/xserver/xserver/internal/redisconf"
 	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/service"
 )
 
 func TestConnect(t *testing.T) {
@@ -18,7 +18,7 @@ func TestConnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	newClient := func(t *testing.T, c redisconf.Config) redis.UniversalClient {
+	newClient := func(t *testing.T, c service.RedisConfig) redis.UniversalClient {
 		t.Helper()
 		rdb, err := c.NewClient()
 		if err != nil {
@@ -28,12 +28,12 @@ func TestConnect(t *testing.T) {
 		return rdb
 	}
 
-	plain := newClient(t, redisconf.Config{Addr: srv.Addr()})
+	plain := newClient(t, service.RedisConfig{Addr: srv.Addr()})
 	if err := plain.Set(ctx, "k", "db0", 0).Err(); err != nil {
 		t.Fatalf("SET via host:port: %v", err)
 	}
 
-	db2 := newClient(t, redisconf.Config{Addr: "redis://" + srv.Addr() + "/2?dial_timeout=2s"})
+	db2 := newClient(t, service.RedisConfig{Addr: "redis://" + srv.Addr() + "/2?dial_timeout=2s"})
 	if err := db2.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("GET in db 2 = %v, want redis.Nil", err)
 	}
@@ -58,11 +58,11 @@ func TestConnect(t *testing.T) {
 	if err := plain.ConfigSet(ctx, "requirepass", "s3cret").Err(); err != nil {
 		t.Fatal(err)
 	}
-	authed := newClient(t, redisconf.Config{Addr: srv.Addr(), Password: "s3cret", DB: 2})
+	authed := newClient(t, service.RedisConfig{Addr: srv.Addr(), Password: "s3cret", DB: 2})
 	if got, err := authed.Get(ctx, "k").Result(); err != nil || got != "db2" {
 		t.Fatalf("GET with password = %q, %v; want db2", got, err)
 	}
-	anon := newClient(t, redisconf.Config{Addr: srv.Addr()})
+	anon := newClient(t, service.RedisConfig{Addr: srv.Addr()})
 	if err := anon.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
 		t.Fatalf("PING without password = %v, want NOAUTH", err)
 	}

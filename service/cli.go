@@ -1,4 +1,4 @@
-package cli
+package service
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
-
-	"github.com/xserver/xserver/internal/flagenv"
 )
 
 // EnvPrefix is the environment prefix of every flag: -lease-ttl is also
@@ -54,18 +52,18 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// Parse parses args into fs with flagenv under EnvPrefix: a flag given on
+// Parse parses args into fs: a flag given on
 // the command line wins over XSERVER_<FLAG>, which wins over the default;
 // -h lists every flag with its variable. getenv nil means os.Getenv.
 //
 // It returns flag.ErrHelp after printing the usage for -h, and a
 // UsageError for anything else wrong. fs should use flag.ContinueOnError.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	err := flagenv.Parse(fs, EnvPrefix, args, getenv)
+	err := parseEnv(fs, EnvPrefix, args, getenv)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return err
-	case errors.Is(err, flagenv.ErrBadEnv):
+	case errors.Is(err, ErrBadEnv):
 		return &UsageError{Err: err}
 	default:
 		// The flag package has printed the error and the usage.
@@ -106,7 +104,7 @@ func SignalContext(parent context.Context) (ctx context.Context, stop context.Ca
 }
 
 // Logging is what Run needs of a binary's options: the logger the common
-// flags describe (cli.Common provides it).
+// flags describe (Common provides it).
 type Logging interface {
 	Logger(w io.Writer) (*logrus.Logger, error)
 }

@@ -1,4 +1,4 @@
-package cli
+package service
 
 import (
 	"bytes"
@@ -12,8 +12,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
-
-	"github.com/xserver/xserver/internal/redisconf"
 )
 
 const secret = "s3cret-value"
@@ -39,7 +37,7 @@ func TestParsePrecedence(t *testing.T) {
 		wantSecret  string
 		wantRedis   string
 	}{
-		{"defaults", nil, nil, DefaultCluster, "", redisconf.DefaultAddr},
+		{"defaults", nil, nil, DefaultCluster, "", DefaultRedisAddr},
 		{"env", nil, map[string]string{"XSERVER_CLUSTER": "c-env", "XSERVER_SECRET": secret, "XSERVER_REDIS": "r:1"}, "c-env", secret, "r:1"},
 		{"flag beats env", []string{"-cluster", "c-flag", "-redis", "f:2"}, map[string]string{"XSERVER_CLUSTER": "c-env", "XSERVER_REDIS": "r:1"}, "c-flag", "", "f:2"},
 	}
@@ -141,7 +139,7 @@ func TestExit(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	good := func() Common {
-		return Common{Cluster: "c", Secret: secret, LogLevel: "info", LogFormat: "text", Redis: redisconf.DefaultConfig()}
+		return Common{Cluster: "c", Secret: secret, LogLevel: "info", LogFormat: "text", Redis: DefaultRedisConfig()}
 	}
 	tests := []struct {
 		name   string
@@ -235,7 +233,7 @@ func TestRedisLogger(t *testing.T) {
 
 func TestNewRedisClient(t *testing.T) {
 	l, _ := NewLogger(new(bytes.Buffer), "info", "text")
-	rdb, err := NewRedisClient(redisconf.Config{Addr: "127.0.0.1:1"}, l)
+	rdb, err := NewRedisClient(RedisConfig{Addr: "127.0.0.1:1"}, l)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,10 +246,10 @@ func TestNewRedisClient(t *testing.T) {
 		t.Error("context deadlines do not bound commands")
 	}
 
-	_, err = NewRedisClient(redisconf.Config{Addr: ""}, l)
+	_, err = NewRedisClient(RedisConfig{Addr: ""}, l)
 	var ue *UsageError
-	if !errors.As(err, &ue) || !errors.Is(err, redisconf.ErrInvalid) {
-		t.Errorf("empty -redis: %v, want a UsageError wrapping redisconf.ErrInvalid", err)
+	if !errors.As(err, &ue) || !errors.Is(err, ErrRedisConfig) {
+		t.Errorf("empty -redis: %v, want a UsageError wrapping ErrRedisConfig", err)
 	}
 }
 

@@ -6,7 +6,7 @@
 // down only when told to; Server advances them from the wall clock every
 // 20 ms, so expiry is approximate rather than Redis's exact semantics. Production
 // deployments and tests that exercise Redis behaviour use a real server
-// (see internal/redistest and internal/redisconf).
+// (package service builds a client for one from flags).
 //
 // Close is safe to call twice and from any goroutine.
 package embedredis

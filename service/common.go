@@ -1,4 +1,4 @@
-package cli
+package service
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
-	"github.com/xserver/xserver/internal/redisconf"
 	"github.com/xserver/xserver/node"
 )
 
@@ -22,7 +21,7 @@ type Common struct {
 	Secret    string // never logged
 	LogLevel  string
 	LogFormat string
-	Redis     redisconf.Config
+	Redis     RedisConfig
 	// TLSCA and TLSServerName configure TLS on the intranet connections
 	// this process dials (see DialTLS).
 	TLSCA, TLSServerName string

@@ -1,4 +1,4 @@
-package cli
+package service
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
-
-	"github.com/xserver/xserver/internal/redisconf"
 )
 
 // NewLogger returns a logrus logger writing to w at level ("info", "debug",
@@ -50,7 +48,7 @@ func (l RedisLogger) Printf(_ context.Context, format string, v ...any) {
 // go-redis, debug level) and returns a client for cfg. It does not contact
 // Redis. An invalid cfg is a UsageError. Call it from main only: the
 // go-redis logger is global.
-func NewRedisClient(cfg redisconf.Config, log logrus.FieldLogger) (redis.UniversalClient, error) {
+func NewRedisClient(cfg RedisConfig, log logrus.FieldLogger) (redis.UniversalClient, error) {
 	rdb, err := cfg.NewClient()
 	if err != nil {
 		return nil, Usage(err)

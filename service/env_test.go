@@ -1,4 +1,4 @@
-package flagenv
+package service
 
 import (
 	"bytes"
@@ -20,8 +20,8 @@ func TestEnvName(t *testing.T) {
 		{"MY-APP", "x2", "MY_APP_X2"},
 	}
 	for _, tt := range tests {
-		if got := EnvName(tt.prefix, tt.flag); got != tt.want {
-			t.Errorf("EnvName(%q, %q) = %q, want %q", tt.prefix, tt.flag, got, tt.want)
+		if got := envName(tt.prefix, tt.flag); got != tt.want {
+			t.Errorf("envName(%q, %q) = %q, want %q", tt.prefix, tt.flag, got, tt.want)
 		}
 	}
 }
@@ -48,7 +48,7 @@ func mapEnv(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func TestParse(t *testing.T) {
+func TestParseEnv(t *testing.T) {
 	tests := []struct {
 		name    string
 		args    []string
@@ -108,15 +108,15 @@ func TestParse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var got vals
 			fs := newSet(&got)
-			err := Parse(fs, "XSERVER", tt.args, mapEnv(tt.env))
+			err := parseEnv(fs, "XSERVER", tt.args, mapEnv(tt.env))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("Parse error = %v, want one containing %q", err, tt.wantErr)
+					t.Fatalf("parseEnv error = %v, want one containing %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("Parse: %v", err)
+				t.Fatalf("parseEnv: %v", err)
 			}
 			if got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
@@ -127,7 +127,7 @@ func TestParse(t *testing.T) {
 
 func TestParseBadEnvIsErrBadEnv(t *testing.T) {
 	var v vals
-	err := Parse(newSet(&v), "XSERVER", nil, mapEnv(map[string]string{"XSERVER_N": "secret-ish"}))
+	err := parseEnv(newSet(&v), "XSERVER", nil, mapEnv(map[string]string{"XSERVER_N": "secret-ish"}))
 	if !errors.Is(err, ErrBadEnv) {
 		t.Fatalf("error %v does not wrap ErrBadEnv", err)
 	}
@@ -139,7 +139,7 @@ func TestParseBadEnvIsErrBadEnv(t *testing.T) {
 func TestParseLeavesPositionalArgs(t *testing.T) {
 	var v vals
 	fs := newSet(&v)
-	if err := Parse(fs, "XSERVER", []string{"-n", "1", "a", "b"}, mapEnv(nil)); err != nil {
+	if err := parseEnv(fs, "XSERVER", []string{"-n", "1", "a", "b"}, mapEnv(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(fs.Args(), ","); got != "a,b" {
@@ -154,9 +154,9 @@ func TestHelpListsEnvNames(t *testing.T) {
 			fs := newSet(&v)
 			var out bytes.Buffer
 			fs.SetOutput(&out)
-			err := Parse(fs, "XSERVER", []string{arg}, mapEnv(map[string]string{"XSERVER_N": "bad"}))
+			err := parseEnv(fs, "XSERVER", []string{arg}, mapEnv(map[string]string{"XSERVER_N": "bad"}))
 			if !errors.Is(err, flag.ErrHelp) {
-				t.Fatalf("Parse(%s) = %v, want flag.ErrHelp", arg, err)
+				t.Fatalf("parseEnv(%s) = %v, want flag.ErrHelp", arg, err)
 			}
 			text := out.String()
 			for _, want := range []string{
@@ -179,8 +179,8 @@ func TestUnknownFlagPrintsUsage(t *testing.T) {
 	fs := newSet(&v)
 	var out bytes.Buffer
 	fs.SetOutput(&out)
-	if err := Parse(fs, "XSERVER", []string{"-nope"}, mapEnv(nil)); err == nil {
-		t.Fatal("Parse accepted an unknown flag")
+	if err := parseEnv(fs, "XSERVER", []string{"-nope"}, mapEnv(nil)); err == nil {
+		t.Fatal("parseEnv accepted an unknown flag")
 	}
 	if !strings.Contains(out.String(), "XSERVER_LEASE_TTL") {
 		t.Errorf("usage after a bad flag lacks env names:\n%s", out.String())

@@ -1,4 +1,4 @@
-package flagenv
+package service
 
 import (
 	"errors"
@@ -9,14 +9,19 @@ import (
 	"strings"
 )
 
-// ErrBadEnv is returned (wrapped) by Parse when an environment variable
-// holds a value its flag rejects.
-var ErrBadEnv = errors.New("flagenv: bad environment value")
+// ErrBadEnv is wrapped by the UsageError Parse returns when an
+// environment variable holds a value its flag rejects.
+var ErrBadEnv = errors.New("service: bad environment value")
 
-// EnvName returns the environment variable consulted for flagName:
-// EnvName("XSERVER", "lease-ttl") == "XSERVER_LEASE_TTL". With an empty
-// prefix it is the converted flag name alone.
-func EnvName(prefix, flagName string) string {
+// EnvName returns the environment variable Parse consults for a flag:
+// EnvName("lease-ttl") == "XSERVER_LEASE_TTL". The flag name is
+// upper-cased and every character that is not an ASCII letter or digit
+// becomes "_".
+func EnvName(flagName string) string { return envName(EnvPrefix, flagName) }
+
+// envName is EnvName under any prefix; with an empty prefix it is the
+// converted flag name alone.
+func envName(prefix, flagName string) string {
 	if prefix == "" {
 		return envPart(flagName)
 	}
@@ -41,22 +46,22 @@ func envPart(s string) string {
 	return b.String()
 }
 
-// Parse installs a usage function on fs that lists every flag with its
+// parseEnv installs a usage function on fs that lists every flag with its
 // environment variable, then parses args into fs. For each flag not set on
-// the command line it looks up getenv(EnvName(prefix, name)); a non-empty
+// the command line it looks up getenv(envName(prefix, name)); a non-empty
 // value is applied with fs.Set. A value the flag rejects gives an error
 // wrapping ErrBadEnv and naming the variable and the flag (not the value,
 // which may be a secret).
 //
-// On -h or -help Parse returns flag.ErrHelp after printing the usage, as
+// On -h or -help parseEnv returns flag.ErrHelp after printing the usage, as
 // fs.Parse does (with flag.ExitOnError fs exits instead, as usual). A nil
-// getenv means os.Getenv. After Parse, fs.Visit also reports flags that
+// getenv means os.Getenv. After parseEnv, fs.Visit also reports flags that
 // were set from the environment.
-func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) string) error {
+func parseEnv(fs *flag.FlagSet, prefix string, args []string, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	fs.Usage = func() { PrintUsage(fs, prefix) }
+	fs.Usage = func() { printUsage(fs, prefix) }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,7 +74,7 @@ func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) s
 		if firstErr != nil || onCommandLine[f.Name] {
 			return
 		}
-		name := EnvName(prefix, f.Name)
+		name := envName(prefix, f.Name)
 		v := getenv(name)
 		if v == "" {
 			return
@@ -81,10 +86,10 @@ func Parse(fs *flag.FlagSet, prefix string, args []string, getenv func(string) s
 	return firstErr
 }
 
-// PrintUsage writes to fs.Output() "Usage of <name>:" followed by every
+// printUsage writes to fs.Output() "Usage of <name>:" followed by every
 // flag, sorted by name, with its type, usage text, environment variable
-// and default. Parse installs it as fs.Usage.
-func PrintUsage(fs *flag.FlagSet, prefix string) {
+// and default. parseEnv installs it as fs.Usage.
+func printUsage(fs *flag.FlagSet, prefix string) {
 	w := fs.Output()
 	if fs.Name() == "" {
 		fmt.Fprintln(w, "Usage:")
@@ -103,7 +108,7 @@ func printFlag(w io.Writer, prefix string, f *flag.Flag) {
 	}
 	b.WriteString("\n    \t")
 	b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
-	fmt.Fprintf(&b, " (env %s", EnvName(prefix, f.Name))
+	fmt.Fprintf(&b, " (env %s", envName(prefix, f.Name))
 	if f.DefValue != "" {
 		if isString(f) {
 			fmt.Fprintf(&b, ", default %q", f.DefValue)

@@ -1,4 +1,4 @@
-package redisconf
+package service
 
 import (
 	"errors"
@@ -13,16 +13,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// DefaultAddr is the -redis default.
-const DefaultAddr = "127.0.0.1:6379"
+// DefaultRedisAddr is the -redis default.
+const DefaultRedisAddr = "127.0.0.1:6379"
 
-// ErrInvalid is wrapped by every error Options and NewClient return for a
-// bad Config.
-var ErrInvalid = errors.New("redisconf: invalid config")
+// ErrRedisConfig is wrapped by every error RedisConfig.Options and
+// RedisConfig.NewClient return for a bad configuration.
+var ErrRedisConfig = errors.New("service: invalid Redis configuration")
 
-// Config describes how to reach Redis. The zero value is not usable; start
-// from DefaultConfig or RegisterFlags.
-type Config struct {
+// RedisConfig describes how to reach Redis: one server, Redis Cluster or
+// Sentinel (see the package documentation). The zero value is not usable;
+// start from DefaultRedisConfig or RegisterFlags.
+type RedisConfig struct {
 	// Addr is host:port or a redis:// / rediss:// URL; a comma-separated
 	// list for Cluster seed nodes or Sentinel addresses. URLs and plain
 	// addresses cannot be mixed, and URLs in a list must agree on
@@ -40,14 +41,14 @@ type Config struct {
 	DB int
 }
 
-// DefaultConfig returns a Config for a single Redis on 127.0.0.1:6379.
-func DefaultConfig() Config {
-	return Config{Addr: DefaultAddr}
+// DefaultRedisConfig returns a RedisConfig for a single Redis on 127.0.0.1:6379.
+func DefaultRedisConfig() RedisConfig {
+	return RedisConfig{Addr: DefaultRedisAddr}
 }
 
 // RegisterFlags registers the -redis* flags on fs, storing into c.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Addr, "redis", DefaultAddr,
+func (c *RedisConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "redis", DefaultRedisAddr,
 		"Redis `address`: host:port or redis://[user:pass@]host:port[/db] (rediss:// for TLS); comma-separated for cluster seeds or sentinels")
 	fs.StringVar(&c.MasterName, "redis-master", "",
 		"Sentinel master `name`; -redis then lists sentinel addresses")
@@ -60,7 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // String describes c with passwords redacted, for logs.
-func (c Config) String() string {
+func (c RedisConfig) String() string {
 	entries := splitAddrs(c.Addr)
 	for i, e := range entries {
 		if isURL(e) {
@@ -83,7 +84,7 @@ func (c Config) String() string {
 // ContextTimeoutEnabled set so a command's context deadline bounds it. The
 // result is fresh on each call; the caller may adjust it before creating a
 // client.
-func (c Config) Options() (*redis.UniversalOptions, error) {
+func (c RedisConfig) Options() (*redis.UniversalOptions, error) {
 	entries := splitAddrs(c.Addr)
 	switch {
 	case len(entries) == 0:
@@ -142,7 +143,7 @@ func (c Config) Options() (*redis.UniversalOptions, error) {
 
 // NewClient validates c and returns a client for it. It does not contact
 // Redis; the first command dials.
-func (c Config) NewClient() (redis.UniversalClient, error) {
+func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 	opts, err := c.Options()
 	if err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func (c Config) NewClient() (redis.UniversalClient, error) {
 
 // fromURLs fills opts from URL entries, all of which must agree on every
 // option but the host.
-func (c Config) fromURLs(opts *redis.UniversalOptions, entries []string) error {
+func (c RedisConfig) fromURLs(opts *redis.UniversalOptions, entries []string) error {
 	var first *redis.Options
 	for i, e := range entries {
 		u, err := url.Parse(e)
@@ -259,5 +260,5 @@ func splitAddrs(s string) []string {
 func isURL(s string) bool { return strings.Contains(s, "://") }
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrRedisConfig, fmt.Sprintf(format, args...))
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/admin"
 )
 
 func ExampleServer() {
