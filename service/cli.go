@@ -19,7 +19,7 @@ const EnvPrefix = "XSERVER"
 
 // Exit statuses.
 const (
-	ExitOK      = 0 // success, or -h
+	ExitOK      = 0 // success, -h or -version
 	ExitFailure = 1 // a runtime failure (cannot listen, ...)
 	ExitUsage   = 2 // bad flags, environment or configuration
 )
@@ -28,8 +28,6 @@ const (
 // maps it to ExitUsage. Its message is the wrapped error's.
 type UsageError struct {
 	Err error
-	// printed: the flag package already wrote the message and the usage.
-	printed bool
 }
 
 func (e *UsageError) Error() string { return e.Err.Error() }
@@ -52,43 +50,65 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// Parse parses args into fs: a flag given on
-// the command line wins over XSERVER_<FLAG>, which wins over the default;
-// -h lists every flag with its variable. getenv nil means os.Getenv.
+// ErrVersion is returned by Parse after printing the build version for
+// -version; Exit maps it to ExitOK, like flag.ErrHelp.
+var ErrVersion = errors.New("service: version printed")
+
+// Parse parses args into fs: a flag given on the command line wins over
+// XSERVER_<FLAG> (see EnvName), which wins over the default. getenv nil
+// means os.Getenv. fs should use flag.ContinueOnError.
 //
-// It returns flag.ErrHelp after printing the usage for -h, and a
-// UsageError for anything else wrong. fs should use flag.ContinueOnError.
+// Parse adds -version to fs (unless fs has a flag of that name): it prints
+// Version and returns ErrVersion. -h prints every flag with its variable
+// and returns flag.ErrHelp. Both write to fs.Output(), which the caller
+// sets to standard output: help a user asked for is not an error (the
+// flag package's default output is standard error).
+//
+// Anything else wrong is a UsageError that Parse does not print: Exit
+// reports it with a hint to run -h. XSERVER_VERSION is one: -version has
+// no variable, and the version a node publishes is -node-version.
 func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if fs.Lookup(versionFlagName) == nil {
+		fs.Var(new(versionFlag), versionFlagName, "print the build version and exit")
+	}
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package prints errors with the usage: Exit reports them
 	err := parseEnv(fs, EnvPrefix, args, getenv)
+	fs.SetOutput(out)
+	if v, ok := fs.Lookup(versionFlagName).Value.(*versionFlag); ok && bool(*v) {
+		fmt.Fprintf(out, "%s %s\n", fs.Name(), Version())
+		return ErrVersion
+	}
+	if err == nil {
+		err = checkVersionEnv(getenv)
+	}
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(fs, EnvPrefix)
 		return err
-	case errors.Is(err, ErrBadEnv):
-		return &UsageError{Err: err}
 	default:
-		// The flag package has printed the error and the usage.
-		return &UsageError{Err: err, printed: true}
+		return &UsageError{Err: err}
 	}
 }
 
-// Exit writes err to w as "name: err" (unless it was already reported)
-// and returns the exit status for it: ExitOK for nil and flag.ErrHelp,
-// ExitUsage for a UsageError, ExitFailure otherwise.
+// Exit writes err to w as "name: err" and returns the exit status for it:
+// ExitOK for nil, flag.ErrHelp and ErrVersion (nothing written),
+// ExitUsage for a UsageError (with a hint to run -h), ExitFailure
+// otherwise.
 func Exit(w io.Writer, name string, err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil || errors.Is(err, flag.ErrHelp) || errors.Is(err, ErrVersion) {
 		return ExitOK
 	}
 	code := ExitFailure
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		code = ExitUsage
-		if ue.printed {
-			return code
-		}
 	}
 	fmt.Fprintf(w, "%s: %v\n", name, err)
 	if code == ExitUsage {
-		fmt.Fprintf(w, "Run %s -h to list flags and their XSERVER_ environment variables.\n", name)
+		fmt.Fprintf(w, "Run %s -h to list flags and their %s_ environment variables.\n", name, EnvPrefix)
 	}
 	return code
 }
@@ -110,12 +130,13 @@ type Logging interface {
 }
 
 // Run is a binary's whole life after main: parse the flags (flag >
-// environment > default), build the logger, serve until ctx ends, and turn
-// the outcome into an exit status (see Exit).
-func Run[O Logging](ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
-	parse func(args []string, getenv func(string) string, out io.Writer) (O, error),
+// environment > default; parse gets stdout for -h and -version), build
+// the logger (writing to stderr), serve until ctx ends, and turn the
+// outcome into an exit status (see Exit).
+func Run[O Logging](ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer,
+	parse func(args []string, getenv func(string) string, stdout io.Writer) (O, error),
 	serve func(ctx context.Context, o O, log *logrus.Logger) error) int {
-	o, err := parse(args, getenv, stderr)
+	o, err := parse(args, getenv, stdout)
 	if err != nil {
 		return Exit(stderr, name, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -75,32 +76,93 @@ func TestParseHelpListsEnv(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
-		name        string
-		args        []string
-		env         map[string]string
-		wantPrinted bool // the flag package already reported it
+		name string
+		args []string
+		env  map[string]string
+		want string
 	}{
-		{"unknown flag", []string{"-nope"}, nil, true},
-		{"bad value", []string{"-redis-db", "x"}, nil, true},
-		{"bad env", nil, map[string]string{"XSERVER_REDIS_DB": "x"}, false},
+		{"unknown flag", []string{"-nope"}, nil, "flag provided but not defined: -nope"},
+		{"bad value", []string{"-redis-db", "x"}, nil, `invalid value "x" for flag -redis-db`},
+		{"bad env", nil, map[string]string{"XSERVER_REDIS_DB": "x"}, "XSERVER_REDIS_DB: invalid value for flag -redis-db"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var c Common
-			fs, _ := newFlags(&c)
+			fs, out := newFlags(&c)
 			err := Parse(fs, tt.args, env(tt.env))
 			var ue *UsageError
 			if !errors.As(err, &ue) {
 				t.Fatalf("Parse = %v, want a UsageError", err)
 			}
+			if out.Len() != 0 {
+				t.Errorf("Parse wrote to the flag set's output (standard output): %q", out)
+			}
 			var w bytes.Buffer
 			if code := Exit(&w, "xtest", err); code != ExitUsage {
 				t.Errorf("Exit = %d, want %d", code, ExitUsage)
 			}
-			if printed := w.Len() == 0; printed != tt.wantPrinted {
-				t.Errorf("Exit wrote %q; already printed by flag: %t", w.String(), tt.wantPrinted)
+			if !strings.HasPrefix(w.String(), "xtest: ") || !strings.Contains(w.String(), tt.want) || !strings.Contains(w.String(), "Run xtest -h") {
+				t.Errorf("Exit wrote %q, want the error %q and a hint to run -h", w.String(), tt.want)
+			}
+			if strings.Contains(w.String(), "Usage of") {
+				t.Errorf("Exit wrote the whole usage on an error: %q", w.String())
 			}
 		})
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	var c Common
+	fs, out := newFlags(&c)
+	// XSERVER_VERSION (a node's published version in old deployments)
+	// neither prints the version nor is silently ignored: it names the
+	// replacement.
+	err := Parse(fs, nil, env(map[string]string{"XSERVER_VERSION": "1.2", "XSERVER_SECRET": secret}))
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "XSERVER_NODE_VERSION") || out.Len() != 0 {
+		t.Fatalf("XSERVER_VERSION: Parse = %v, output %q; want a UsageError naming XSERVER_NODE_VERSION", err, out)
+	}
+	fs, out = newFlags(&c)
+	err = Parse(fs, []string{"-version"}, env(nil))
+	if !errors.Is(err, ErrVersion) {
+		t.Fatalf("Parse(-version) = %v, want ErrVersion", err)
+	}
+	if !strings.HasPrefix(out.String(), "xtest ") || !strings.HasSuffix(out.String(), "\n") || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("version output %q, want one line starting with the binary's name", out)
+	}
+	var w bytes.Buffer
+	if code := Exit(&w, "xtest", err); code != ExitOK || w.Len() != 0 {
+		t.Errorf("Exit(ErrVersion) = %d, wrote %q", code, w.String())
+	}
+	// -h lists -version, without an environment variable.
+	fs, out = newFlags(&c)
+	if err := Parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "  -version\n") || strings.Contains(out.String(), "XSERVER_VERSION") {
+		t.Errorf("usage of -version:\n%s", out)
+	}
+}
+
+func TestFormatVersion(t *testing.T) {
+	main := debug.Module{Path: "github.com/xserver/xserver", Version: "v1.2.0"}
+	tests := []struct {
+		name string
+		info debug.BuildInfo
+		want string
+	}{
+		{"release", debug.BuildInfo{GoVersion: "go1.26.8", Main: main}, "github.com/xserver/xserver@v1.2.0 go1.26.8"},
+		{"vcs", debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: main.Path, Version: "(devel)"},
+			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "4cc3312d8a1f0123456789"}, {Key: "vcs.time", Value: "2026-11-30T09:48:00Z"}, {Key: "vcs.modified", Value: "true"}}},
+			"github.com/xserver/xserver@(devel) rev 4cc3312d8a1f+modified 2026-11-30T09:48:00Z go1.26.8"},
+		{"a game on the framework", debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "example.com/game", Version: "v0.1.0"},
+			Deps: []*debug.Module{{Path: "github.com/redis/go-redis/v9", Version: "v9.0.0"}, {Path: main.Path, Version: "v0.0.0", Replace: &debug.Module{Path: "../xserver"}}}},
+			"example.com/game@v0.1.0 go1.26.8 framework github.com/xserver/xserver@v0.0.0 => ../xserver"},
+	}
+	for _, tt := range tests {
+		if got := formatVersion(&tt.info); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 
@@ -271,11 +333,11 @@ func TestRun(t *testing.T) {
 		return nil
 	}
 	var out bytes.Buffer
-	if code := Run(context.Background(), "x", nil, nil, &out, parse, serve); code != ExitOK || !served {
+	if code := Run(context.Background(), "x", nil, nil, io.Discard, &out, parse, serve); code != ExitOK || !served {
 		t.Fatalf("ok run: %d %v", code, served)
 	}
 	served = false
-	if code := Run(context.Background(), "x", []string{"bad"}, nil, &out, parse, serve); code != ExitUsage || served {
+	if code := Run(context.Background(), "x", []string{"bad"}, nil, io.Discard, &out, parse, serve); code != ExitUsage || served {
 		t.Fatalf("bad flags: %d, served %v", code, served)
 	}
 	failing := func(args []string, getenv func(string) string, o io.Writer) (*runOpts, error) {
@@ -283,7 +345,7 @@ func TestRun(t *testing.T) {
 		r.Cluster = "fail"
 		return r, nil
 	}
-	if code := Run(context.Background(), "x", nil, nil, &out, failing, serve); code != ExitFailure {
+	if code := Run(context.Background(), "x", nil, nil, io.Discard, &out, failing, serve); code != ExitFailure {
 		t.Fatalf("failing serve: %d", code)
 	}
 }

@@ -71,7 +71,7 @@ func parseEnv(fs *flag.FlagSet, prefix string, args []string, getenv func(string
 
 	var firstErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if firstErr != nil || onCommandLine[f.Name] {
+		if firstErr != nil || onCommandLine[f.Name] || noEnv(f) {
 			return
 		}
 		name := envName(prefix, f.Name)
@@ -108,15 +108,18 @@ func printFlag(w io.Writer, prefix string, f *flag.Flag) {
 	}
 	b.WriteString("\n    \t")
 	b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
-	fmt.Fprintf(&b, " (env %s", envName(prefix, f.Name))
-	if f.DefValue != "" {
-		if isString(f) {
-			fmt.Fprintf(&b, ", default %q", f.DefValue)
-		} else {
-			fmt.Fprintf(&b, ", default %s", f.DefValue)
+	if !noEnv(f) {
+		fmt.Fprintf(&b, " (env %s", envName(prefix, f.Name))
+		if f.DefValue != "" {
+			if isString(f) {
+				fmt.Fprintf(&b, ", default %q", f.DefValue)
+			} else {
+				fmt.Fprintf(&b, ", default %s", f.DefValue)
+			}
 		}
+		b.WriteString(")")
 	}
-	b.WriteString(")\n")
+	b.WriteString("\n")
 	io.WriteString(w, b.String())
 }
 

@@ -31,7 +31,7 @@ const name = "gateway"
 
 func main() {
 	ctx, stop := service.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -54,11 +54,11 @@ type options struct {
 
 // parseFlags reads args and the environment; every error is a
 // service.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	d := gateway.DefaultConfig()
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	o.intranetTLS.RegisterFlags(fs, "tls", "the intranet listener")
 	o.clientTLS.RegisterFlags(fs, "client-tls", "the client listeners (TCP and WebSocket)")
@@ -68,7 +68,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.innerIP, "inner-ip", "", "`IP` published for nodes to dial (default: the -intranet host, or this machine's IP for 0.0.0.0)")
 	fs.StringVar(&o.outerIP, "outer-ip", "", "`IP` published for clients to dial, through the login service (default: the -listen host, or -inner-ip for 0.0.0.0)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
-	fs.StringVar(&o.version, "version", "", "gateway `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this gateway publishes to the cluster, for gray releases (-version prints the build)")
 	fs.Uint64Var(&o.cmdOffset, "cmd-offset", d.CmdOffset, "a client cmd goes to node type cmd / `offset`; nodes see cmd % offset")
 	fs.DurationVar(&o.idle, "idle", d.Idle, "a client silent this long is disconnected")
 	fs.DurationVar(&o.loginTimeout, "login-timeout", d.LoginTimeout, "time a new client connection has to log in")
@@ -207,8 +207,8 @@ func (o *options) config() gateway.Config {
 
 // run is main without the process: it serves until ctx ends, then drains
 // gracefully and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

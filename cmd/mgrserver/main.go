@@ -22,7 +22,7 @@ const name = "mgrserver"
 
 func main() {
 	ctx, stop := service.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -41,11 +41,11 @@ type options struct {
 
 // parseFlags reads args and the environment; every error is a
 // service.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	d := mgrserver.DefaultConfig()
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	o.tls.RegisterFlags(fs, "tls", "the intranet listener")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:7300", "intranet `address` nodes and gateways connect to")
@@ -134,8 +134,8 @@ func (o *options) config() mgrserver.Config {
 
 // run is main without the process: it serves until ctx ends, then stops
 // gracefully (releasing the lease) and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

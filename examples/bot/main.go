@@ -85,7 +85,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 // run is main without the process: it plays until ctx ends or -duration
 // passes and returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, getenv, stderr)
+	o, err := parseFlags(args, getenv, stdout) // -h and -version go to stdout
 	if err != nil {
 		return service.Exit(stderr, name, err)
 	}

@@ -93,12 +93,19 @@ func run(ctx context.Context) int {
 	fs.StringVar(&o.loginAddr, "login-addr", "127.0.0.1:8080", "HTTP `address` of the login service and the browser page (a free port if taken)")
 	fs.StringVar(&o.logFile, "log-file", "", "write the children's logs to this `file` (default: a new file in the temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "children's log `level`")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		return service.Exit(os.Stderr, demo.Self, service.Usage(err))
+	fs.SetOutput(os.Stdout) // -h and -version
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return service.Exit(os.Stderr, demo.Self, err)
 	}
-	if o.lobbies < 1 || o.bots < 0 || o.duration < 0 || fs.NArg() > 0 {
-		fs.Usage()
-		return service.ExitUsage
+	switch {
+	case fs.NArg() > 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("unexpected arguments %q", fs.Args()))
+	case o.lobbies < 1:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-lobbies %d: at least 1", o.lobbies))
+	case o.bots < 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-bots %d: must not be negative", o.bots))
+	case o.duration < 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-duration %v: must not be negative", o.duration))
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc

@@ -48,7 +48,7 @@ const (
 
 func main() {
 	ctx, stop := service.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -61,13 +61,13 @@ type options struct {
 	cmdOffset uint64
 }
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	fs.UintVar(&o.typ, "type", uint(common.FirstGameType), "node `type` (4 and above; 0-3 are the framework's)")
-	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
 	fs.Uint64Var(&o.cmdOffset, "cmd-offset", 1000, "the gateways' cmd `offset`: a reply to a player carries type*offset + cmd")
 	if err := service.Parse(fs, args, getenv); err != nil {
@@ -88,8 +88,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

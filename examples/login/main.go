@@ -51,7 +51,7 @@ const (
 
 func main() {
 	ctx, stop := service.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -67,10 +67,10 @@ type options struct {
 
 // parseFlags reads args and the environment; every error is a
 // service.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP `address` serving POST /login and GET /healthz")
 	fs.StringVar(&o.stateful, "stateful", strconv.Itoa(int(common.FirstGameType)), "comma-separated stateful node `types`: each account is bound to one live instance of each (empty: none)")
@@ -145,8 +145,8 @@ func parseTypes(s string) ([]common.NodeType, error) {
 
 // run is main without the process: it serves until ctx ends, then stops
 // gracefully and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

@@ -35,7 +35,7 @@ const name = "match"
 
 func main() {
 	ctx, stop := service.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -46,12 +46,12 @@ type options struct {
 	admin   string
 }
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
-	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
 	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
@@ -65,8 +65,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return service.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {

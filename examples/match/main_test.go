@@ -37,8 +37,8 @@ func TestFlags(t *testing.T) {
 		version string
 	}{
 		{"defaults", nil, map[string]string{"XSERVER_SECRET": secret}, "", ""},
-		{"version from env", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_VERSION": "1.2"}, "", "1.2"},
-		{"flag beats env", []string{"-version", "2"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_VERSION": "1"}, "", "2"},
+		{"version from env", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_NODE_VERSION": "1.2"}, "", "1.2"},
+		{"flag beats env", []string{"-node-version", "2"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_NODE_VERSION": "1"}, "", "2"},
 		{"no secret", nil, nil, "-secret is required", ""},
 		{"stray argument", []string{"x"}, map[string]string{"XSERVER_SECRET": secret}, "unexpected arguments", ""},
 	}
