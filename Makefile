@@ -21,7 +21,7 @@ help: ## list the targets
 build: ## build every command and example into bin/ (mgrserver, gateway, login, echo, demo)
 	$(GO) build -o bin/ ./cmd/... ./examples/...
 
-run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it)
+run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-lobbies 3 -bots 0", DEMO_ARGS=-h lists them; XSERVER_SECRET to choose the secret)
 	./bin/demo $(DEMO_ARGS)
 
 test: ## all tests with the race detector (needs redis-server on PATH)
