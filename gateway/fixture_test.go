@@ -24,6 +24,7 @@ import (
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/internal/tlstest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
@@ -65,7 +66,11 @@ type gameNode struct {
 	fromNode map[string]int      // node messages by source id
 	seen     map[string][]uint32 // per account, sequence numbers received
 	online   atomic.Int64
+	hook     testhook.Node // Crash
 }
+
+// Crash stops the node as a killed process stops: members see a failure.
+func (g *gameNode) Crash() { g.hook.Crash() }
 
 type gatewayConfig = gateway.Config
 
@@ -201,7 +206,7 @@ func (e *env) startGame(t common.NodeType) *gameNode {
 		g.mu.Unlock()
 	})
 	n.EnableMessageRelay(true)
-	if err := n.Start(context.Background()); err != nil {
+	if err := n.Start(testhook.WithNode(context.Background(), &g.hook)); err != nil {
 		e.tb.Fatal(err)
 	}
 	e.tb.Cleanup(func() { n.Close() })

@@ -21,6 +21,7 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/node"
 )
 
@@ -31,6 +32,8 @@ type Gateway struct {
 	reg  *prometheus.Registry
 	met  *metrics
 	node *node.Node
+	// nodeHook lets this package's tests crash the node (export_test.go).
+	nodeHook testhook.Node
 
 	clientLn net.Listener
 	wsLn     net.Listener
@@ -149,7 +152,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); _ = g.wsSrv.Serve(g.wsLn) }()
 	}
-	if err := g.node.Start(ctx); err != nil {
+	if err := g.node.Start(testhook.WithNode(ctx, &g.nodeHook)); err != nil {
 		_ = g.Close()
 		return err
 	}

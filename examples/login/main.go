@@ -6,7 +6,7 @@
 //	curl -s -XPOST http://127.0.0.1:8080/login \
 //	     -d '{"account": "alice", "password": "xserver"}'
 //
-// See internal/loginhttp for the API (status codes, CORS, /healthz). GET /
+// docs/LOGIN.md is the API (ticket fields, status codes, CORS, /healthz). GET /
 // serves the example game's browser client (package web): open
 // http://127.0.0.1:8080/ with a gateway started with -ws-listen. The
 // service joins the cluster as a node of type login, for the membership:
