@@ -21,11 +21,12 @@ help: ## list the targets
 build: ## build every command and example into bin/ (mgrserver, gateway, login, echo, demo)
 	$(GO) build -o bin/ ./cmd/... ./examples/...
 
-run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-nodes 5" to vary it)
+run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-lobbies 3 -bots 0", DEMO_ARGS=-h lists them; XSERVER_SECRET to choose the secret)
 	./bin/demo $(DEMO_ARGS)
 
-test: ## all tests with the race detector (needs redis-server on PATH)
+test: ## all tests with the race detector (needs redis-server on PATH), then the Kubernetes manifests' check (deploy/k8s)
 	$(GO) test -race -count=1 -timeout 20m ./...
+	cd deploy/k8s && $(GO) test -count=1 ./...
 
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
@@ -56,6 +57,7 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 20s) each
 
 vet: ## go vet
 	$(GO) vet ./...
+	cd deploy/k8s && $(GO) vet ./...
 
 clean: ## remove build output
 	rm -rf bin/

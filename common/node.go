@@ -49,42 +49,45 @@ type ILogger interface {
 // never block and are safe for concurrent use; a Member is an immutable
 // snapshot of the member at the time it was obtained.
 type Member interface {
-	GetID() NodeID            // 【1】
-	GetType() NodeType        // 【1】
-	GetIP(i IPType) string    // 【1】 "" when the slot is unset
-	GetPort(i int) int32      // 【1】 0 when the slot is unset
-	GetOverload(i int) uint32 // 【1】 0 when the slot is unset
-	GetVersion() string       // 【1】
-	// SendMsg sends msg to this member through a gateway (【3】). It does not
+	GetID() NodeID
+	GetType() NodeType
+	GetIP(i IPType) string    // "" when the slot is unset
+	GetPort(i int) int32      // 0 when the slot is unset
+	GetOverload(i int) uint32 // 0 when the slot is unset
+	GetVersion() string
+	// SendMsg sends msg to this member through a gateway. It does not
 	// wait for delivery; an error means the message was not handed to a
 	// gateway (relay disabled, no gateway, connection closed).
 	SendMsg(cmd uint64, msg proto.Message) error
 }
 
-// INode is the node a game service embeds (seed 004's interface with Go
-// idioms: errors instead of bools, Member for remote nodes). All methods
+// INode is the node a game service embeds: go-xserver's INode with Go
+// idioms (errors instead of bools, Member for remote nodes). All methods
 // are safe for concurrent use and none blocks on the network except where
 // stated; Send* enqueue and return.
 type INode interface {
 	Member
 
-	GetNodeOne(t NodeType) Member          // 【2】 one member by the configured selector, nil if none
-	GetNodeList(t NodeType) []Member       // 【2】 all members of a type (a fresh slice)
-	GetNodeAll() []Member                  // 【2】 every member, self included
-	GetNode(id NodeID) Member              // 【2】 nil if unknown
-	HaveNode(id NodeID) bool               // 【2】
-	PrintNodeInfo(log ILogger, t NodeType) // 【2】
-	PrintAllNodeInfo(log ILogger)          // 【2】
+	// Members.
+	GetNodeOne(t NodeType) Member    // one member by the configured selector, nil if none
+	GetNodeList(t NodeType) []Member // all members of a type (a fresh slice)
+	GetNodeAll() []Member            // every member, self included
+	GetNode(id NodeID) Member        // nil if unknown
+	HaveNode(id NodeID) bool
+	PrintNodeInfo(log ILogger, t NodeType)
+	PrintAllNodeInfo(log ILogger)
 
-	SendOne(t NodeType, cmd uint64, msg proto.Message) error                      // 【3】 one member chosen by the selector
-	SendByType(t NodeType, cmd uint64, msg proto.Message, excludeSelf bool) error // 【3】 every member of a type
-	SendByID(id NodeID, cmd uint64, msg proto.Message) error                      // 【3】 exactly that member
-	SendAll(cmd uint64, msg proto.Message, excludeSelf bool) error                // 【3】 every member
+	// Messages to other nodes, through a gateway.
+	SendOne(t NodeType, cmd uint64, msg proto.Message) error                      // one member chosen by the selector
+	SendByType(t NodeType, cmd uint64, msg proto.Message, excludeSelf bool) error // every member of a type
+	SendByID(id NodeID, cmd uint64, msg proto.Message) error                      // exactly that member
+	SendAll(cmd uint64, msg proto.Message, excludeSelf bool) error                // every member
 
-	EnableMessageRelay(v bool)                                          // 【4】 connect to gateways
-	RegisterFuncOnRelayMsg(f FuncTypeOnRelayMsg)                        // 【4】
-	SendClientMsgByRelay(account string, cmd uint64, data []byte) error // 【4】
-	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount)                  // 【5】
+	// Players' messages, relayed by the gateways.
+	EnableMessageRelay(v bool) // connect to gateways
+	RegisterFuncOnRelayMsg(f FuncTypeOnRelayMsg)
+	SendClientMsgByRelay(account string, cmd uint64, data []byte) error
+	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount)
 
 	SetOverload(i int, v uint32) // propagated to every member through the mgrserver
 	SetVersion(v string)         // propagated to every member through the mgrserver

@@ -43,7 +43,7 @@ type Change struct {
 }
 
 // View is a node's picture of the cluster, fed by the mgrserver's snapshots
-// and events (seed 003's sync semantics): a complete snapshot removes the
+// and events (the sync semantics of mgo's topology loop): a complete snapshot removes the
 // members it does not list, a partial one only adds and updates; events
 // carry sequence numbers and a gap asks for a full resync. It is pure and
 // not safe for concurrent use: one goroutine owns it and publishes what

@@ -44,6 +44,7 @@ const (
 	// matchType is game.MatchType.
 	matchType = common.FirstGameType + 1
 
+	keepLines   = 200              // app.js KEEP_LINES: chat lines a page keeps
 	testTimeout = 3 * time.Minute  // the whole test
 	stepTimeout = 30 * time.Second // one browser step or cluster wait
 )
@@ -72,6 +73,15 @@ func TestBrowserChat(t *testing.T) {
 	bob.say("hi Alice, Bob here")
 	alice.waitText("#chat li", "Bob: hi Alice, Bob here")
 	bob.waitText("#chat li", "Bob: hi Alice, Bob here")
+
+	// A flood of chat lines scrolls the oldest off the page: it keeps the
+	// last keepLines (app.js KEEP_LINES) rather than growing without end.
+	const flood = keepLines + 20
+	alice.sayMany("flood", flood)
+	bob.waitText("#chat li", fmt.Sprintf("Alice: flood %d", flood-1))
+	if n := bob.count("#chat li"); n != keepLines {
+		t.Errorf("Bob's page holds %d chat lines after a flood, want the last %d", n, keepLines)
+	}
 
 	alice.findMatch()
 	alice.waitText("#match-status", "Waiting for an opponent (duel)…")
@@ -441,6 +451,28 @@ func (p *player) say(text string) {
 		chromedp.SendKeys(chromedp.ID("chat-text"), text),
 		chromedp.Click(chromedp.ID("chat-send")),
 	)
+}
+
+// sayMany sends n world chat lines "<prefix> 0" … "<prefix> n-1" through
+// the chat form, as fast as the page takes them.
+func (p *player) sayMany(prefix string, n int) {
+	p.t.Helper()
+	p.do(fmt.Sprintf("say %d lines", n), chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => {
+		const text = document.getElementById("chat-text"), form = document.getElementById("chat-form");
+		for (let i = 0; i < %d; i++) { text.value = %q + " " + i; form.requestSubmit(); }
+	})()`, n, prefix)))
+}
+
+// count is the number of elements matching the CSS selector.
+func (p *player) count(selector string) int {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, selector)))
+	if err != nil {
+		p.t.Fatalf("%s: count %s: %v", p.name, selector, err)
+	}
+	return n
 }
 
 // waitText waits until an element matching the CSS selector reads

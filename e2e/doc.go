@@ -1,10 +1,10 @@
 // Package e2e holds the browser end-to-end test of the example game
 // (build tag e2e; run it with `make e2e`).
 //
-// The test starts a whole cluster on a real redis-server
-// (internal/redistest): in this process an mgrserver, a gateway with a
-// WebSocket listener, the login service's HTTP front serving the browser
-// client (examples/login/web) and a match node
+// The test starts a whole cluster on a real redis-server of its own: in
+// this process an mgrserver, a gateway with a WebSocket listener, the
+// login service's HTTP front serving the browser client
+// (examples/login/web) and a match node
 // (examples/match/matchmaker); the lobby (examples/lobby, a command with no
 // library part) is built and run as a child process. Two headless Chromium
 // players, each in a browser context of its own, then use the page: log

@@ -22,7 +22,7 @@
 // or another (gateways tell each other through a Redis channel).
 //
 // Concurrency: each connection (client or node link) has one reader
-// goroutine and one writer goroutine draining a bounded intranet.Outbox;
+// goroutine and one writer goroutine draining a bounded outbox;
 // producers never block on a peer's socket, and a client that cannot keep
 // up is disconnected. The session and link tables are guarded by one
 // RWMutex, read on the hot path.

@@ -36,7 +36,7 @@ func (g *Gateway) Crash() {
 		g.connWG.Wait()
 		g.linkWG.Wait()
 		g.wg.Wait()
-		g.node.Crash()
+		g.nodeHook.Crash()
 		if g.admin != nil {
 			_ = g.admin.Close()
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/internal/tlstest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
@@ -69,7 +70,11 @@ type gameNode struct {
 	undelivered atomic.Int64 // messages reported undeliverable
 	away        atomic.Int64 // disconnect (may resume) callbacks
 	back        atomic.Int64 // resume callbacks
+	hook     testhook.Node // Crash
 }
+
+// Crash stops the node as a killed process stops: members see a failure.
+func (g *gameNode) Crash() { g.hook.Crash() }
 
 type gatewayConfig = gateway.Config
 
@@ -208,7 +213,7 @@ func (e *env) startGame(t common.NodeType) *gameNode {
 	n.RegisterFuncOnDisconnect(func(string) { g.away.Add(1) })
 	n.RegisterFuncOnResume(func(string) { g.back.Add(1) })
 	n.EnableMessageRelay(true)
-	if err := n.Start(context.Background()); err != nil {
+	if err := n.Start(testhook.WithNode(context.Background(), &g.hook)); err != nil {
 		e.tb.Fatal(err)
 	}
 	e.tb.Cleanup(func() { n.Close() })

@@ -19,10 +19,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
 
+	"github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
-	"github.com/xserver/xserver/internal/admin"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
 )
@@ -34,6 +35,8 @@ type Gateway struct {
 	reg  *prometheus.Registry
 	met  *metrics
 	node *node.Node
+	// nodeHook lets this package's tests crash the node (export_test.go).
+	nodeHook testhook.Node
 
 	clientLn net.Listener
 	wsLn     net.Listener
@@ -188,7 +191,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); _ = g.wsSrv.Serve(g.wsLn) }()
 	}
-	if err := g.node.Start(ctx); err != nil {
+	if err := g.node.Start(testhook.WithNode(ctx, &g.nodeHook)); err != nil {
 		_ = g.Close()
 		return err
 	}

@@ -1,5 +1,6 @@
-// Package login is the framework side of flow 4 (Login) and the Redis half
-// of flow 5's first frame.
+// Package login is the framework's side of logging a player in: the
+// login service's half (check, pick a gateway, bind, issue a token) and
+// the Redis half of the gateway's check of a client's first frame.
 //
 // A game's own login service builds a Service and calls Login for every
 // player that presents an account and a credential. Login checks the

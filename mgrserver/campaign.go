@@ -37,7 +37,7 @@ func (s *Server) campaignLoop() {
 		s.mu.Unlock()
 
 		if leading {
-			sent := s.cfg.Now()
+			sent := s.now()
 			ctx, cancel := s.opCtx()
 			err := lease.Renew(ctx, s.cfg.Redis, s.cfg.Cluster, rec, s.cfg.LeaseTTL)
 			cancel()
@@ -60,7 +60,7 @@ func (s *Server) campaignLoop() {
 					s.log.WithError(err).Warn("lease renewal failed; Redis unreachable")
 				}
 				failing = true
-				if s.cfg.Now().Sub(lastRenew) > s.cfg.LeaseTTL+s.cfg.RedisGrace {
+				if s.now().Sub(lastRenew) > s.cfg.LeaseTTL+s.cfg.RedisGrace {
 					s.log.Warn("lease unconfirmed for longer than TTL + grace; stepping down")
 					s.stepDown("lease unconfirmed", intranet.CodeNotLeader)
 				}
@@ -74,20 +74,20 @@ func (s *Server) campaignLoop() {
 			case errors.Is(err, lease.ErrNoLeader):
 				// After a Redis outage, give the incumbent one TTL to
 				// re-assert its lease before competing for it.
-				if s.cfg.Now().Sub(lastRedisErr) < s.cfg.LeaseTTL {
+				if s.now().Sub(lastRedisErr) < s.cfg.LeaseTTL {
 					break
 				}
-				sent := s.cfg.Now()
+				sent := s.now()
 				got, err := lease.Acquire(ctx, s.cfg.Redis, s.cfg.Cluster, s.addr, newToken(), s.cfg.LeaseTTL, floor)
 				if err == nil {
 					lastRenew, failing = sent, false
 					s.becomeLeader(got)
 					wait = s.cfg.LeaseTTL / 3
 				} else if !errors.Is(err, lease.ErrHeld) {
-					lastRedisErr = s.cfg.Now()
+					lastRedisErr = s.now()
 				}
 			default:
-				lastRedisErr = s.cfg.Now()
+				lastRedisErr = s.now()
 			}
 			cancel()
 		}
@@ -229,7 +229,7 @@ func (s *Server) heartbeatLoop() {
 		case <-s.stop:
 			return
 		}
-		ping, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: s.cfg.Now().UnixNano()})
+		ping, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: s.now().UnixNano()})
 		s.mu.Lock()
 		for c := range s.conns {
 			if !c.registered {

@@ -38,7 +38,6 @@ type Config struct {
 	QueueBytes       int           // per-peer send queue; overflowing events are dropped and the peer resynced
 
 	Logger logrus.FieldLogger
-	Now    func() time.Time
 }
 
 // DefaultConfig returns the defaults.
@@ -114,9 +113,6 @@ func (c *Config) validate() error {
 		l := logrus.New()
 		l.SetLevel(logrus.WarnLevel)
 		c.Logger = l
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	return nil
 }

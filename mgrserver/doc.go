@@ -2,10 +2,10 @@
 // gateway registers with, and that tells each of them who else is in the
 // cluster.
 //
-// Several mgrservers may run; the one holding a Redis lease leads (package
-// internal/lease: SET NX PX with a random token and an epoch from INCR,
-// renewed every TTL/3, released on a graceful stop). Standbys poll the lease
-// and take over when it lapses. A leader that loses the lease steps down
+// Several mgrservers may run; the one holding a Redis lease leads (SET NX
+// PX with a random token and an epoch from INCR, renewed every TTL/3,
+// released on a graceful stop). Standbys poll the lease and take over when
+// it lapses. A leader that loses the lease steps down
 // at once; one that cannot reach Redis keeps serving for Config.RedisGrace
 // beyond the TTL (no other mgrserver can take the lease while Redis is
 // unreachable), then steps down.
@@ -19,7 +19,7 @@
 //
 // Concurrency: Server's membership and leadership state is guarded by one
 // mutex; each connection has a reader goroutine and a writer goroutine
-// draining its intranet.Outbox, so broadcasting never blocks on a slow
+// draining its outbox, so broadcasting never blocks on a slow
 // peer. Start launches the accept, campaign and heartbeat loops; Close stops
 // them and waits.
 package mgrserver

@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
-	"github.com/xserver/xserver/internal/admin"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
 	pb "github.com/xserver/xserver/proto"
@@ -30,7 +30,8 @@ type Server struct {
 	reg  *prometheus.Registry
 	met  *metrics
 	ln   net.Listener
-	addr string // advertised intranet address
+	addr string           // advertised intranet address
+	now  func() time.Time // the clock; tests in this package may replace it before Start
 
 	admin     *admin.Server
 	adminAddr string
@@ -69,6 +70,7 @@ func New(cfg Config) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	s := &Server{
 		cfg:     cfg,
+		now:     time.Now,
 		log:     cfg.Logger.WithField("component", "mgrserver"),
 		reg:     reg,
 		met:     newMetrics(reg),

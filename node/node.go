@@ -14,6 +14,7 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
@@ -99,6 +100,9 @@ func (n *Node) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	n.started = true
+	if h := testhook.NodeFrom(ctx); h != nil {
+		h.SetCrash(n.crash)
+	}
 	n.disp = newDispatcher()
 	rctx, cancel := context.WithCancel(context.Background())
 	n.relayCancel = cancel
@@ -171,7 +175,7 @@ func (n *Node) LeaderEpoch() uint64 {
 	return n.view.Epoch()
 }
 
-// --- 【1】 self ---
+// --- self ---
 
 func (n *Node) current() *member {
 	n.mu.Lock()
@@ -238,7 +242,7 @@ func (n *Node) replaceSelfLocked(in *pb.NodeInfo) {
 	n.markDirtyLocked(n.cfg.Type)
 }
 
-// --- 【2】 members ---
+// --- members ---
 
 // RegisterFuncOnJoin adds a callback for members joining.
 func (n *Node) RegisterFuncOnJoin(f common.FuncTypeOnMember) {
@@ -484,9 +488,9 @@ func (n *Node) jitter(d time.Duration) time.Duration {
 
 var errClosed = errors.New("node: closed")
 
-// Crash stops the node without a goodbye (members see a failure). It exists
-// for failure tests of packages built on node.
-func (n *Node) Crash() {
+// crash stops the node without a goodbye (members see a failure). This
+// module's failure tests reach it through internal/testhook.
+func (n *Node) crash() {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

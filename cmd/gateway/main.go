@@ -26,21 +26,21 @@ import (
 
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/gateway"
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 const name = "gateway"
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	ctx, stop := service.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // options are the command-line settings.
 type options struct {
-	cli.Common
+	service.Common
 	listen, wsListen, intranet   string
 	innerIP, outerIP, admin      string
 	version, selector            string
@@ -53,16 +53,16 @@ type options struct {
 	clientQueueBytes, pingMisses int
 	linkMaxFrame, linkQueueBytes int
 	mode                         discovery.Mode // parsed -selector, set by check
-	intranetTLS, clientTLS       cli.TLSPair
+	intranetTLS, clientTLS       service.TLSPair
 }
 
 // parseFlags reads args and the environment; every error is a
-// cli.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+// service.UsageError (or flag.ErrHelp).
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	d := gateway.DefaultConfig()
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	o.intranetTLS.RegisterFlags(fs, "tls", "the intranet listener")
 	o.clientTLS.RegisterFlags(fs, "client-tls", "the client listeners (TCP and WebSocket)")
@@ -72,7 +72,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.StringVar(&o.innerIP, "inner-ip", "", "`IP` published for nodes to dial (default: the -intranet host, or this machine's IP for 0.0.0.0)")
 	fs.StringVar(&o.outerIP, "outer-ip", "", "`IP` published for clients to dial, through the login service (default: the -listen host, or -inner-ip for 0.0.0.0)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
-	fs.StringVar(&o.version, "version", "", "gateway `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this gateway publishes to the cluster, for gray releases (-version prints the build)")
 	fs.Uint64Var(&o.cmdOffset, "cmd-offset", d.CmdOffset, "a client cmd goes to node type cmd / `offset`; nodes see cmd % offset")
 	fs.DurationVar(&o.idle, "idle", d.Idle, "a client silent this long is disconnected")
 	fs.DurationVar(&o.loginTimeout, "login-timeout", d.LoginTimeout, "time a new client connection has to log in")
@@ -89,11 +89,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&o.pingInterval, "ping-interval", d.PingInterval, "node link heartbeat period")
 	fs.IntVar(&o.pingMisses, "ping-misses", d.PingMisses, "silent heartbeat periods before a node link is dropped")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", d.WriteTimeout, "longest one socket write may take")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.check(); err != nil {
 		return nil, err
@@ -107,14 +107,14 @@ func (o *options) check() error {
 	if err := o.Common.Check(); err != nil {
 		return err
 	}
-	for _, p := range []cli.TLSPair{o.intranetTLS, o.clientTLS} {
+	for _, p := range []service.TLSPair{o.intranetTLS, o.clientTLS} {
 		if _, err := p.Config(); err != nil {
 			return err
 		}
 	}
 	for _, a := range []struct{ flag, v string }{{"listen", o.listen}, {"intranet", o.intranet}} {
 		if a.v == "" {
-			return cli.Usagef("-%s is empty", a.flag)
+			return service.Usagef("-%s is empty", a.flag)
 		}
 	}
 	for _, a := range []struct{ flag, v string }{{"listen", o.listen}, {"intranet", o.intranet}, {"ws-listen", o.wsListen}, {"admin", o.admin}} {
@@ -122,21 +122,21 @@ func (o *options) check() error {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
-			return cli.Usagef("-%s %q: want host:port", a.flag, a.v)
+			return service.Usagef("-%s %q: want host:port", a.flag, a.v)
 		}
 	}
 	for _, a := range []struct{ flag, v string }{{"inner-ip", o.innerIP}, {"outer-ip", o.outerIP}} {
 		if a.v != "" && net.ParseIP(a.v) == nil {
-			return cli.Usagef("-%s %q: not an IP address", a.flag, a.v)
+			return service.Usagef("-%s %q: not an IP address", a.flag, a.v)
 		}
 	}
 	mode, err := discovery.ParseMode(o.selector)
 	if err != nil {
-		return cli.Usagef("-selector %q: want round-robin, random, least-load or consistent-hash", o.selector)
+		return service.Usagef("-selector %q: want round-robin, random, least-load or consistent-hash", o.selector)
 	}
 	o.mode = mode
 	if o.cmdOffset == 0 {
-		return cli.Usagef("-cmd-offset 0: must be positive")
+		return service.Usagef("-cmd-offset 0: must be positive")
 	}
 	for _, d := range []struct {
 		flag string
@@ -146,7 +146,7 @@ func (o *options) check() error {
 		{"ping-interval", o.pingInterval}, {"write-timeout", o.writeTimeout}, {"session-refresh", o.sessionRefresh},
 	} {
 		if d.v <= 0 {
-			return cli.Usagef("-%s %v: must be positive", d.flag, d.v)
+			return service.Usagef("-%s %v: must be positive", d.flag, d.v)
 		}
 	}
 	for _, n := range []struct {
@@ -158,11 +158,11 @@ func (o *options) check() error {
 		{"broadcast-history", o.broadcastHistory},
 	} {
 		if n.v <= 0 {
-			return cli.Usagef("-%s %d: must be positive", n.flag, n.v)
+			return service.Usagef("-%s %d: must be positive", n.flag, n.v)
 		}
 	}
 	if o.resumeWindow < 0 || o.resumeWindow > 0 && o.resumeWindow < time.Second {
-		return cli.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
+		return service.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
 	}
 	return nil
 }
@@ -224,8 +224,8 @@ func (o *options) config() gateway.Config {
 
 // run is main without the process: it serves until ctx ends, then drains
 // gracefully and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -249,7 +249,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	}
 	g, err := gateway.New(cfg)
 	if err != nil {
-		return cli.Usage(err)
+		return service.Usage(err)
 	}
 	log.WithFields(logrus.Fields{
 		"cluster": cfg.Cluster, "listen": cfg.Listen, "ws_listen": cfg.WSListen, "intranet": cfg.Intranet,

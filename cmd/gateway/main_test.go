@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"net"
 	"reflect"
 	"strings"
@@ -18,11 +19,11 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/gateway"
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 const secret = "test-secret-0123456789"
@@ -37,7 +38,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 		t.Fatalf("-h: %v", err)
 	}
 	for _, f := range []string{"cluster", "secret", "listen", "ws-listen", "intranet", "inner-ip", "outer-ip",
-		"admin", "version", "cmd-offset", "idle", "login-timeout", "affinity", "selector", "max-frame",
+		"admin", "node-version", "cmd-offset", "idle", "login-timeout", "affinity", "selector", "max-frame",
 		"max-clients", "client-queue-bytes", "link-max-frame", "link-queue-bytes", "ping-interval",
 		"ping-misses", "write-timeout", "resume-window", "session-refresh", "broadcast-history", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
 		"redis-password", "redis-db"} {
@@ -71,7 +72,7 @@ func TestConfigMapping(t *testing.T) {
 		}},
 		{"flags and env", []string{
 			"-secret", "flag-secret", "-listen", "127.0.0.1:0", "-ws-listen", "127.0.0.1:0", "-intranet", "10.0.0.5:0",
-			"-outer-ip", "203.0.113.7", "-admin", ":7402", "-version", "v2", "-cmd-offset", "10000", "-idle", "1m",
+			"-outer-ip", "203.0.113.7", "-admin", ":7402", "-node-version", "v2", "-cmd-offset", "10000", "-idle", "1m",
 			"-login-timeout", "2s", "-affinity", "30s", "-selector", "least-load", "-max-frame", "4096",
 			"-max-clients", "10", "-client-queue-bytes", "8192", "-link-max-frame", "65536", "-ping-interval", "500ms",
 			"-ping-misses", "4", "-write-timeout", "3s", "-resume-window", "0", "-session-refresh", "5s",
@@ -163,9 +164,9 @@ func TestBadConfigExits2(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tt.args, env(tt.env), &stderr)
-			if code != cli.ExitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, &stderr)
+			code := run(context.Background(), tt.args, env(tt.env), io.Discard, &stderr)
+			if code != service.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, service.ExitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, &stderr)
@@ -241,7 +242,7 @@ func TestRunServesAndDrainsOnSignal(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-intranet", "127.0.0.1:0", "-ws-listen", "127.0.0.1:0",
 			"-admin", "127.0.0.1:0", "-log-level", "debug", "-log-format", "json", "-cluster", cluster},
-			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr()}), &logs)
+			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr()}), io.Discard, &logs)
 	}()
 
 	var gw mgrserver.NodeStatus
@@ -340,4 +341,18 @@ func readCoded(t *testing.T, r *wire.Reader, kind wire.Kind) uint16 {
 		t.Fatal(err)
 	}
 	return code
+}
+
+// TestHelpAndVersionOnStdout: -h and -version are answers, not errors:
+// they go to standard output with exit status 0, and need no secret.
+func TestHelpAndVersionOnStdout(t *testing.T) {
+	for _, tt := range []struct{ arg, want string }{{"-h", "Usage of gateway:"}, {"-version", "gateway github.com/xserver/xserver@"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{tt.arg}, env(nil), &stdout, &stderr); code != service.ExitOK {
+			t.Errorf("%s: exit %d, want %d", tt.arg, code, service.ExitOK)
+		}
+		if !strings.HasPrefix(stdout.String(), tt.want) || stderr.Len() != 0 {
+			t.Errorf("%s: stdout %q (want it to start with %q), stderr %q", tt.arg, stdout.String(), tt.want, stderr.String())
+		}
+	}
 }

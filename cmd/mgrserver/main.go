@@ -14,38 +14,38 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/mgrserver"
+	"github.com/xserver/xserver/service"
 )
 
 const name = "mgrserver"
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	ctx, stop := service.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // options are the command-line settings.
 type options struct {
-	cli.Common
+	service.Common
 	listen, advertise, admin   string
 	leaseTTL, campaignInterval time.Duration
 	redisGrace, pingInterval   time.Duration
 	handshakeTimeout           time.Duration
 	pingMisses, maxFrame       int
 	maxConns, queueBytes       int
-	tls                        cli.TLSPair
+	tls                        service.TLSPair
 }
 
 // parseFlags reads args and the environment; every error is a
-// cli.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+// service.UsageError (or flag.ErrHelp).
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	d := mgrserver.DefaultConfig()
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	o.tls.RegisterFlags(fs, "tls", "the intranet listener")
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:7300", "intranet `address` nodes and gateways connect to")
@@ -60,11 +60,11 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.IntVar(&o.maxFrame, "max-frame", d.MaxFrame, "largest accepted intranet frame in `bytes`")
 	fs.IntVar(&o.maxConns, "max-conns", d.MaxConns, "maximum concurrent intranet connections")
 	fs.IntVar(&o.queueBytes, "queue-bytes", d.QueueBytes, "per-peer send queue in `bytes`; a peer that overflows it is resynced")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.check(); err != nil {
 		return nil, err
@@ -81,7 +81,7 @@ func (o *options) check() error {
 		return err
 	}
 	if o.listen == "" {
-		return cli.Usagef("-listen is empty")
+		return service.Usagef("-listen is empty")
 	}
 	for _, d := range []struct {
 		flag string
@@ -91,11 +91,11 @@ func (o *options) check() error {
 		{"ping-interval", o.pingInterval}, {"handshake-timeout", o.handshakeTimeout},
 	} {
 		if d.v <= 0 {
-			return cli.Usagef("-%s %v: must be positive", d.flag, d.v)
+			return service.Usagef("-%s %v: must be positive", d.flag, d.v)
 		}
 	}
 	if o.redisGrace < 0 {
-		return cli.Usagef("-redis-grace %v: must not be negative", o.redisGrace)
+		return service.Usagef("-redis-grace %v: must not be negative", o.redisGrace)
 	}
 	for _, n := range []struct {
 		flag string
@@ -105,7 +105,7 @@ func (o *options) check() error {
 		{"max-conns", o.maxConns}, {"queue-bytes", o.queueBytes},
 	} {
 		if n.v <= 0 {
-			return cli.Usagef("-%s %d: must be positive", n.flag, n.v)
+			return service.Usagef("-%s %d: must be positive", n.flag, n.v)
 		}
 	}
 	return nil
@@ -134,8 +134,8 @@ func (o *options) config() mgrserver.Config {
 
 // run is main without the process: it serves until ctx ends, then stops
 // gracefully (releasing the lease) and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -153,7 +153,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	}
 	srv, err := mgrserver.New(cfg)
 	if err != nil {
-		return cli.Usage(err)
+		return service.Usage(err)
 	}
 	log.WithFields(logrus.Fields{
 		"cluster": cfg.Cluster, "listen": cfg.Listen, "advertise": cfg.Advertise, "admin": cfg.Admin,

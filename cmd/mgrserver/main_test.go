@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,10 +14,10 @@ import (
 
 	"github.com/xserver/xserver/internal/testkit"
 
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/lease"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/mgrserver"
+	"github.com/xserver/xserver/service"
 )
 
 const secret = "test-secret-0123456789"
@@ -113,9 +114,9 @@ func TestBadConfigExits2(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			code := run(context.Background(), tt.args, env(tt.env), &stderr)
-			if code != cli.ExitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, &stderr)
+			code := run(context.Background(), tt.args, env(tt.env), io.Discard, &stderr)
+			if code != service.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, service.ExitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, &stderr)
@@ -140,7 +141,7 @@ func TestRunLeadsAndReleasesOnSignal(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0", "-log-level", "debug",
 			"-log-format", "json", "-cluster", "cmdtest"},
-			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr()}), &logs)
+			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr()}), io.Discard, &logs)
 	}()
 
 	deadline := time.Now().Add(10 * time.Second)
@@ -187,6 +188,20 @@ func TestRunLeadsAndReleasesOnSignal(t *testing.T) {
 	for _, want := range []string{"starting mgrserver", "mgrserver stopped"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q", want)
+		}
+	}
+}
+
+// TestHelpAndVersionOnStdout: -h and -version are answers, not errors:
+// they go to standard output with exit status 0, and need no secret.
+func TestHelpAndVersionOnStdout(t *testing.T) {
+	for _, tt := range []struct{ arg, want string }{{"-h", "Usage of mgrserver:"}, {"-version", "mgrserver github.com/xserver/xserver@"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{tt.arg}, env(nil), &stdout, &stderr); code != service.ExitOK {
+			t.Errorf("%s: exit %d, want %d", tt.arg, code, service.ExitOK)
+		}
+		if !strings.HasPrefix(stdout.String(), tt.want) || stderr.Len() != 0 {
+			t.Errorf("%s: stdout %q (want it to start with %q), stderr %q", tt.arg, stdout.String(), tt.want, stderr.String())
 		}
 	}
 }

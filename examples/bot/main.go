@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/xserver/xserver/examples/bot/internal/bot"
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -38,7 +38,7 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
+	ctx, stop := service.SignalContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -51,7 +51,7 @@ type options struct {
 }
 
 // parseFlags reads args and the environment; every error is a
-// cli.UsageError (or flag.ErrHelp).
+// service.UsageError (or flag.ErrHelp).
 func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
 	o := options{cfg: bot.DefaultConfig()}
 	c := &o.cfg
@@ -71,14 +71,14 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.BoolVar(&c.NoResume, "no-resume", false, "log in with client protocol version 1 (no resume)")
 	fs.BoolVar(&c.WebSocket, "ws", false, "connect over WebSocket instead of TCP")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed of the drops and the backoff")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if o.duration < 0 {
-		return nil, cli.Usagef("-duration %v: must not be negative", o.duration)
+		return nil, service.Usagef("-duration %v: must not be negative", o.duration)
 	}
 	if o.duration > 0 && c.Ramp > o.duration/2 {
 		c.Ramp = o.duration / 2
@@ -89,9 +89,9 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 // run is main without the process: it plays until ctx ends or -duration
 // passes and returns the exit status.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	o, err := parseFlags(args, getenv, stderr)
+	o, err := parseFlags(args, getenv, stdout) // -h and -version go to stdout
 	if err != nil {
-		return cli.Exit(stderr, name, err)
+		return service.Exit(stderr, name, err)
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	close(progress)
 	<-done
 	if err != nil {
-		return cli.Exit(stderr, name, cli.Usage(err))
+		return service.Exit(stderr, name, service.Usage(err))
 	}
 	s := st.Snapshot(time.Now())
 	fmt.Fprintf(stdout, "%s: final summary\n", name)
@@ -130,9 +130,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintln(stdout, s.ResumeLine())
 	if s.Failed() {
 		fmt.Fprintf(stderr, "%s: %d bots failed to log in, %d to enter\n", name, s.LoginFailed, s.EnterFailed)
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
-	return cli.ExitOK
+	return service.ExitOK
 }
 
 func durationText(d time.Duration) string {

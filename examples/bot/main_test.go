@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 func env(m map[string]string) func(string) string {
@@ -62,8 +62,8 @@ func TestBadFlagsExit2(t *testing.T) {
 		{"extra"},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := run(context.Background(), args, env(nil), &stdout, &stderr); code != cli.ExitUsage {
-			t.Errorf("%q: exit %d, want %d; stderr:\n%s", args, code, cli.ExitUsage, &stderr)
+		if code := run(context.Background(), args, env(nil), &stdout, &stderr); code != service.ExitUsage {
+			t.Errorf("%q: exit %d, want %d; stderr:\n%s", args, code, service.ExitUsage, &stderr)
 		}
 	}
 }
@@ -80,8 +80,8 @@ func TestNoLoginServiceExits1(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"-login", "http://" + addr, "-n", "2", "-duration", "1s", "-timeout", "500ms"},
 		env(nil), &stdout, &stderr)
-	if code != cli.ExitFailure {
-		t.Errorf("exit %d, want %d", code, cli.ExitFailure)
+	if code != service.ExitFailure {
+		t.Errorf("exit %d, want %d", code, service.ExitFailure)
 	}
 	for _, want := range []string{"final summary", "logged in 0 (failed 2)", "errors: login 2", "first login: bot-"} {
 		if !strings.Contains(stdout.String(), want) {

@@ -17,9 +17,22 @@
 //
 // Redis: $REDIS_ADDR if set, else an embedded in-memory Redis (demo only).
 // The children are the mgrserver, gateway, login, lobby, match and bot
-// binaries next to this one (make build puts them in bin/). A random
-// shared secret reaches the cluster's processes through XSERVER_SECRET
-// and is never printed; the bots, being clients, do not get it.
+// binaries next to this one (make build puts them in bin/). The shared
+// secret is XSERVER_SECRET (or -secret) when set; otherwise the demo
+// generates one and keeps it in a file only this user can read, removed
+// on exit. It reaches the cluster's processes through XSERVER_SECRET and
+// is never printed; the bots, being clients, do not get it.
+//
+// The demo prints the cluster name, the Redis address and where the
+// secret came from, and once the cluster has formed a one-line recipe to
+// attach a node of one's own (the echo example as type 7). The login
+// service binds each player to one instance of the -stateful types
+// (default 4, the lobby); a node of another type is load-balanced per
+// message unless its type is added there.
+//
+// The bots (-bots, default 4) each say a world chat line every -bot-chat
+// (default 10s), so that a human's line stays on the browser page for a
+// while.
 //
 // Ctrl-C (or SIGTERM, or the end of -duration) stops the bots, then the
 // login service and the gateway, then the game nodes, then the
@@ -45,8 +58,9 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/demo/internal/demo"
-	"github.com/xserver/xserver/internal/cli"
-	"github.com/xserver/xserver/internal/embedredis"
+	"github.com/xserver/xserver/examples/demo/internal/embedredis"
+	"github.com/xserver/xserver/examples/internal/game"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -55,6 +69,7 @@ const (
 	clusterName  = "demo"
 	pollInterval = 250 * time.Millisecond
 	stopGrace    = 5 * time.Second // per phase: bots, edge, nodes, mgrservers
+	cmdOffset    = 1000            // the gateway's -cmd-offset default
 
 	// The scripted players.
 	password      = "xserver" // examples/login's -password default (demo only)
@@ -66,7 +81,7 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
+	ctx, stop := service.SignalContext(context.Background())
 	code := run(ctx)
 	stop()
 	os.Exit(code)
@@ -78,6 +93,9 @@ type options struct {
 	verbose   bool
 	lobbies   int
 	bots      int
+	botChat   time.Duration
+	secret    string
+	stateful  string
 	loginAddr string
 	logFile   string
 	logLevel  string
@@ -89,16 +107,31 @@ func run(ctx context.Context) int {
 	fs.DurationVar(&o.duration, "duration", 0, "run this long, then stop and report whether the cluster formed and the scripted players' round trip worked (0: until Ctrl-C)")
 	fs.BoolVar(&o.verbose, "verbose", false, "show every child's log on the terminal too, prefixed by its name")
 	fs.IntVar(&o.lobbies, "lobbies", 2, "number of lobby nodes (type 4)")
-	fs.IntVar(&o.bots, "bots", 4, "number of bots (0: none)")
+	fs.IntVar(&o.bots, "bots", 4, "number of bots that log in, chat and queue for matches (0: none)")
+	fs.DurationVar(&o.botChat, "bot-chat", 10*time.Second, "each bot's world chat `period` (0: bots never chat); 4 bots at 10s say a line every 2.5s on average")
+	fs.StringVar(&o.secret, "secret", "", "the cluster's shared `secret` (prefer XSERVER_SECRET; default: generated into a file only you can read, removed on exit)")
+	fs.StringVar(&o.stateful, "stateful", demo.DefaultStateful(), "stateful node `types` (comma list) the login service binds each player to; add your own node's type to bind players to it")
 	fs.StringVar(&o.loginAddr, "login-addr", "127.0.0.1:8080", "HTTP `address` of the login service and the browser page (a free port if taken)")
 	fs.StringVar(&o.logFile, "log-file", "", "write the children's logs to this `file` (default: a new file in the temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "children's log `level`")
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		return cli.Exit(os.Stderr, demo.Self, cli.Usage(err))
+	fs.SetOutput(os.Stdout) // -h and -version
+	if err := service.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return service.Exit(os.Stderr, demo.Self, err)
 	}
-	if o.lobbies < 1 || o.bots < 0 || o.duration < 0 || fs.NArg() > 0 {
-		fs.Usage()
-		return cli.ExitUsage
+	switch {
+	case fs.NArg() > 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("unexpected arguments %q", fs.Args()))
+	case o.lobbies < 1:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-lobbies %d: at least 1", o.lobbies))
+	case o.bots < 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-bots %d: must not be negative", o.bots))
+	case o.duration < 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-duration %v: must not be negative", o.duration))
+	case o.botChat < 0:
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-bot-chat %v: must not be negative", o.botChat))
+	}
+	if err := demo.CheckStateful(o.stateful); err != nil {
+		return service.Exit(os.Stderr, demo.Self, service.Usagef("-stateful %q: %v", o.stateful, err))
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -108,12 +141,12 @@ func run(ctx context.Context) int {
 	ok, err := runCluster(ctx, o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
 	if !ok {
-		return cli.ExitFailure
+		return service.ExitFailure
 	}
-	return cli.ExitOK
+	return service.ExitOK
 }
 
 // runCluster runs the cluster until ctx ends, then stops it. With
@@ -143,8 +176,12 @@ func runCluster(ctx context.Context, o options) (bool, error) {
 	defer logf.Close()
 
 	var moved string
-	if !demo.Available(o.loginAddr) {
-		moved = o.loginAddr
+	if anyPort := strings.HasSuffix(o.loginAddr, ":0"); anyPort || !demo.Available(o.loginAddr) {
+		if !anyPort {
+			moved = o.loginAddr
+		}
+		// The trace and the players need the port before the login
+		// service binds it.
 		if o.loginAddr, err = demo.FreeAddr(); err != nil {
 			return false, err
 		}
@@ -156,9 +193,9 @@ func runCluster(ctx context.Context, o options) (bool, error) {
 		}
 	}
 	addrs := demo.Addrs{MgrAdmins: free[:mgrservers], GatewayAdmin: free[mgrservers], Login: o.loginAddr}
-	plan := demo.Plan(addrs, o.lobbies, matches)
+	plan := demo.Plan(addrs, o.lobbies, matches, o.stateful)
 	loginBase := "http://" + addrs.Login
-	bots := demo.Bots(loginBase, o.bots)
+	bots := demo.Bots(loginBase, o.bots, o.botChat)
 
 	names := []string{demo.Self, bots.Name}
 	for _, c := range plan {
@@ -187,13 +224,30 @@ func runCluster(ctx context.Context, o options) (bool, error) {
 		}
 		defer r.Close()
 		redisAddr = r.Addr()
-		trace.Say("Redis: embedded, in memory, on %s (demo only; set REDIS_ADDR to use a real one)", redisAddr)
+		trace.Say("Redis:   %s, embedded, in memory (demo only; set REDIS_ADDR to use a real one)", redisAddr)
 	} else {
-		trace.Say("Redis: the one at $REDIS_ADDR")
+		trace.Say("Redis:   %s ($REDIS_ADDR)", redisAddr)
 	}
-	secret, err := randomSecret()
-	if err != nil {
-		return false, err
+	trace.Say("cluster: %s", clusterName)
+	secret, secretFile := o.secret, ""
+	switch {
+	case secret == "":
+		if secret, err = randomSecret(); err != nil {
+			return false, err
+		}
+		if secretFile, err = writeSecret(secret); err != nil {
+			return false, err
+		}
+		defer os.Remove(secretFile)
+		trace.Say("secret:  generated, in %s (dev only: readable by you alone, removed on exit)", secretFile)
+	case os.Getenv("XSERVER_SECRET") == secret:
+		trace.Say("secret:  from XSERVER_SECRET")
+	default:
+		trace.Say("secret:  from -secret")
+	}
+	attach := demo.Attach{
+		Cluster: clusterName, Redis: redisAddr, SecretFile: secretFile, Echo: filepath.Join(binDir, "echo"),
+		Type: game.MatchType + 2, Stateful: o.stateful, CmdOffset: cmdOffset,
 	}
 	c := &cluster{
 		binDir: binDir, trace: trace, plan: plan, procs: make(map[demo.Role][]*demo.Proc),
@@ -223,6 +277,10 @@ func runCluster(ctx context.Context, o options) (bool, error) {
 		formedAt = time.Since(c.began)
 		trace.Event("cluster", "formed in %v: %s", formedAt.Round(10*time.Millisecond), strings.TrimPrefix(summary, "cluster: "))
 		banner(trace, fmt.Sprintf("open %s/ in two browser tabs to chat", loginBase))
+		for _, line := range attach.Lines() {
+			trace.Say("%s", line)
+		}
+		trace.Say("")
 		go func() {
 			ok := play(ctx, trace, loginBase+"/login")
 			close(ready) // the bots start either way: their summary tells more
@@ -496,6 +554,24 @@ func executableDir() (string, error) {
 	return filepath.Dir(exe), nil
 }
 
+// writeSecret writes secret to a new file in the temporary directory,
+// readable by this user only, and returns its path.
+func writeSecret(secret string) (string, error) {
+	f, err := os.CreateTemp("", "xserver-demo-*.secret") // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("write the secret: %w", err)
+	}
+	_, err = f.WriteString(secret)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write the secret: %w", err)
+	}
+	return f.Name(), nil
+}
+
 // randomSecret returns 32 random bytes, hex-encoded.
 func randomSecret() (string, error) {
 	b := make([]byte, 32)
@@ -510,7 +586,7 @@ func randomSecret() (string, error) {
 func childEnv(base []string, set map[string]string) []string {
 	var out []string
 	for _, kv := range base {
-		if !strings.HasPrefix(kv, cli.EnvPrefix+"_") {
+		if !strings.HasPrefix(kv, service.EnvPrefix+"_") {
 			out = append(out, kv)
 		}
 	}

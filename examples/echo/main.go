@@ -29,10 +29,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
-	"github.com/xserver/xserver/internal/admin"
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -47,49 +47,49 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	ctx, stop := service.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 type options struct {
-	cli.Common
+	service.Common
 	typ       uint
 	version   string
 	admin     string
 	cmdOffset uint64
 }
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	fs.UintVar(&o.typ, "type", uint(common.FirstGameType), "node `type` (4 and above; 0-3 are the framework's)")
-	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
 	fs.Uint64Var(&o.cmdOffset, "cmd-offset", 1000, "the gateways' cmd `offset`: a reply to a player carries type*offset + cmd")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.Check(); err != nil {
 		return nil, err
 	}
 	if o.typ < uint(common.FirstGameType) || o.typ > math.MaxUint32 {
-		return nil, cli.Usagef("-type %d: game node types start at %d", o.typ, common.FirstGameType)
+		return nil, service.Usagef("-type %d: game node types start at %d", o.typ, common.FirstGameType)
 	}
 	if o.cmdOffset == 0 {
-		return nil, cli.Usagef("-cmd-offset 0: must be positive")
+		return nil, service.Usagef("-cmd-offset 0: must be positive")
 	}
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -137,7 +137,7 @@ type app struct {
 func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, error) {
 	n, err := node.New(cfg)
 	if err != nil {
-		return nil, cli.Usage(err)
+		return nil, service.Usage(err)
 	}
 	a := &app{
 		n: n, cmdOffset: cmdOffset, log: log.WithField("component", "echo"), reg: prometheus.NewRegistry(),

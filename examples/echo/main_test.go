@@ -16,11 +16,11 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/gateway"
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 const secret = "echo-test-secret"
@@ -54,8 +54,8 @@ func TestFlags(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
 				}
-				if code := cli.Exit(io.Discard, name, err); code != cli.ExitUsage {
-					t.Errorf("exit %d, want %d", code, cli.ExitUsage)
+				if code := service.Exit(io.Discard, name, err); code != service.ExitUsage {
+					t.Errorf("exit %d, want %d", code, service.ExitUsage)
 				}
 				return
 			}

@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
+	"github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/internal/game"
-	"github.com/xserver/xserver/internal/admin"
 	"github.com/xserver/xserver/node"
 )
 

@@ -36,36 +36,36 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
 const name = "lobby"
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	ctx, stop := service.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 type options struct {
-	cli.Common
+	service.Common
 	version string
 	admin   string
 }
 
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
-	fs.StringVar(&o.version, "version", "", "node `version`, published to members (gray releases)")
+	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.Check(); err != nil {
 		return nil, err
@@ -73,8 +73,8 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	return &o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -90,7 +90,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	cfg.Version = o.version
 	a, err := newApp(cfg, log)
 	if err != nil {
-		return cli.Usage(err)
+		return service.Usage(err)
 	}
 	if err := a.start(ctx, o.admin); err != nil {
 		a.close()

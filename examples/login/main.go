@@ -6,7 +6,7 @@
 //	curl -s -XPOST http://127.0.0.1:8080/login \
 //	     -d '{"account": "alice", "password": "xserver"}'
 //
-// See internal/loginhttp for the API (status codes, CORS, /healthz). GET /
+// docs/LOGIN.md is the API (ticket fields, status codes, CORS, /healthz). GET /
 // serves the example game's browser client (package web): open
 // http://127.0.0.1:8080/ with a gateway started with -ws-listen. The
 // service joins the cluster as a node of type login, for the membership:
@@ -36,9 +36,9 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/login/web"
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -50,15 +50,15 @@ const (
 )
 
 func main() {
-	ctx, stop := cli.SignalContext(context.Background())
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	ctx, stop := service.SignalContext(context.Background())
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // options are the command-line settings.
 type options struct {
-	cli.Common
+	service.Common
 	listen, stateful   string
 	tokenTTL, affinity time.Duration
 	password           string            // demo only; never logged
@@ -66,22 +66,22 @@ type options struct {
 }
 
 // parseFlags reads args and the environment; every error is a
-// cli.UsageError (or flag.ErrHelp).
-func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, error) {
+// service.UsageError (or flag.ErrHelp).
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP `address` serving POST /login and GET /healthz")
 	fs.StringVar(&o.stateful, "stateful", strconv.Itoa(int(common.FirstGameType)), "comma-separated stateful node `types`: each account is bound to one live instance of each (empty: none)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", login.DefaultTokenTTL, "how long a ticket's token is accepted by the gateway")
 	fs.DurationVar(&o.affinity, "affinity", login.DefaultAffinity, "how long an account's bindings outlive its session (must match the gateways' -affinity)")
 	fs.StringVar(&o.password, "password", "xserver", "DEMO ONLY: the one `password` every account logs in with (replace the checker in checker.go)")
-	if err := cli.Parse(fs, args, getenv); err != nil {
+	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, cli.Usagef("unexpected arguments %q", fs.Args())
+		return nil, service.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if err := o.check(); err != nil {
 		return nil, err
@@ -95,11 +95,11 @@ func (o *options) check() error {
 		return err
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return cli.Usagef("-listen %q: want host:port", o.listen)
+		return service.Usagef("-listen %q: want host:port", o.listen)
 	}
 	types, err := parseTypes(o.stateful)
 	if err != nil {
-		return cli.Usagef("-stateful %q: %v", o.stateful, err)
+		return service.Usagef("-stateful %q: %v", o.stateful, err)
 	}
 	o.types = types
 	for _, d := range []struct {
@@ -107,11 +107,11 @@ func (o *options) check() error {
 		v    time.Duration
 	}{{"token-ttl", o.tokenTTL}, {"affinity", o.affinity}} {
 		if d.v < time.Millisecond {
-			return cli.Usagef("-%s %v: must be at least 1ms", d.flag, d.v)
+			return service.Usagef("-%s %v: must be at least 1ms", d.flag, d.v)
 		}
 	}
 	if o.password == "" {
-		return cli.Usagef("-password is empty")
+		return service.Usagef("-password is empty")
 	}
 	return nil
 }
@@ -145,8 +145,8 @@ func parseTypes(s string) ([]common.NodeType, error) {
 
 // run is main without the process: it serves until ctx ends, then stops
 // gracefully and returns the exit status.
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	return cli.Run(ctx, name, args, getenv, stderr, parseFlags, serve)
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return service.Run(ctx, name, args, getenv, stdout, stderr, parseFlags, serve)
 }
 
 func serve(ctx context.Context, o *options, log *logrus.Logger) error {
@@ -207,16 +207,16 @@ type app struct {
 }
 
 // newApp builds the node and the login service on it; lcfg.Members is
-// set here. Configuration errors are cli.UsageErrors.
+// set here. Configuration errors are service.UsageErrors.
 func newApp(ncfg node.Config, lcfg login.Config, log logrus.FieldLogger) (*app, error) {
 	n, err := node.New(ncfg)
 	if err != nil {
-		return nil, cli.Usage(err)
+		return nil, service.Usage(err)
 	}
 	lcfg.Members = n
 	svc, err := login.New(lcfg)
 	if err != nil {
-		return nil, cli.Usage(err)
+		return nil, service.Usage(err)
 	}
 	a := &app{n: n, log: log.WithField("component", "login"), served: make(chan error, 1)}
 	hcfg := web.DefaultConfig()
@@ -225,7 +225,7 @@ func newApp(ncfg node.Config, lcfg login.Config, log logrus.FieldLogger) (*app, 
 	hcfg.Logger = a.log
 	hcfg.Timeout = requestTimeout
 	if a.h, err = web.NewLoginHandler(hcfg); err != nil {
-		return nil, cli.Usage(err)
+		return nil, service.Usage(err)
 	}
 	return a, nil
 }

@@ -21,11 +21,11 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/gateway"
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 const (
@@ -126,8 +126,8 @@ func TestBadConfigExits2(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := run(context.Background(), tt.args, env(tt.env), &stderr); code != cli.ExitUsage {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, cli.ExitUsage, &stderr)
+			if code := run(context.Background(), tt.args, env(tt.env), io.Discard, &stderr); code != service.ExitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, service.ExitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr lacks %q:\n%s", tt.want, &stderr)
@@ -341,7 +341,7 @@ func TestRunServesAndStopsOnSignal(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-log-format", "json", "-cluster", "loginrun"},
-			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr(), "XSERVER_PASSWORD": password}), &logs)
+			env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_REDIS": rs.Addr(), "XSERVER_PASSWORD": password}), io.Discard, &logs)
 	}()
 	var addr string
 	waitFor(t, "the listening line", func() bool {

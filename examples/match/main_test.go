@@ -13,10 +13,10 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.uber.org/goleak"
 
-	"github.com/xserver/xserver/internal/cli"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/mgrserver"
 	"github.com/xserver/xserver/node"
+	"github.com/xserver/xserver/service"
 )
 
 // Every test must leave no goroutine behind.
@@ -37,8 +37,8 @@ func TestFlags(t *testing.T) {
 		version string
 	}{
 		{"defaults", nil, map[string]string{"XSERVER_SECRET": secret}, "", ""},
-		{"version from env", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_VERSION": "1.2"}, "", "1.2"},
-		{"flag beats env", []string{"-version", "2"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_VERSION": "1"}, "", "2"},
+		{"version from env", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_NODE_VERSION": "1.2"}, "", "1.2"},
+		{"flag beats env", []string{"-node-version", "2"}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_NODE_VERSION": "1"}, "", "2"},
 		{"no secret", nil, nil, "-secret is required", ""},
 		{"stray argument", []string{"x"}, map[string]string{"XSERVER_SECRET": secret}, "unexpected arguments", ""},
 	}
@@ -49,8 +49,8 @@ func TestFlags(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
 				}
-				if code := cli.Exit(io.Discard, name, err); code != cli.ExitUsage {
-					t.Errorf("exit %d, want %d", code, cli.ExitUsage)
+				if code := service.Exit(io.Discard, name, err); code != service.ExitUsage {
+					t.Errorf("exit %d, want %d", code, service.ExitUsage)
 				}
 				return
 			}

@@ -30,6 +30,7 @@
   const HEADER = 6;                // u32 length, u16 kind
   const MAX_FRAME = 1 << 20;       // refuse to buffer anything larger
   const PING_EVERY_MS = 30000;     // the gateway never pings; its idle limit is 5 min
+  const KEEP_LINES = 200;          // chat and event lines kept on the page
 
   const enc = new TextEncoder();
   const dec = new TextDecoder();
@@ -229,12 +230,14 @@
     ui.alert.hidden = false;
   }
 
-  // item appends <li class=cls>text</li> to list and keeps it in view.
+  // item appends <li class=cls>text</li> to list, drops the oldest lines
+  // beyond KEEP_LINES and keeps the new one in view.
   function item(list, text, cls) {
     const li = document.createElement('li');
     li.textContent = text;
     if (cls) li.className = cls;
     list.append(li);
+    while (list.children.length > KEEP_LINES) list.firstElementChild.remove();
     li.scrollIntoView({ block: 'nearest' });
     return li;
   }

@@ -8,7 +8,7 @@
 // origin, opens a WebSocket to the gateway the ticket names, speaks the
 // client protocol of docs/PROTOCOL.md §3 and the example game's JSON
 // bodies (examples/internal/game): enter the lobby, world chat, presence,
-// find a match.
+// find a match. The page keeps the last 200 chat and activity lines.
 //
 // Handler and NewLoginHandler return immutable handlers, safe for
 // concurrent use. Config and DefaultConfig are the login API's

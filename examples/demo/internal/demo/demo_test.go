@@ -23,7 +23,7 @@ import (
 
 func TestPlan(t *testing.T) {
 	addrs := Addrs{MgrAdmins: []string{"127.0.0.1:1", "127.0.0.1:2"}, GatewayAdmin: "127.0.0.1:3", Login: "127.0.0.1:4"}
-	plan := Plan(addrs, 2, 1)
+	plan := Plan(addrs, 2, 1, "4")
 	if got := Want(plan); !reflect.DeepEqual(got, map[common.NodeType]int{common.Login: 1, common.Gateway: 1, 4: 2, 5: 1}) {
 		t.Errorf("Want = %v", got)
 	}
@@ -57,16 +57,59 @@ func TestPlan(t *testing.T) {
 		t.Errorf("Plan fields %+v", plan)
 	}
 
-	if names := childNames(Plan(addrs, 1, 2)); !reflect.DeepEqual(names[4:], []string{"lobby", "match-1", "match-2"}) {
+	if names := childNames(Plan(addrs, 1, 2, "4,7")); !reflect.DeepEqual(names[4:], []string{"lobby", "match-1", "match-2"}) {
 		t.Errorf("one lobby, two match nodes: %q", names[4:])
 	}
-	bots := Bots("http://127.0.0.1:4", 3)
+	bots := Bots("http://127.0.0.1:4", 3, 10*time.Second)
 	if bots.Name != "bots" || bots.Bin != "bot" || bots.Role != RoleBot || bots.Member() ||
-		strings.Join(bots.Args, " ") != "-n 3 -duration 0 -login http://127.0.0.1:4" {
+		strings.Join(bots.Args, " ") != "-n 3 -duration 0 -login http://127.0.0.1:4 -chat-every 10s" {
 		t.Errorf("Bots = %+v", bots)
 	}
 	if got := Want(append(plan, bots)); len(got) != 4 || got[0] != 0 {
 		t.Errorf("Want counts the bots: %v", got)
+	}
+}
+
+func TestCheckStateful(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want string // error substring; "" = valid
+	}{
+		{"4", ""},
+		{"4,7", ""},
+		{" 7 , 4 ", ""},
+		{DefaultStateful(), ""},
+		{"", "not a node type"},
+		{"4,", "not a node type"},
+		{"4,x", "not a node type"},
+		{"4,3", "framework's"},
+		{"4,4", "twice"},
+		{"7", "lobby's type 4"},
+	} {
+		err := CheckStateful(tt.in)
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("CheckStateful(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestAttachRecipe(t *testing.T) {
+	a := Attach{Cluster: "demo", Redis: "127.0.0.1:6379", SecretFile: "/tmp/x y.secret", Echo: "/src/bin/echo",
+		Type: 7, Stateful: "4", CmdOffset: 1000}
+	lines := a.Lines()
+	want := `  XSERVER_SECRET=$(cat '/tmp/x y.secret') XSERVER_CLUSTER=demo XSERVER_REDIS=127.0.0.1:6379 /src/bin/echo -type 7`
+	if len(lines) != 3 || lines[1] != want {
+		t.Fatalf("recipe:\n%s\nwant line 2:\n%s", strings.Join(lines, "\n"), want)
+	}
+	if !strings.Contains(lines[0], "7000…7999") || !strings.Contains(lines[2], `DEMO_ARGS="-stateful 4,7"`) || !strings.Contains(lines[2], "default 4") {
+		t.Errorf("recipe:\n%s", strings.Join(lines, "\n"))
+	}
+	a.SecretFile = "" // the caller's XSERVER_SECRET
+	if got := a.Lines()[1]; strings.Contains(got, "SECRET") || !strings.HasPrefix(got, "  XSERVER_CLUSTER=demo ") {
+		t.Errorf("recipe with the caller's secret: %s", got)
+	}
+	if got := shellQuote("it's"); got != `'it'\''s'` {
+		t.Errorf("shellQuote = %s", got)
 	}
 }
 

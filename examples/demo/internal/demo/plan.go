@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/internal/game"
@@ -64,10 +65,11 @@ func Want(plan []Child) map[common.NodeType]int {
 
 // Plan returns the cluster: one mgrserver per admin address (mgr-1,
 // mgr-2, ...), the gateway (TCP and WebSocket), the login service binding
-// every player to a lobby, then the lobbies and the match nodes.
-// Mgrservers come first so they start first. Bots are not part of it:
-// they start once the cluster has formed (see Bots).
-func Plan(a Addrs, lobbies, matches int) []Child {
+// every player to one instance of each stateful type (a comma list, as
+// examples/login's -stateful takes it), then the lobbies and the match
+// nodes. Mgrservers come first so they start first. Bots are not part of
+// it: they start once the cluster has formed (see Bots).
+func Plan(a Addrs, lobbies, matches int, stateful string) []Child {
 	var out []Child
 	for i, adm := range a.MgrAdmins {
 		out = append(out, Child{
@@ -88,7 +90,7 @@ func Plan(a Addrs, lobbies, matches int) []Child {
 	}, Child{
 		Name:   "login",
 		Bin:    "login",
-		Args:   []string{"-listen", a.Login, "-stateful", strconv.FormatUint(uint64(game.LobbyType), 10)},
+		Args:   []string{"-listen", a.Login, "-stateful", stateful},
 		Role:   RoleLogin,
 		Listen: a.Login,
 		Type:   common.Login,
@@ -102,13 +104,17 @@ func Plan(a Addrs, lobbies, matches int) []Child {
 	return out
 }
 
-// Bots is the bot swarm: n bots that log in at loginURL, chat and queue
-// until stopped.
-func Bots(loginURL string, n int) Child {
+// DefaultStateful is the login service's stateful types in the demo: the
+// lobby's, "4".
+func DefaultStateful() string { return strconv.FormatUint(uint64(game.LobbyType), 10) }
+
+// Bots is the bot swarm: n bots that log in at loginURL, each saying a
+// world chat line every chatEvery (0: never), and queue until stopped.
+func Bots(loginURL string, n int, chatEvery time.Duration) Child {
 	return Child{
 		Name: "bots",
 		Bin:  "bot",
-		Args: []string{"-n", strconv.Itoa(n), "-duration", "0", "-login", loginURL},
+		Args: []string{"-n", strconv.Itoa(n), "-duration", "0", "-login", loginURL, "-chat-every", chatEvery.String()},
 		Role: RoleBot,
 	}
 }

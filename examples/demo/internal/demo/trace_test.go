@@ -12,15 +12,15 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
-	"github.com/xserver/xserver/internal/cli"
+	"github.com/xserver/xserver/service"
 )
 
-// logged returns the line a cluster process's logger (cli.NewLogger, text
+// logged returns the line a cluster process's logger (service.NewLogger, text
 // format, as the demo runs them) writes for msg with fields at level.
 func logged(t *testing.T, level logrus.Level, msg string, fields logrus.Fields) string {
 	t.Helper()
 	var b bytes.Buffer
-	l, err := cli.NewLogger(&b, "debug", "text")
+	l, err := service.NewLogger(&b, "debug", "text")
 	if err != nil {
 		t.Fatal(err)
 	}

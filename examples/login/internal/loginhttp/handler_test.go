@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -242,5 +245,41 @@ func TestGatewayForResume(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest("POST", "/gateway", nil))
 	if w.Code != 405 {
 		t.Fatalf("POST /gateway: %d", w.Code)
+	}
+}
+
+// TestDocumented: docs/LOGIN.md, which clients are written from, lists
+// every status and public error message the API answers with.
+func TestDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "docs", "LOGIN.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	errs := []error{
+		login.ErrBadCredentials, common.ErrNoGateway, login.ErrNoInstance, login.ErrUnavailable,
+		context.DeadlineExceeded, errors.New("anything else"),
+	}
+	for _, e := range errs {
+		status, msg := Classify(e)
+		if row := fmt.Sprintf("| %d | `%s` |", status, msg); !strings.Contains(doc, row) {
+			t.Errorf("docs/LOGIN.md lacks the row starting %s", row)
+		}
+	}
+	for _, want := range []string{
+		"| 400 | ``" + badBody + "``", "| 400 | `" + login.ErrBadAccount.Error(), "| 413 | `request body too large`",
+		"| 405 | `method not allowed`", `{"status":"ok"}`, "Retry-After",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("docs/LOGIN.md lacks %s", want)
+		}
+	}
+	// Every field of the ticket.
+	tt := reflect.TypeFor[login.Ticket]()
+	for i := range tt.NumField() {
+		f, _, _ := strings.Cut(tt.Field(i).Tag.Get("json"), ",")
+		if !strings.Contains(doc, "| `"+f+"` |") {
+			t.Errorf("docs/LOGIN.md does not describe the ticket field %q", f)
+		}
 	}
 }
