@@ -460,6 +460,7 @@ func play(ctx context.Context, trace *demo.Trace, loginURL string) bool {
 			trace.Event("chat", "%s → world: %q, heard by %s in %v (%s)", a.Account, chat.Line.Text, b.Account,
 				chat.Latency.Round(10*time.Microsecond), route)
 			match(ctx, trace, a, b)
+			resumeDemo(ctx, trace, loginURL, a, hc)
 			a.Close()
 			b.Close()
 			return true
@@ -477,6 +478,21 @@ func play(ctx context.Context, trace *demo.Trace, loginURL string) bool {
 		case <-time.After(playerRetry):
 		}
 	}
+}
+
+// resumeDemo cuts a third player's connection and shows its session
+// resume (see demo.ResumeDemo). Only a failure stops nothing: it is
+// reported.
+func resumeDemo(ctx context.Context, trace *demo.Trace, loginURL string, speaker *demo.Player, hc *http.Client) {
+	ctx, cancel := context.WithTimeout(ctx, matchTimeout)
+	defer cancel()
+	r, err := demo.ResumeDemo(ctx, speaker, "demo-3", loginURL, hc)
+	if err != nil {
+		trace.Event("player", "resume: %v", err)
+		return
+	}
+	trace.Event("resume", "%s after %v: %s replayed, %d resent", r.Account, r.Away.Round(time.Millisecond),
+		count(r.Replayed, "frame"), r.Resent)
 }
 
 // match queues both players for the same mode and waits until the lobby

@@ -39,7 +39,7 @@ const Self = "demo"
 // eventLimits is how many events of a kind the terminal shows: the rest
 // go to the log only.
 func eventLimits() map[string]int {
-	return map[string]int{"login": 12, "chat": 1, "match": 1, "error": 10}
+	return map[string]int{"login": 12, "chat": 1, "match": 1, "resume": 1, "error": 10}
 }
 
 // NewTrace writes events to term (nil: to log only, which then must reach
