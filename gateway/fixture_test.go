@@ -67,10 +67,10 @@ type gameNode struct {
 	seen     map[string][]uint32 // per account, sequence numbers received
 	online   atomic.Int64
 
-	undelivered atomic.Int64 // messages reported undeliverable
-	away        atomic.Int64 // disconnect (may resume) callbacks
-	back        atomic.Int64 // resume callbacks
-	hook     testhook.Node // Crash
+	undelivered atomic.Int64  // messages reported undeliverable
+	away        atomic.Int64  // disconnect (may resume) callbacks
+	back        atomic.Int64  // resume callbacks
+	hook        testhook.Node // Crash
 }
 
 // Crash stops the node as a killed process stops: members see a failure.
