@@ -1,6 +1,8 @@
 package common
 
 import (
+	"context"
+
 	"github.com/gogo/protobuf/proto"
 )
 
@@ -68,14 +70,23 @@ type Member interface {
 type INode interface {
 	Member
 
+	// Lifecycle.
+	Start(ctx context.Context) error     // returns at once; joins in the background
+	WaitReady(ctx context.Context) error // blocks until registered with a member list, or ctx ends
+	Close() error                        // leaves gracefully; safe twice
+
 	// Members.
-	GetNodeOne(t NodeType) Member    // one member by the configured selector, nil if none
-	GetNodeList(t NodeType) []Member // all members of a type (a fresh slice)
-	GetNodeAll() []Member            // every member, self included
-	GetNode(id NodeID) Member        // nil if unknown
+	GetNodeOne(t NodeType) Member               // one member by the configured selector, nil if none
+	GetNodeByKey(t NodeType, key string) Member // the member key maps to on a consistent-hash ring, nil if none
+	GetNodeList(t NodeType) []Member            // all members of a type (a fresh slice)
+	GetNodeAll() []Member                       // every member, self included
+	GetNode(id NodeID) Member                   // nil if unknown
 	HaveNode(id NodeID) bool
 	PrintNodeInfo(log ILogger, t NodeType)
 	PrintAllNodeInfo(log ILogger)
+	RegisterFuncOnJoin(f FuncTypeOnMember)
+	RegisterFuncOnLeave(f FuncTypeOnMember)
+	RegisterFuncOnUpdate(f FuncTypeOnMember)
 
 	// Messages to other nodes, through a gateway.
 	SendOne(t NodeType, cmd uint64, msg proto.Message) error                      // one member chosen by the selector
@@ -86,8 +97,15 @@ type INode interface {
 	// Players' messages, relayed by the gateways.
 	EnableMessageRelay(v bool) // connect to gateways
 	RegisterFuncOnRelayMsg(f FuncTypeOnRelayMsg)
-	SendClientMsgByRelay(account string, cmd uint64, data []byte) error
-	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount)
+	SendClientMsgByRelay(account string, cmd uint64, data []byte) error // queues; exactly once, in order, across resumes
+	BroadcastClientMsg(cmd uint64, data []byte) error                   // to every player on every gateway
+	Kick(account, reason string) error                                  // ends the player's session
+	RegisterFuncOnUndeliverable(f FuncTypeOnUndeliverable)
+
+	// Players' sessions.
+	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount) // no longer bound here; once per ownership
+	RegisterFuncOnDisconnect(f FuncTypeOnAccount)      // the client is away and may resume
+	RegisterFuncOnResume(f FuncTypeOnAccount)          // the client is back
 
 	SetOverload(i int, v uint32) // propagated to every member through the mgrserver
 	SetVersion(v string)         // propagated to every member through the mgrserver

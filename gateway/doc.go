@@ -4,26 +4,44 @@
 //
 // A Gateway joins the cluster as a node of type common.Gateway, publishing
 // its client address (port slots: 0 TCP, 1 WebSocket, 2 intranet) and its
-// client count as overload 0, so login services send players to the least
+// session count as overload 0, so login services send players to the least
 // loaded gateway. Nodes with relay enabled dial its intranet listener and
 // authenticate with the shared secret.
 //
 // A client's first frame is a login (account, token) checked against Redis
-// (package login). Each later data frame carries a cmd whose quotient by
-// the offset (1000 by default) names the target node type: an account bound
-// to an instance of that type (a stateful type) goes there — rebound to a
-// live instance if that one is gone — and other types go to an instance
-// picked by the selector. The gateway routes on the frame header and never
-// decodes payloads.
+// (package login), or a resume of a session. Each later message carries a
+// cmd whose quotient by the offset (1000 by default) names the target node
+// type: an account bound to an instance of that type (a stateful type) goes
+// there — messages wait for an instance whose link dropped for a short
+// grace, then the account is rebound to a live one — and other types go to
+// an instance picked by the selector (keyed by account for consistent
+// hash). The gateway routes on the frame header and never decodes payloads.
 //
-// When a session ends — disconnect, idle timeout, kick, drain — every node
-// the account is bound to gets a lose-account notice, once; not when the
-// session was replaced by a new login of the same account, on this gateway
-// or another (gateways tell each other through a Redis channel).
+// Sessions: a session lives apart from its connection. A client that logs
+// in with protocol version 2 gets a session id and a resume secret; when
+// its connection is lost the session waits Config.ResumeWindow for a
+// resume on this gateway or any other (which takes the session's Redis
+// record over and announces it, so this one lets go). Both directions are
+// sequenced: client messages are acknowledged once their node processed
+// them, and the nodes keep their messages to the player until the client
+// acknowledged them, so nothing is lost or repeated across a lost
+// connection or a dead gateway. The Redis record is the authority on which
+// gateway holds a session: each gateway refreshes its sessions' records
+// every Config.SessionRefresh and ends those the record no longer names;
+// after Redis lost its data it restores them.
+//
+// When a session ends — logout, idle timeout, kick, the resume window
+// passing, the drain of a session without resume — every node the account
+// is bound to gets lose-account, once; not when the session was replaced by
+// a new login of the same account bound to the same node, nor when it
+// resumed elsewhere.
 //
 // Concurrency: each connection (client or node link) has one reader
-// goroutine and one writer goroutine draining a bounded outbox;
-// producers never block on a peer's socket, and a client that cannot keep
-// up is disconnected. The session and link tables are guarded by one
-// RWMutex, read on the hot path.
+// goroutine and one writer goroutine draining a bounded outbox; producers
+// never block on a peer's socket. A session is guarded by its own mutex;
+// the session and link tables by one RWMutex, read on the hot path. Redis
+// writes that follow a decision (a rebind, the end of a session) run on a
+// small background queue, never on the data path. One tick goroutine
+// flushes owed acknowledgements, asks stalled streams again and expires
+// resume windows.
 package gateway

@@ -29,9 +29,10 @@
 //	xserver:C:{A}:token   string, the token; PX = Config.TokenTTL
 //	xserver:C:{A}:bind    hash, field = decimal node type, value = node ID;
 //	                      PX = the affinity window
+//	xserver:C:{A}:sess    hash, the live session's record (see Sessions)
 //
 // The account is the hash tag, so a Redis Cluster spreads accounts over its
-// slots while both keys of one account share a slot and one script may
+// slots while the keys of one account share a slot and one script may
 // touch them together. Account names therefore must not contain '{' or '}'
 // (see ValidateAccount), nor may cluster names.
 //
@@ -53,4 +54,20 @@
 // in this package logs, and no error it returns contains a token or a
 // credential; Checker implementations must keep credentials out of their
 // errors too, since Login wraps them.
+//
+// # Sessions
+//
+// Sessions keeps the gateways' session records (see SessionRecord): which
+// gateway holds an account's live session, its id, the SHA-256 of its
+// resume secret, its window, its bindings and the last resume attempt. A
+// gateway writes one at login, takes it over on a resume from another
+// gateway (Takeover: a compare of id, secret and attempt in one script),
+// refreshes or restores it while the session lives (Hold) and deletes it
+// at the end (End). Nodes read the holder from it (Lookup) to reach a
+// player they have not heard from.
+//
+// After Redis lost its data, EnsureMarker and MarkRestored let gateways
+// report that they restored their sessions, and Login waits until every
+// live gateway has (ErrRestoring, wrapped with ErrUnavailable), at most
+// RestoreGrace.
 package login

@@ -13,9 +13,47 @@
 // those only), a partial one removes nothing. A periodic full resync, and a
 // forced one on a sequence gap, guard against lost events.
 //
+// Players: with relay enabled the node links to every gateway. A message
+// to a player (SendClientMsgByRelay) only queues: the node keeps it until
+// the player's client acknowledges it and sends it again after a lost
+// link, a dead gateway or a resume, so a player with a resumable session
+// gets every message exactly once, in order. The gateway holding the
+// player's session is learned from the player's traffic, or looked up in
+// Redis by background workers: no send ever waits on Redis. A message that
+// turns out undeliverable (the player is offline, or its session ended
+// first) is reported to RegisterFuncOnUndeliverable. A client message
+// resent after a gateway died is recognised and handed over once.
+//
+// Ownership: an account bound to this node (a stateful type) is owned here
+// from its login or rebind until lose-account, which fires exactly once per
+// ownership — when the session ends, when the account is rebound to another
+// instance (a push sent as owner is then refused), or when the gateway
+// holding it went away and no resume came within the session's window.
+// While the client is away and may resume, RegisterFuncOnDisconnect's
+// callback fires, and RegisterFuncOnResume's when it is back.
+//
+// Callbacks and their goroutines:
+//
+//   - join / leave / update: the node's dispatcher goroutine, one at a
+//     time, in event order, never under a lock.
+//   - relayed messages (RegisterFuncOnRelayMsg): the goroutine of the
+//     gateway link the message came in on, in arrival order. A player's
+//     messages come on one link at a time; handlers for different links
+//     run concurrently.
+//   - lose-account, disconnect, resume: the link goroutine of the gateway
+//     that said so (after every message of that session on the link), or
+//     the relay's timer goroutine when the node gave up waiting for a
+//     session whose gateway link dropped.
+//   - undeliverable: a link goroutine, a lookup goroutine or the relay's
+//     timer goroutine.
+//
+// Keep callbacks quick or hand work off: a slow relay handler delays that
+// link's later messages.
+//
 // Concurrency: one goroutine owns the connection to the mgrserver (plus a
 // writer and a heartbeat goroutine per connection); the member view and the
 // indexes readers use are guarded by one mutex, held only for map work.
-// Callbacks run on a single dispatcher goroutine, in event order, never
-// under a lock; a slow callback delays later callbacks, not the node.
+// The players' state (resume.NodeCore) is guarded by the relay's mutex,
+// which is also held while frames are queued to the links, so one
+// player's messages keep their order.
 package node
