@@ -25,6 +25,20 @@ type Common struct {
 	// TLSCA and TLSServerName configure TLS on the intranet connections
 	// this process dials (see DialTLS).
 	TLSCA, TLSServerName string
+	// PlayerBuffer and PlayerBufferTotal bound what a game node keeps of
+	// its messages to players until their clients acknowledge them (see
+	// RegisterNodeFlags; 0: node.Config's defaults).
+	PlayerBuffer, PlayerBufferTotal int
+}
+
+// RegisterNodeFlags registers the flags of a game node that sends to
+// players: -player-buffer and -player-buffer-total.
+func (c *Common) RegisterNodeFlags(fs *flag.FlagSet) {
+	d := node.DefaultConfig()
+	fs.IntVar(&c.PlayerBuffer, "player-buffer", d.StreamLimit,
+		"`bytes` of messages to one player kept until its client acknowledges them; beyond, the player's session ends (code 16) and it logs in again")
+	fs.IntVar(&c.PlayerBufferTotal, "player-buffer-total", d.StreamTotal,
+		"`bytes` of messages to all players kept until acknowledged; beyond, sends fail")
 }
 
 // RegisterFlags registers -cluster, -secret, -log-level, -log-format and
@@ -57,6 +71,9 @@ func (c *Common) Check() error {
 	}
 	if _, err := c.Redis.Options(); err != nil {
 		return Usage(err)
+	}
+	if c.PlayerBuffer < 0 || c.PlayerBufferTotal < 0 {
+		return Usagef("-player-buffer and -player-buffer-total must not be negative")
 	}
 	if _, err := c.DialTLS(); err != nil {
 		return err
@@ -95,6 +112,12 @@ func RequireSecret(secret string) error {
 func (c *Common) NodeConfig(rdb redis.UniversalClient, log logrus.FieldLogger) (node.Config, error) {
 	cfg := node.DefaultConfig()
 	cfg.Redis, cfg.Cluster, cfg.Secret, cfg.Logger = rdb, c.Cluster, c.Secret, log
+	if c.PlayerBuffer > 0 {
+		cfg.StreamLimit = c.PlayerBuffer
+	}
+	if c.PlayerBufferTotal > 0 {
+		cfg.StreamTotal = c.PlayerBufferTotal
+	}
 	tlsCfg, err := c.DialTLS()
 	if err != nil {
 		return cfg, err

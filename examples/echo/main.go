@@ -66,6 +66,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
+	o.Common.RegisterNodeFlags(fs)
 	fs.UintVar(&o.typ, "type", uint(common.FirstGameType), "node `type` (4 and above; 0-3 are the framework's)")
 	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")

@@ -59,6 +59,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stdout) // -h and -version
 	o.Common.RegisterFlags(fs)
+	o.Common.RegisterNodeFlags(fs)
 	fs.StringVar(&o.version, "node-version", "", "`version` this node publishes to the cluster, for gray releases (-version prints the build)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz and /metrics (empty: off)")
 	if err := service.Parse(fs, args, getenv); err != nil {

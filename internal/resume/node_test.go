@@ -373,3 +373,42 @@ func TestNodeForgetsIdleAccounts(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// Acknowledgements may arrive out of order (a resume's implied ack, then a
+// late ClientAck): an older one changes nothing, a newer one frees more.
+func TestAcksOutOfOrder(t *testing.T) {
+	c := newCore(NodeConfig{})
+	c.LinkUp(t0, gw1)
+	c.SessionOnline(t0, gw1, "a", 1, 0)
+	var epoch uint32
+	for i := 0; i < 6; i++ {
+		out, _ := c.Send(t0, "a", uint64(i), []byte("xyz"))
+		if f := framesTo(t, out, gw1); len(f) == 1 {
+			epoch = f[0].Epoch
+		}
+	}
+	full := c.Bytes()
+	c.Delivered(t0, gw1, "a", 1, epoch, 4)
+	after4 := c.Bytes()
+	c.Delivered(t0, gw1, "a", 1, epoch, 2) // late, older
+	if c.Bytes() != after4 || after4 >= full {
+		t.Fatalf("bytes %d → %d → %d", full, after4, c.Bytes())
+	}
+	c.Delivered(t0, gw1, "a", 1, epoch+1, 6) // another epoch: ignored
+	if c.Bytes() != after4 {
+		t.Fatal("an ack of another epoch freed frames")
+	}
+	c.Delivered(t0, gw1, "a", 1, epoch, 99) // beyond what was sent: everything
+	if c.Bytes() != 0 {
+		t.Fatalf("%d bytes kept", c.Bytes())
+	}
+	cl := NewClient(ClientConfig{}, "a", wire.Session{ID: 1})
+	for i := 0; i < 5; i++ {
+		cl.Send(1, nil)
+	}
+	cl.OnMsgAck(4)
+	cl.OnMsgAck(2)
+	if cl.Unacked() != 1 || cl.Floor() != 4 {
+		t.Fatalf("client: %d unacked, floor %d", cl.Unacked(), cl.Floor())
+	}
+}
