@@ -34,6 +34,11 @@ type Undeliverable struct {
 	Code    uint16
 }
 
+// FuncTypeOnCall answers a call from another node: ctx carries the
+// caller's deadline and ends when the caller gives up; the returned bytes
+// are the reply, an error goes back to the caller instead.
+type FuncTypeOnCall func(ctx context.Context, from Member, cmd uint64, data []byte) ([]byte, error)
+
 // FuncTypeOnUndeliverable is called for every message that could not be
 // delivered after it was accepted for sending.
 type FuncTypeOnUndeliverable func(u Undeliverable)

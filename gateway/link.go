@@ -35,6 +35,10 @@ type link struct {
 	once sync.Once
 	left bool // the node said goodbye (set by the reader before unlink)
 
+	// Owned by the reader goroutine.
+	nodeFrames uint64 // node messages read on this link
+	nodeAcked  uint64 // the last NodeAck sent
+
 	fifoMu sync.Mutex // guards fifo, arena, nacked; taken before out's lock
 	fifo   []inflight // client messages sent and not yet acknowledged, in order
 	arena  []byte     // their encoded frames (version 2 messages)
@@ -204,6 +208,11 @@ func (l *link) serve() {
 			l.reject("malformed", intranet.CodeMalformed, err)
 			return
 		}
+		if l.nodeFrames > l.nodeAcked && r.Buffered() == 0 {
+			// Everything read is handled: tell the sender, once per batch.
+			l.nodeAcked = l.nodeFrames
+			l.out.Append(wire.AppendNodeAck(nil, l.nodeFrames))
+		}
 	}
 }
 
@@ -246,13 +255,17 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 		g.claim(l, r)
 	case wire.KindNodeMsg:
 		start := g.sampleStart()
-		dst, ok := wire.NodeMsgDst(p)
+		op, dst, cmd, id, expire, ok := wire.NodeMsgRoute(p)
 		if !ok {
 			return fmt.Errorf("%w: short node message", common.ErrBadInput)
 		}
-		to := g.link(dst)
+		l.nodeFrames++
 		code := wire.CodeNoNode
-		if to != nil {
+		if expire != 0 && g.now().UnixMilli() > expire {
+			// Stale (this gateway or the link was stalled): the sender
+			// has reported it undeliverable; never deliver it late.
+			code = wire.CodeExpired
+		} else if to := g.link(dst); to != nil {
 			if to.out.AppendWith(wire.HeaderSize+len(p), func(b []byte) {
 				wire.AppendHeader(b[:0], wire.KindNodeMsg, len(p))
 				copy(b[wire.HeaderSize:], p)
@@ -263,9 +276,10 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 			}
 			code = wire.CodeSlow
 		}
-		m, _ := wire.DecodeNodeMsg(p)
 		g.met.drops.WithLabelValues("node_undeliverable").Inc()
-		l.out.Append(wire.AppendUndeliverable(nil, dst, m.Cmd, code))
+		if op != wire.OpCancel {
+			l.out.Append(wire.AppendUndeliverable(nil, &wire.Undeliverable{To: dst, Cmd: cmd, Code: code, Op: op, ID: id}))
+		}
 	case wire.KindBroadcast:
 		cmd, data, err := wire.DecodeBroadcast(p)
 		if err != nil {

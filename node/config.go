@@ -52,6 +52,12 @@ type Config struct {
 	// all players (default 64 MiB).
 	StreamLimit int
 	StreamTotal int
+	// MessageTTL bounds a node message's way through a gateway (default
+	// 2s): a gateway does not deliver it later, and the sender reports it
+	// undeliverable. Gateways' and nodes' clocks must agree well within it.
+	MessageTTL time.Duration
+	// CallTimeout bounds a call whose ctx has no deadline (default 5s).
+	CallTimeout time.Duration
 
 	Logger logrus.FieldLogger
 	Rand   *rand.Rand // jitter and random selection; nil = time-seeded
@@ -73,6 +79,8 @@ func DefaultConfig() Config {
 		RelayRebalance:   30 * time.Second,
 		MaxFrame:         16 << 20,
 		StreamLimit:      256 << 10,
+		MessageTTL:       2 * time.Second,
+		CallTimeout:      5 * time.Second,
 		StreamTotal:      64 << 20,
 	}
 }
@@ -113,6 +121,7 @@ func (c *Config) validate() error {
 		{&c.ResyncInterval, d.ResyncInterval}, {&c.DialTimeout, d.DialTimeout},
 		{&c.HandshakeTimeout, d.HandshakeTimeout}, {&c.BackoffMin, d.BackoffMin},
 		{&c.BackoffMax, d.BackoffMax}, {&c.LeaderCheck, d.LeaderCheck}, {&c.RelayRebalance, d.RelayRebalance},
+		{&c.MessageTTL, d.MessageTTL}, {&c.CallTimeout, d.CallTimeout},
 	} {
 		if *p.v <= 0 {
 			*p.v = p.d

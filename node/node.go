@@ -41,6 +41,8 @@ type Node struct {
 	onAway    common.FuncTypeOnAccount
 	onBack    common.FuncTypeOnAccount
 	onUndeliv common.FuncTypeOnUndeliverable
+	onCall    common.FuncTypeOnCall
+	calls     *calls
 
 	sessions *login.Sessions // player session records (holder lookups)
 
@@ -85,6 +87,7 @@ func New(cfg Config) (*Node, error) {
 	n.markDirtyLocked(cfg.Type)
 	n.sessions = &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster}
 	n.rl = newRelay(n)
+	n.calls = newCalls()
 	return n, nil
 }
 
@@ -155,6 +158,7 @@ func (n *Node) Close() error {
 	if l != nil {
 		l.leave()
 	}
+	n.calls.cancelAll()
 	n.wg.Wait()
 	n.disp.close()
 	n.log.Info("node stopped")

@@ -121,6 +121,7 @@ func (r *relay) run(ctx context.Context) {
 		case <-r.kick:
 		case now := <-t.C:
 			r.do(func() *resume.Output { return r.core.Tick(now) })
+			r.checkStalls(now)
 		case <-ctx.Done():
 			r.mu.Lock()
 			links := make([]*gwLink, 0, len(r.links))
@@ -208,6 +209,10 @@ type gwLink struct {
 	stop chan struct{}
 	once sync.Once
 	pong chan struct{} // a pong arrived (for the rebalance pinger)
+
+	pmu     sync.Mutex // guards pending, packed
+	pending []sentMsg  // node messages sent on this link and not yet acknowledged (NodeAck)
+	packed  uint64     // node messages acknowledged, or expired here
 
 	// Owned by the reader goroutine.
 	processed uint64 // Deliver frames processed on this link
@@ -309,6 +314,7 @@ func (l *gwLink) serve(ctx context.Context) {
 	l.log.Info("linked to gateway")
 	defer func() {
 		r.mgr.RemoveServer(l)
+		n.undelivered(l.takePending(true, time.Time{}), wire.CodeLinkLost, "the gateway link was lost before the gateway forwarded it")
 		r.do(func() *resume.Output {
 			if r.links[l.id] != l {
 				return r.core.Tick(time.Now()) // replaced by a newer link: nothing went down
@@ -437,17 +443,20 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		if err != nil {
 			return err
 		}
-		if f := n.relayFunc(); f != nil {
-			f(m.SrcType, n.memberOrStub(m.Src, m.SrcType), "", m.Cmd, m.Data)
-		}
-	case wire.KindUndeliverable:
-		to, cmd, code, err := wire.DecodeUndeliverable(p)
+		n.onNodeMsg(&m)
+	case wire.KindNodeAck:
+		c, err := wire.DecodeLinkAck(p) // the same layout: u64 count
 		if err != nil {
 			return err
 		}
-		r.undeliverable.Add(1)
-		r.lookLog.warn(l.log.WithFields(logrus.Fields{"to": to.String(), "cmd": cmd, "why": wire.CodeText(code)}), "node message undeliverable")
-		n.fireUndeliverable(common.Undeliverable{To: to, Cmd: cmd, Code: code})
+		l.nodeAcked(c)
+	case wire.KindUndeliverable:
+		u, err := wire.DecodeUndeliverable(p)
+		if err != nil {
+			return err
+		}
+		r.lookLog.warn(l.log.WithFields(logrus.Fields{"to": u.To.String(), "cmd": u.Cmd, "why": wire.CodeText(u.Code)}), "node message undeliverable")
+		n.undelivered([]sentMsg{{op: u.Op, to: u.To, cmd: u.Cmd, id: u.ID}}, u.Code, wire.CodeText(u.Code))
 	case wire.KindPing:
 		var m pb.Ping
 		if err := m.Unmarshal(p); err != nil {
@@ -680,31 +689,10 @@ func (n *Node) relayCheck() error {
 	return nil
 }
 
-// sendVia hands a frame to the head gateway; on failure it reports the
-// head failed and retries once on the new head.
-func (r *relay) sendVia(size int, fill func([]byte)) error {
-	l, ok := r.mgr.FindServer()
-	if !ok {
-		return common.ErrNoGateway
-	}
-	if l.out.AppendWith(size, fill) {
-		return nil
-	}
-	r.mgr.NotifyFailedServer(l)
-	l2, ok := r.mgr.FindServer()
-	if !ok || l2 == l {
-		return fmt.Errorf("%w: gateway %s not accepting", common.ErrNoGateway, l.id)
-	}
-	if l2.out.AppendWith(size, fill) {
-		return nil
-	}
-	r.mgr.NotifyFailedServer(l2)
-	return fmt.Errorf("%w: gateways %s and %s not accepting", common.ErrNoGateway, l.id, l2.id)
-}
-
 func (n *Node) sendNode(to common.NodeID, cmd uint64, data []byte) error {
-	m := wire.NodeMsg{SrcType: n.cfg.Type, Src: n.cfg.ID, Dst: to, Cmd: cmd, Data: data}
-	return n.rl.sendVia(wire.NodeMsgSize(len(data)), func(b []byte) { wire.AppendNodeMsg(b[:0], &m) })
+	expire := time.Now().Add(n.cfg.MessageTTL)
+	m := wire.NodeMsg{Op: wire.OpMessage, SrcType: n.cfg.Type, Src: n.cfg.ID, Dst: to, Cmd: cmd, Expire: expire.UnixMilli(), Data: data}
+	return n.rl.sendTracked(&m, expire)
 }
 
 func marshal(msg proto.Message) ([]byte, error) {

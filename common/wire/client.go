@@ -76,6 +76,8 @@ func CodeText(c uint16) string {
 		return "session lost messages"
 	case CodeBadResume:
 		return "resume refused"
+	case CodeLinkLost:
+		return "gateway link lost"
 	}
 	return fmt.Sprintf("code %d", c)
 }

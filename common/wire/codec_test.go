@@ -60,17 +60,23 @@ func TestDataAndCoded(t *testing.T) {
 
 func TestRelayCodecs(t *testing.T) {
 	src, dst := common.NewNodeID(), common.NewNodeID()
-	_, p := payloadOf(t, AppendNodeMsg(nil, &NodeMsg{SrcType: 5, Src: src, Dst: dst, Cmd: 9, Data: []byte("yz")}))
+	in := NodeMsg{Op: OpCall, SrcType: 5, Src: src, Dst: dst, Cmd: 9, ID: 77, Expire: 1234567, Data: []byte("yz")}
+	_, p := payloadOf(t, AppendNodeMsg(nil, &in))
 	m, err := DecodeNodeMsg(p)
-	if err != nil || m.Src != src || m.Dst != dst || m.SrcType != 5 || m.Cmd != 9 || string(m.Data) != "yz" {
+	if err != nil || m.Op != OpCall || m.Src != src || m.Dst != dst || m.SrcType != 5 || m.Cmd != 9 || m.ID != 77 || m.Expire != 1234567 || string(m.Data) != "yz" {
 		t.Fatalf("%+v %v", m, err)
 	}
-	if id, ok := NodeMsgDst(p); !ok || id != dst {
-		t.Fatal("dst")
+	if op, id, cmd, call, exp, ok := NodeMsgRoute(p); !ok || op != OpCall || id != dst || cmd != 9 || call != 77 || exp != 1234567 {
+		t.Fatal("route")
 	}
-	_, p = payloadOf(t, AppendUndeliverable(nil, dst, 9, CodeNoNode))
-	if id, c, code, err := DecodeUndeliverable(p); err != nil || id != dst || c != 9 || code != CodeNoNode {
-		t.Fatal(id, c, code, err)
+	bad := append([]byte(nil), p...)
+	bad[0] = 9
+	if _, err := DecodeNodeMsg(bad); err == nil {
+		t.Fatal("unknown op accepted")
+	}
+	_, p = payloadOf(t, AppendUndeliverable(nil, &Undeliverable{To: dst, Cmd: 9, Code: CodeNoNode, Op: OpCall, ID: 77}))
+	if u, err := DecodeUndeliverable(p); err != nil || u.To != dst || u.Cmd != 9 || u.Code != CodeNoNode || u.Op != OpCall || u.ID != 77 {
+		t.Fatal(u, err)
 	}
 	_, p = payloadOf(t, AppendKick(nil, "bob", CodeKicked, "cheating"))
 	if a, code, r, err := DecodeKick(p); err != nil || string(a) != "bob" || code != CodeKicked || r != "cheating" {

@@ -24,8 +24,9 @@ import (
 //	Resume:         SessRef | u16 n | n × (u32 epoch | u32 from)
 //	ResumeState:    SessRef | u32 hi | 32 bitmap | u16 n | n × (u32 epoch | u8 status)
 //	Claim:          SessRef
-//	Node:           u32 src type | 16 src id | 16 dst id | u64 cmd | data
-//	Undeliverable:  16 dst id | u64 cmd | u16 code
+//	Node:           u8 op | u32 src type | 16 src id | 16 dst id | u64 cmd | u64 id | u64 expire ms | data
+//	Undeliverable:  16 dst id | u64 cmd | u16 code | u8 op | u64 id
+//	NodeAck:        u64 frames
 //	Broadcast:      u64 cmd | data
 //	Kick:           u8 alen | account | u16 code | reason
 const (
@@ -46,7 +47,18 @@ const (
 	KindResume        Kind = 49 // G→N: the session is now held here: report and resend
 	KindResumeState   Kind = 50 // N→G: answer to Resume
 	KindClaim         Kind = 51 // N→G: is this account still bound to me here?
-	nodeMsgHeader          = 4 + 16 + 16 + 8
+	KindNodeAck       Kind = 52 // G→N: node messages from this link handled (forwarded or refused)
+	nodeMsgHeader          = 1 + 4 + 16 + 16 + 8 + 8 + 8
+)
+
+// Node message ops.
+const (
+	OpMessage uint8 = 0 // one-way message
+	OpCall    uint8 = 1 // a call expecting a reply with the same id
+	OpReply   uint8 = 2 // a call's reply: the data is the answer
+	OpFailed  uint8 = 3 // a call's reply: the data is u16 code | UTF-8 text
+	OpCancel  uint8 = 4 // the caller gave up call id
+	maxNodeOp       = OpCancel
 )
 
 // Push flags.
@@ -409,12 +421,15 @@ func cutAccount(p []byte) ([]byte, []byte, error) {
 	return p[1 : 1+n], p[1+n:], nil
 }
 
-// NodeMsg is a decoded node-to-node message; Data aliases the payload.
+// NodeMsg is a decoded node-to-node frame; Data aliases the payload.
 type NodeMsg struct {
+	Op      uint8
 	SrcType common.NodeType
 	Src     common.NodeID
 	Dst     common.NodeID
 	Cmd     uint64
+	ID      uint64 // call id (0 for a one-way message)
+	Expire  int64  // unix milliseconds after which it must not be delivered (0: never)
 	Data    []byte
 }
 
@@ -424,10 +439,13 @@ func NodeMsgSize(data int) int { return HeaderSize + nodeMsgHeader + data }
 // AppendNodeMsg appends a node message frame.
 func AppendNodeMsg(dst []byte, m *NodeMsg) []byte {
 	dst = AppendHeader(dst, KindNodeMsg, nodeMsgHeader+len(m.Data))
+	dst = append(dst, m.Op)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(m.SrcType))
 	dst = append(dst, m.Src[:]...)
 	dst = append(dst, m.Dst[:]...)
 	dst = binary.BigEndian.AppendUint64(dst, m.Cmd)
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Expire))
 	return append(dst, m.Data...)
 }
 
@@ -437,40 +455,67 @@ func DecodeNodeMsg(p []byte) (NodeMsg, error) {
 		return NodeMsg{}, fmt.Errorf("%w: node message of %d bytes", common.ErrBadInput, len(p))
 	}
 	var m NodeMsg
-	m.SrcType = common.NodeType(binary.BigEndian.Uint32(p))
-	copy(m.Src[:], p[4:20])
-	copy(m.Dst[:], p[20:36])
-	m.Cmd = binary.BigEndian.Uint64(p[36:])
+	m.Op = p[0]
+	if m.Op > maxNodeOp {
+		return NodeMsg{}, fmt.Errorf("%w: node message op %d", common.ErrBadInput, m.Op)
+	}
+	m.SrcType = common.NodeType(binary.BigEndian.Uint32(p[1:]))
+	copy(m.Src[:], p[5:21])
+	copy(m.Dst[:], p[21:37])
+	m.Cmd = binary.BigEndian.Uint64(p[37:])
+	m.ID = binary.BigEndian.Uint64(p[45:])
+	m.Expire = int64(binary.BigEndian.Uint64(p[53:]))
 	m.Data = p[nodeMsgHeader:]
 	return m, nil
 }
 
-// NodeMsgDst reads only the destination of a node message payload.
-func NodeMsgDst(p []byte) (common.NodeID, bool) {
-	var id common.NodeID
-	if len(p) < nodeMsgHeader {
-		return id, false
+// NodeMsgRoute reads only what a gateway routes on: the op, the
+// destination, the cmd, the call id and the expiry.
+func NodeMsgRoute(p []byte) (op uint8, dst common.NodeID, cmd, id uint64, expire int64, ok bool) {
+	if len(p) < nodeMsgHeader || p[0] > maxNodeOp {
+		return 0, dst, 0, 0, 0, false
 	}
-	copy(id[:], p[20:36])
-	return id, true
+	copy(dst[:], p[21:37])
+	return p[0], dst, binary.BigEndian.Uint64(p[37:]), binary.BigEndian.Uint64(p[45:]), int64(binary.BigEndian.Uint64(p[53:])), true
+}
+
+// Undeliverable is a decoded Undeliverable notice.
+type Undeliverable struct {
+	To   common.NodeID
+	Cmd  uint64
+	Code uint16 // CodeNoNode: not linked here; CodeSlow: its queue is full; CodeExpired: too late
+	Op   uint8
+	ID   uint64
 }
 
 // AppendUndeliverable appends an undeliverable notice.
-func AppendUndeliverable(dst []byte, to common.NodeID, cmd uint64, code uint16) []byte {
-	dst = AppendHeader(dst, KindUndeliverable, 16+8+2)
-	dst = append(dst, to[:]...)
-	dst = binary.BigEndian.AppendUint64(dst, cmd)
-	return binary.BigEndian.AppendUint16(dst, code)
+func AppendUndeliverable(dst []byte, u *Undeliverable) []byte {
+	dst = AppendHeader(dst, KindUndeliverable, 16+8+2+1+8)
+	dst = append(dst, u.To[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, u.Cmd)
+	dst = binary.BigEndian.AppendUint16(dst, u.Code)
+	dst = append(dst, u.Op)
+	return binary.BigEndian.AppendUint64(dst, u.ID)
 }
 
 // DecodeUndeliverable parses an undeliverable notice.
-func DecodeUndeliverable(p []byte) (common.NodeID, uint64, uint16, error) {
-	var id common.NodeID
-	if len(p) != 26 {
-		return id, 0, 0, fmt.Errorf("%w: undeliverable of %d bytes", common.ErrBadInput, len(p))
+func DecodeUndeliverable(p []byte) (Undeliverable, error) {
+	var u Undeliverable
+	if len(p) != 35 {
+		return u, fmt.Errorf("%w: undeliverable of %d bytes", common.ErrBadInput, len(p))
 	}
-	copy(id[:], p)
-	return id, binary.BigEndian.Uint64(p[16:]), binary.BigEndian.Uint16(p[24:]), nil
+	copy(u.To[:], p)
+	u.Cmd = binary.BigEndian.Uint64(p[16:])
+	u.Code = binary.BigEndian.Uint16(p[24:])
+	u.Op = p[26]
+	u.ID = binary.BigEndian.Uint64(p[27:])
+	return u, nil
+}
+
+// AppendNodeAck appends a NodeAck frame.
+func AppendNodeAck(dst []byte, frames uint64) []byte {
+	dst = AppendHeader(dst, KindNodeAck, 8)
+	return binary.BigEndian.AppendUint64(dst, frames)
 }
 
 // AppendBroadcast appends a broadcast frame.

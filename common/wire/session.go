@@ -29,6 +29,10 @@ const (
 	CodeExpired   uint16 = 15 // Resumed/Kick: no such session, or its resume window passed: log in again
 	CodeLost      uint16 = 16 // Kick/Resumed: messages could not be kept (a buffer overflowed, a node restarted): log in again
 	CodeBadResume uint16 = 17 // Resumed: the secret or the account does not match the session: log in again
+	// CodeLinkLost is never sent on the wire: a node reports with it a
+	// node message whose gateway link was lost before the gateway
+	// acknowledged it (it may or may not have been delivered).
+	CodeLinkLost uint16 = 18
 )
 
 // Version 2 constants.

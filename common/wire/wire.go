@@ -56,7 +56,7 @@ var kindNames = map[Kind]string{
 	KindDeliver: "deliver", KindPush: "push", KindLinkAck: "link-ack", KindDelivered: "delivered",
 	KindResend: "resend", KindNotHere: "not-here", KindSessionOnline: "session-online",
 	KindSessionPaused: "session-paused", KindLoseAccount: "lose-account", KindResume: "resume",
-	KindResumeState: "resume-state", KindClaim: "claim",
+	KindResumeState: "resume-state", KindClaim: "claim", KindNodeAck: "node-ack",
 	KindClientLogin: "client-login", KindClientLoginAck: "client-login-ack", KindClientData: "client-data",
 	KindClientKick: "client-kick", KindClientPing: "client-ping", KindClientPong: "client-pong",
 	KindClientError: "client-error", KindClientSession: "client-session", KindClientMsg: "client-msg",
