@@ -388,17 +388,15 @@ export class Client {
   private answer(link: Link, signal: AbortSignal, what: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
-        const err = this.st === 'ended' ? this.endError ?? new ClosedError()
-          : new ConnectionError(`no ${what} answer from ${link.conn.label} within ${this.opts.connectTimeoutMs} ms`);
-        this.dropLink(link);
-        reject(err);
+        this.failHandshake(link, this.st === 'ended' ? this.endError ?? new ClosedError()
+          : new ConnectionError(`no ${what} answer from ${link.conn.label} within ${this.opts.connectTimeoutMs} ms`));
       };
-      if (signal.aborted) { onAbort(); return; }
-      signal.addEventListener('abort', onAbort, { once: true });
       link.waiter = {
         resolve: () => { signal.removeEventListener('abort', onAbort); resolve(); },
         reject: (e) => { signal.removeEventListener('abort', onAbort); reject(e); },
       };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -411,21 +409,25 @@ export class Client {
     else w.resolve();
   }
 
+  // dropLink closes a link; it stops being the current one first, so that
+  // the transport's closed report that may follow is ignored.
   private dropLink(link: Link): void {
-    link.close();
     if (this.link === link) {
       this.link = undefined;
       this.stopTimers();
     }
+    link.close();
+  }
+
+  // failHandshake fails a link's login or resume with err, then closes it.
+  private failHandshake(link: Link, err: Error): void {
+    this.settle(link, err);
+    this.dropLink(link);
   }
 
   private onClosed(link: Link, err: Error): void {
-    if (link.waiter) {
-      this.dropLink(link);
-      this.settle(link, err);
-      return;
-    }
-    if (link === this.link) this.lost(link, err, false);
+    if (link.waiter) this.failHandshake(link, err);
+    else if (link === this.link) this.lost(link, err, false);
   }
 
   private onData(link: Link, chunk: Uint8Array): void {
@@ -455,8 +457,7 @@ export class Client {
   private failLink(link: Link, err: Error): void {
     const e = err instanceof XserverError ? err : new ConnectionError(`protocol error from ${link.conn.label}: ${err.message}`, { cause: err });
     if (link.waiter) {
-      this.dropLink(link);
-      this.settle(link, e);
+      this.failHandshake(link, e);
     } else {
       this.lost(link, e, false);
     }
@@ -471,8 +472,7 @@ export class Client {
         if (f.kind !== Kind.LoginAck && f.kind !== Kind.Kick) throw new ProtocolError(`kind ${f.kind} before the login answer`);
         const c = decodeCoded(p);
         if (f.kind === Kind.Kick || c.code !== Code.OK) {
-          this.dropLink(link);
-          this.settle(link, new KickError(c.code, c.text, f.kind === Kind.Kick ? 'kick' : 'login'));
+          this.failHandshake(link, new KickError(c.code, c.text, f.kind === Kind.Kick ? 'kick' : 'login'));
           return;
         }
         link.phase = 'session';
@@ -497,8 +497,7 @@ export class Client {
         else if (f.kind === Kind.Kick) r = { ...decodeCoded(p), msgAck: 0, flags: 0 };
         else throw new ProtocolError(`kind ${f.kind} before the resume answer`);
         if (r.code !== Code.OK) {
-          this.dropLink(link);
-          this.settle(link, new KickError(r.code, r.text, f.kind === Kind.Kick ? 'kick' : 'resume'));
+          this.failHandshake(link, new KickError(r.code, r.text, f.kind === Kind.Kick ? 'kick' : 'resume'));
           return;
         }
         const core = this.core as SessionCore;
@@ -660,7 +659,9 @@ export class Client {
     const rs = this.resuming as { lostAt: number; attempts: number; resent: number };
     let failures = draining ? 1 : 0;
     for (let attempt = 0; this.st === 'resuming'; attempt++) {
-      if (now() - rs.lostAt > core.session.windowMs + this.opts.backoffMaxMs) {
+      // The gateway counts the window from when it noticed the loss, which
+      // may be later than here: give up only well after it.
+      if (now() - rs.lostAt > core.session.windowMs + this.opts.connectTimeoutMs + this.opts.backoffMaxMs) {
         this.end(new KickError(Code.Expired, `no gateway reached within the resume window (${core.session.windowMs} ms)`, 'client'));
         return;
       }
@@ -709,10 +710,7 @@ export class Client {
     const link = this.link;
     this.link = undefined;
     this.stopTimers();
-    if (link) {
-      link.close();
-      this.settle(link, err);
-    }
+    if (link) this.failHandshake(link, err);
     this.stop.abort();
     this.attemptCtl?.abort();
     const ds = this.drainers;
