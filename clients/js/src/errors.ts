@@ -51,12 +51,15 @@ export class KickError extends XserverError {
 /** LoginError: the login service refused a login or a gateway lookup (HTTP status and its message). */
 export class LoginError extends XserverError {
   readonly status: number;
+  /** The service's own words (its JSON error), fit to show to the player. */
+  readonly detail: string;
   /** Seconds to wait before retrying (from Retry-After), when the service said so. */
   readonly retryAfter: number | undefined;
-  constructor(status: number, message: string, retryAfter?: number) {
-    super(`login service: ${status}: ${message}`);
+  constructor(status: number, detail: string, retryAfter?: number) {
+    super(`login service: ${status}: ${detail}`);
     this.name = 'LoginError';
     this.status = status;
+    this.detail = detail;
     this.retryAfter = retryAfter;
   }
 }
