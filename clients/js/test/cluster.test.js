@@ -4,7 +4,12 @@
 // message exactly once in both directions, and a refused resume.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 
 import { Client, Code, KickError, login, tcp, webSocket } from '../dist/node.js';
 import { startCluster, startProxy, waitFor } from './helpers/cluster.js';
@@ -62,6 +67,22 @@ for (const [name, transport] of Object.entries(transports)) {
     assert.equal(p.events.at(-1).error.name, 'ClosedError');
   });
 }
+
+test('the README example runs as written', async () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const code = readme.match(/## Ten lines\n\n```js\n([\s\S]*?)```/)[1];
+  assert.equal(code.trim().split('\n').length, 10);
+  const root = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+  assert.ok(root.includes(`\`\`\`js\n${code}\`\`\``), 'the repository README shows the same example');
+  const file = join(tmpdir(), `xserver-readme-${process.pid}.mjs`);
+  writeFileSync(file, code
+    .replaceAll("'http://127.0.0.1:8080'", JSON.stringify(cluster.loginUrl))
+    .replace("from '@xserver/client'", `from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)}`)
+    + "await new Promise((r) => client.on('message', r));\nclient.close();\n");
+  const flags = Number(process.versions.node.split('.')[0]) < 22 ? ['--experimental-websocket'] : [];
+  const { stdout } = await promisify(execFile)(process.execPath, [...flags, file], { timeout: 15_000 });
+  assert.equal(stdout, "4001 { name: 'Alice' }\nsession over: client closed\n");
+});
 
 test('a login refused by the login service is a LoginError with its status', async () => {
   await assert.rejects(login(cluster.loginUrl, 'someone', 'wrong password'), (e) => e.name === 'LoginError' && e.status === 401);
