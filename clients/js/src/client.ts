@@ -298,6 +298,7 @@ export class Client {
       const link = await this.open(this.target, deadline.signal);
       link.phase = 'login';
       link.write(encodeLogin(this.ticket.account, this.ticket.token, PROTOCOL_V2));
+      this.link = link;
       await this.answer(link, deadline.signal, 'login');
     } catch (err) {
       const e = err instanceof XserverError ? err : new ConnectionError(String((err as Error)?.message ?? err), { cause: err });
@@ -367,7 +368,9 @@ export class Client {
     return this.attemptCtl;
   }
 
-  // open dials a gateway; the new link becomes the current one.
+  // open dials a gateway. The caller writes the login or the resume and
+  // then makes the link the current one, in the same turn: send() writes
+  // to the current link, and nothing may come before the handshake frame.
   private async open(to: GatewayAddress, signal: AbortSignal): Promise<Link> {
     const link = new Link(this.opts.maxFrame);
     const conn = await this.dial(to, {
@@ -379,8 +382,6 @@ export class Client {
       link.close();
       throw this.endError ?? new ClosedError();
     }
-    this.link?.close();
-    this.link = link;
     return link;
   }
 
@@ -684,6 +685,7 @@ export class Client {
         const frames = core.resumeFrames();
         rs.resent = frames.length - 1;
         for (const f of frames) link.write(f);
+        this.link = link; // new messages follow the resent ones
         await this.answer(link, deadline.signal, 'resume');
         this.target = to;
         return;

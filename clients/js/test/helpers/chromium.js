@@ -21,9 +21,16 @@ export async function startChromium() {
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
     '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
     `--user-data-dir=${profile}`, '--remote-debugging-port=0', 'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }); // its own process group: killed whole
   const exited = new Promise((resolve) => proc.once('exit', resolve));
-  process.once('exit', () => proc.kill('SIGKILL'));
+  const killAll = () => {
+    try {
+      process.kill(-proc.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  };
+  process.once('exit', killAll);
   const url = await new Promise((resolve, reject) => {
     let err = '';
     const timer = setTimeout(() => reject(new Error(`chromium did not start:\n${err}`)), 20_000);
@@ -66,9 +73,9 @@ export async function startChromium() {
     },
     async close() {
       cdp.close();
-      proc.kill('SIGKILL');
+      killAll();
       await exited;
-      rmSync(profile, { recursive: true, force: true });
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }

@@ -220,6 +220,7 @@ export class Client {
             const link = await this.open(this.target, deadline.signal);
             link.phase = 'login';
             link.write(encodeLogin(this.ticket.account, this.ticket.token, PROTOCOL_V2));
+            this.link = link;
             await this.answer(link, deadline.signal, 'login');
         }
         catch (err) {
@@ -289,7 +290,9 @@ export class Client {
         this.attemptCtl = new AbortController();
         return this.attemptCtl;
     }
-    // open dials a gateway; the new link becomes the current one.
+    // open dials a gateway. The caller writes the login or the resume and
+    // then makes the link the current one, in the same turn: send() writes
+    // to the current link, and nothing may come before the handshake frame.
     async open(to, signal) {
         const link = new Link(this.opts.maxFrame);
         const conn = await this.dial(to, {
@@ -301,8 +304,6 @@ export class Client {
             link.close();
             throw this.endError ?? new ClosedError();
         }
-        this.link?.close();
-        this.link = link;
         return link;
     }
     // answer waits until the link's handshake (login or resume) is answered.
@@ -620,6 +621,7 @@ export class Client {
                 rs.resent = frames.length - 1;
                 for (const f of frames)
                     link.write(f);
+                this.link = link; // new messages follow the resent ones
                 await this.answer(link, deadline.signal, 'resume');
                 this.target = to;
                 return;

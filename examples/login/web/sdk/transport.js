@@ -76,7 +76,15 @@ export function webSocket(opts = {}) {
                     fail(new ConnectionError(`${url}: a text message from the gateway`));
                 }
             };
-            ws.onerror = () => { }; // onclose follows with the code
+            ws.onerror = () => {
+                // Browsers follow an error with a close (and its code); Node 20's
+                // WebSocket reports a refused connection with an error alone.
+                try {
+                    ws.close();
+                }
+                catch { /* not open yet */ }
+                fail(new ConnectionError(`${url}: ${open ? 'connection failed' : 'cannot connect'}`));
+            };
             ws.onclose = (ev) => {
                 fail(new ConnectionError(`${url}: ${open ? 'connection closed' : 'cannot connect'} (${ev.code ?? '?'}${ev.reason ? `: ${ev.reason}` : ''})`));
             };
