@@ -195,7 +195,7 @@ export class Client {
   private readonly pings = new Map<bigint, { sentAt: number; resolve(ms: number): void; reject(e: Error): void }>();
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private drainers: Waiter[] = [];
-  private resuming: { lostAt: number; attempts: number; resent: number } | undefined;
+  private resuming: { lostAt: number; attempts: number; resent: number; to?: GatewayAddress } | undefined;
 
   constructor(options: ClientOptions) {
     const t = options.ticket;
@@ -508,6 +508,7 @@ export class Client {
         this.startTimers(link);
         const rs = this.resuming ?? { lostAt: now(), attempts: 1, resent: 0 };
         this.resuming = undefined;
+        if (rs.to) this.target = rs.to; // before the event: client.gateway is the new one
         this.emit('resumed', {
           gateway: link.conn.label, awayMs: Math.round(now() - rs.lostAt), resent: rs.resent,
           broadcastGap: (r.flags & RESUMED_BROADCAST_GAP) !== 0, attempts: rs.attempts,
@@ -657,7 +658,7 @@ export class Client {
   // resume window has passed.
   private async reconnect(draining: boolean): Promise<void> {
     const core = this.core as SessionCore;
-    const rs = this.resuming as { lostAt: number; attempts: number; resent: number };
+    const rs = this.resuming as { lostAt: number; attempts: number; resent: number; to?: GatewayAddress };
     let failures = draining ? 1 : 0;
     for (let attempt = 0; this.st === 'resuming'; attempt++) {
       // The gateway counts the window from when it noticed the loss, which
@@ -684,10 +685,10 @@ export class Client {
         link.phase = 'resume';
         const frames = core.resumeFrames();
         rs.resent = frames.length - 1;
+        rs.to = to;
         for (const f of frames) link.write(f);
         this.link = link; // new messages follow the resent ones
         await this.answer(link, deadline.signal, 'resume');
-        this.target = to;
         return;
       } catch (err) {
         if (this.st !== 'resuming') return;

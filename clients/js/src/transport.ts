@@ -98,8 +98,12 @@ export function webSocket(opts: WebSocketOptions = {}): Dialer {
       ws.binaryType = 'arraybuffer';
       let open = false, done = false;
       const onAbort = () => {
-        ws.close();
-        if (!open) fail(new ConnectionError(`${url}: connection attempt aborted`));
+        fail(new ConnectionError(`${url}: connection attempt aborted`));
+        closeQuietly();
+      };
+      // close may throw on a socket that never opened (Node 20).
+      const closeQuietly = () => {
+        try { ws.close(); } catch { /* not open */ }
       };
       const fail = (err: Error) => {
         if (done) return;
@@ -120,8 +124,8 @@ export function webSocket(opts: WebSocketOptions = {}): Dialer {
             if (ws.readyState === 1) ws.send(b);
           },
           close() {
-            ws.close();
             fail(new ConnectionError(`${url}: closed`));
+            closeQuietly();
           },
         });
       };
@@ -130,15 +134,15 @@ export function webSocket(opts: WebSocketOptions = {}): Dialer {
         if (ev.data instanceof ArrayBuffer) handlers.data(new Uint8Array(ev.data));
         else {
           // The gateway sends binary messages only.
-          ws.close();
           fail(new ConnectionError(`${url}: a text message from the gateway`));
+          closeQuietly();
         }
       };
       ws.onerror = () => {
         // Browsers follow an error with a close (and its code); Node 20's
         // WebSocket reports a refused connection with an error alone.
-        try { ws.close(); } catch { /* not open yet */ }
         fail(new ConnectionError(`${url}: ${open ? 'connection failed' : 'cannot connect'}`));
+        closeQuietly();
       };
       ws.onclose = (ev) => {
         fail(new ConnectionError(`${url}: ${open ? 'connection closed' : 'cannot connect'} (${ev.code ?? '?'}${ev.reason ? `: ${ev.reason}` : ''})`));

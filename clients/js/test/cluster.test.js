@@ -243,6 +243,7 @@ test('the gateway dies (SIGKILL) under traffic: resumed on the other one, nothin
       t.diagnostic(`${p.c.account}: resumed after ${r.awayMs} ms, ${r.attempts} attempts, ${r.resent} messages resent`);
       assert.equal(r.broadcastGap, true, 'a resume on another gateway may miss broadcasts');
       assert.ok([other.tcp, other.ws].some((a) => r.gateway.includes(a)), `resumed at ${r.gateway}`);
+      assert.equal(p.c.gateway.gateway, other.tcp, 'client.gateway names the new gateway');
       assert.equal(cluster.lostAccount(p.c.account), false);
     }
   } finally {

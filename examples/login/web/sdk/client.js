@@ -440,6 +440,8 @@ export class Client {
                 this.startTimers(link);
                 const rs = this.resuming ?? { lostAt: now(), attempts: 1, resent: 0 };
                 this.resuming = undefined;
+                if (rs.to)
+                    this.target = rs.to; // before the event: client.gateway is the new one
                 this.emit('resumed', {
                     gateway: link.conn.label, awayMs: Math.round(now() - rs.lostAt), resent: rs.resent,
                     broadcastGap: (r.flags & RESUMED_BROADCAST_GAP) !== 0, attempts: rs.attempts,
@@ -619,11 +621,11 @@ export class Client {
                 link.phase = 'resume';
                 const frames = core.resumeFrames();
                 rs.resent = frames.length - 1;
+                rs.to = to;
                 for (const f of frames)
                     link.write(f);
                 this.link = link; // new messages follow the resent ones
                 await this.answer(link, deadline.signal, 'resume');
-                this.target = to;
                 return;
             }
             catch (err) {

@@ -32,9 +32,15 @@ export function webSocket(opts = {}) {
             ws.binaryType = 'arraybuffer';
             let open = false, done = false;
             const onAbort = () => {
-                ws.close();
-                if (!open)
-                    fail(new ConnectionError(`${url}: connection attempt aborted`));
+                fail(new ConnectionError(`${url}: connection attempt aborted`));
+                closeQuietly();
+            };
+            // close may throw on a socket that never opened (Node 20).
+            const closeQuietly = () => {
+                try {
+                    ws.close();
+                }
+                catch { /* not open */ }
             };
             const fail = (err) => {
                 if (done)
@@ -60,8 +66,8 @@ export function webSocket(opts = {}) {
                             ws.send(b);
                     },
                     close() {
-                        ws.close();
                         fail(new ConnectionError(`${url}: closed`));
+                        closeQuietly();
                     },
                 });
             };
@@ -72,18 +78,15 @@ export function webSocket(opts = {}) {
                     handlers.data(new Uint8Array(ev.data));
                 else {
                     // The gateway sends binary messages only.
-                    ws.close();
                     fail(new ConnectionError(`${url}: a text message from the gateway`));
+                    closeQuietly();
                 }
             };
             ws.onerror = () => {
                 // Browsers follow an error with a close (and its code); Node 20's
                 // WebSocket reports a refused connection with an error alone.
-                try {
-                    ws.close();
-                }
-                catch { /* not open yet */ }
                 fail(new ConnectionError(`${url}: ${open ? 'connection failed' : 'cannot connect'}`));
+                closeQuietly();
             };
             ws.onclose = (ev) => {
                 fail(new ConnectionError(`${url}: ${open ? 'connection closed' : 'cannot connect'} (${ev.code ?? '?'}${ev.reason ? `: ${ev.reason}` : ''})`));
