@@ -59,3 +59,18 @@ test('tcp(): bytes both ways, closed reported once', { timeout: 3000 }, async ()
 test('tcp(): a bad address is a ConnectionError', async () => {
   await assert.rejects(tcp()({ gateway: 'no-port' }, handlers, new AbortController().signal), ConnectionError);
 });
+
+// A WebSocket that never reports anything and whose close() throws, as
+// Node 20's sometimes does for a connection to a just-killed gateway: the
+// deadline must still end the dial.
+test('webSocket(): the deadline ends a dial the socket never answers', { timeout: 3000 }, async () => {
+  class Mute {
+    constructor() { this.readyState = 0; }
+    send() {}
+    close() { throw new Error('InvalidStateError'); }
+  }
+  const ctl = new AbortController();
+  const p = webSocket({ WebSocket: Mute })({ gateway: 'x:1', websocket: 'x:1' }, handlers, ctl.signal);
+  ctl.abort();
+  await assert.rejects(p, ConnectionError);
+});
