@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test e2e bench bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-failover proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -24,9 +24,20 @@ build: ## build every command and example into bin/ (mgrserver, gateway, login, 
 run: build ## run the demo cluster until Ctrl-C (DEMO_ARGS="-lobbies 3 -bots 0", DEMO_ARGS=-h lists them; XSERVER_SECRET to choose the secret)
 	./bin/demo $(DEMO_ARGS)
 
-test: ## all tests with the race detector (needs redis-server on PATH), then the Kubernetes manifests' check (deploy/k8s)
+test: test-go test-js ## all tests: Go with the race detector, then the JS SDK's (needs redis-server, node, chromium)
+
+test-go: ## the Go tests with the race detector (needs redis-server on PATH), then the Kubernetes manifests' check (deploy/k8s)
 	$(GO) test -race -count=1 -timeout 20m ./...
 	cd deploy/k8s && $(GO) test -count=1 ./...
+
+test-js: build ## the JS SDK (clients/js) against a real cluster and in headless Chromium (needs node >= 20, `npm ci` in clients/js first)
+	@test -d clients/js/node_modules/typescript || { echo "clients/js: run 'npm ci' there first (installs the dev dependencies: typescript)" >&2; exit 1; }
+	cd clients/js && npm test
+
+web-sdk: ## rebuild the JS SDK and copy its browser modules into the login example's page (examples/login/web/sdk)
+	cd clients/js && npm run build
+	rm -f examples/login/web/sdk/*.js
+	for f in clients/js/dist/*.js; do case "$$f" in */node.js) ;; *) cp "$$f" examples/login/web/sdk/ ;; esac; done
 
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/

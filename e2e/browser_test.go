@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,28 @@ func TestBrowserChat(t *testing.T) {
 		t.Logf("screenshot of %s's page: %s", p.name, p.screenshot("lobby"))
 	}
 
+	// Every connection is cut and the gateway unreachable for a moment:
+	// the pages say "reconnecting…", then resume the session on their own,
+	// and the chat goes on with nothing lost or repeated.
+	c.proxy.cut(true)
+	alice.waitText("#status", "reconnecting…")
+	t.Logf("screenshot of Alice's page while away: %s", alice.screenshot("reconnecting"))
+	bob.say("said while Alice was away")
+	c.proxy.unblock()
+	for _, p := range []*player{alice, bob} {
+		p.waitText("#status", "in the lobby as "+p.name)
+	}
+	alice.waitText("#chat li", "Bob: said while Alice was away")
+	alice.say("back again")
+	bob.waitText("#chat li", "Alice: back again")
+	alice.waitText("#chat li", "Alice: back again")
+	alice.waitOnline("Alice (you)", "Bob")
+	for _, p := range []*player{alice, bob} {
+		if n := p.count("#chat li"); n != 4 {
+			t.Errorf("%s's page shows %d chat lines after the resume, want 4 (one lost or repeated)", p.name, n)
+		}
+	}
+
 	// The same account in another browser kicks the first session (code
 	// 7): the first page must say so and go offline.
 	again := b.player(t, "alice", "Alice again", artifacts)
@@ -111,10 +134,11 @@ func TestBrowserChat(t *testing.T) {
 	}
 }
 
-// TestClientProtocol checks the page's protocol code in the browser
-// against docs/PROTOCOL.md: the login and data frames of the hex dumps in
-// §3.7, and a stream of gateway frames (§2's LoginAck, §3.7's ClientError
-// and idle kick) cut into three messages at every pair of offsets.
+// TestClientProtocol checks the protocol code the page serves (the JS
+// SDK's wire module) in the browser against docs/PROTOCOL.md: the login and
+// data frames of the hex dumps in §3.7, and a stream of gateway frames
+// (§2's LoginAck, §3.7's ClientError and idle kick) cut into three
+// messages at every pair of offsets.
 func TestClientProtocol(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel)
@@ -122,7 +146,7 @@ func TestClientProtocol(t *testing.T) {
 	t.Cleanup(srv.Close)
 	b := startBrowser(ctx, t)
 	p := b.player(t, "protocol", "Protocol", t.TempDir())
-	p.do("open the page", chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("login-form")))
+	p.do("open the page", chromedp.Navigate(srv.URL), chromedp.WaitVisible(chromedp.ID("login-form")), waitScript)
 
 	rctx, rcancel := context.WithTimeout(p.ctx, stepTimeout)
 	defer rcancel()
@@ -133,15 +157,15 @@ func TestClientProtocol(t *testing.T) {
 		const fails = [];
 		const expect = (what, got, want) => { if (got !== want) fails.push(what + ": got " + got + ", want " + want); };
 
-		expect("login frame", hex(c.loginFrame("alice", "tok123")),
+		expect("login frame", hex(c.encodeLogin("alice", "tok123")),
 			"00 00 00 10 00 64 05 61 6c 69 63 65 00 06 74 6f 6b 31 32 33");
-		expect("data frame", hex(c.dataFrame(4001n, enc.encode("hi"))),
+		expect("data frame", hex(c.encodeData(4001n, enc.encode("hi"))),
 			"00 00 00 0c 00 66 00 00 00 00 00 00 0f a1 68 69");
 
 		const ack = unhex("00 00 00 06 00 65 00 00 6f 6b");
 		const notDelivered = unhex("00 00 00 0c 00 6a 00 06 00 00 00 00 00 00 0f a1");
 		const kick = new Uint8Array([...unhex("00 00 00 10 00 67 00 09"), ...enc.encode("idle timeout")]);
-		expect("ack frame", hex(c.frame(c.Kind.LOGIN_ACK, unhex("00 00 6f 6b"))), hex(ack));
+		expect("ack frame", hex(c.frame(c.Kind.LoginAck, unhex("00 00 6f 6b"))), hex(ack));
 		const stream = new Uint8Array([...ack, ...notDelivered, ...kick]);
 		const want = "101:00 00 6f 6b | 106:00 06 00 00 00 00 00 00 0f a1 | 103:" + hex(kick.subarray(6));
 		for (let i = 0; i <= stream.length && fails.length === 0; i++) {
@@ -183,7 +207,8 @@ func artifactDir(t *testing.T) string {
 
 // cluster is everything a player's browser talks to.
 type cluster struct {
-	url string // the login service: the page and POST /login
+	url   string // the login service: the page and POST /login
+	proxy *proxy // every page's WebSocket to the gateway goes through it
 }
 
 // startCluster runs redis-server, an mgrserver, a gateway with a
@@ -214,7 +239,8 @@ func startCluster(ctx context.Context, t *testing.T, artifacts string) *cluster 
 	gcfg.WSListen = "127.0.0.1:0"
 	gw := testkit.StartGateway(t, gcfg)
 
-	loginNode, url := startLogin(ctx, t, rdb, log.WithField("proc", "login"))
+	px := startProxy(t, gw.Addrs().WebSocket)
+	loginNode, url := startLogin(ctx, t, rdb, log.WithField("proc", "login"), px.addr())
 	lobbyID := startLobby(ctx, t, rs.Addr(), artifacts, loginNode)
 
 	matchID := startMatch(ctx, t, rdb, log.WithField("proc", "match"))
@@ -225,13 +251,13 @@ func startCluster(ctx context.Context, t *testing.T, artifacts string) *cluster 
 	waitFor(ctx, t, "the lobby and the match to link to the gateway", func() bool {
 		return gw.HasLink(lobbyID) && gw.HasLink(matchID)
 	})
-	return &cluster{url: url}
+	return &cluster{url: url, proxy: px}
 }
 
 // startLogin runs the login service as examples/login does (a node of
 // type login, login.Service binding players to a lobby) behind the same
 // HTTP front, and returns its node and URL.
-func startLogin(ctx context.Context, t *testing.T, rdb redis.UniversalClient, log logrus.FieldLogger) (*node.Node, string) {
+func startLogin(ctx context.Context, t *testing.T, rdb redis.UniversalClient, log logrus.FieldLogger, wsProxy string) (*node.Node, string) {
 	t.Helper()
 	n, err := node.New(node.Config{
 		Redis: rdb, Cluster: clusterName, Secret: secret, Type: common.Login, InnerIP: "127.0.0.1", Logger: log,
@@ -258,7 +284,7 @@ func startLogin(ctx context.Context, t *testing.T, rdb redis.UniversalClient, lo
 		t.Fatal(err)
 	}
 	hcfg := web.DefaultConfig()
-	hcfg.Service, hcfg.Logger = svc, log
+	hcfg.Service, hcfg.Logger = viaProxy{Service: svc, ws: wsProxy}, log
 	h, err := web.NewLoginHandler(hcfg)
 	if err != nil {
 		t.Fatal(err)
@@ -423,6 +449,7 @@ func (p *player) logIn(url string) {
 	p.do("log in",
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
+		waitScript,
 		chromedp.SetValue(chromedp.ID("account"), p.account),
 		chromedp.SendKeys(chromedp.ID("name"), p.name),
 		chromedp.SendKeys(chromedp.ID("password"), password),
@@ -486,6 +513,26 @@ func (p *player) waitText(selector, text string) {
 			chromedp.WithPollingInterval(50*time.Millisecond),
 			chromedp.WithPollingTimeout(0)),
 	)
+}
+
+// wsConnectFailed is the browser's console error for a WebSocket that
+// could not connect.
+var wsConnectFailed = regexp.MustCompile(`^WebSocket connection to 'ws://[^']+' failed: `)
+
+// waitScript waits until the page's module script ran (it imports the SDK).
+var waitScript = chromedp.PollFunction[chromedp.Void](`() => window.xserverClient !== undefined`,
+	chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(0))
+
+// count returns how many elements match the CSS selector.
+func (p *player) count(selector string) int {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, selector)))
+	if err != nil {
+		p.t.Fatalf("%s: count %s: %v", p.name, selector, err)
+	}
+	return n
 }
 
 // alert returns the text of the page's alert, "" when it is hidden.
@@ -565,12 +612,17 @@ func (c *consoleLog) all() []string {
 	return out
 }
 
-// errors lists uncaught exceptions and console errors.
+// errors lists uncaught exceptions and console errors, except the
+// browser's own report of each WebSocket that could not connect: the test
+// makes the gateway unreachable on purpose while the pages resume.
 func (c *consoleLog) errors() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var out []string
 	for _, m := range c.msgs {
+		if m.Type == chromedp.ConsoleError && !m.IsException() && wsConnectFailed.MatchString(m.Text) {
+			continue
+		}
 		if m.IsException() || m.Type == chromedp.ConsoleError {
 			out = append(out, fmt.Sprintf("  %s:%d %s", m.URL, m.Line+1, m))
 		}

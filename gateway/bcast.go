@@ -50,6 +50,14 @@ func (r *bcastRing) last() uint32 {
 	return r.seq
 }
 
+// reaches reports whether the history still holds every broadcast after
+// pos, so that a client at pos can get them all by replay.
+func (r *bcastRing) reaches(pos uint32) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return pos >= r.seq || (len(r.entries) > 0 && r.entries[0].seq <= pos+1)
+}
+
 // replay queues to c every kept broadcast after s.bpos; s.mu is held. It
 // returns false (queueing nothing) when some were already dropped from the
 // history, or the client's queue is full.

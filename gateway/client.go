@@ -473,10 +473,12 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 	typ := common.NodeType(t)
 	if !s.forwardLocked(inflight{s: s, csq: seq, cmd: cmd - t*g.cfg.CmdOffset, full: cmd, typ: typ}, data) {
 		g.met.drops.WithLabelValues("no_node").Inc()
-		if seq != 0 {
-			s.core.Done(seq)
-		}
 		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
+		if seq != 0 {
+			// It counts as processed: the tick acknowledges it (ClientMsgAck).
+			s.core.Done(seq)
+			s.markDirtyLocked()
+		}
 		return true
 	}
 	g.sampleEnd(start)

@@ -473,7 +473,9 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 	var flags uint8
 	replay := false
 	for _, p := range r.Streams {
-		if p.Stream == 0 && p.Node == g.node.GetID() && p.Epoch == g.incarnation {
+		// Replay only when the history reaches back to the client's
+		// position; otherwise broadcasts are missing and the client is told.
+		if p.Stream == 0 && p.Node == g.node.GetID() && p.Epoch == g.incarnation && g.bring.reaches(p.Last) {
 			s.bpos, replay = p.Last, true
 		}
 	}

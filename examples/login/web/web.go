@@ -2,14 +2,17 @@ package web
 
 import (
 	"embed"
+	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/xserver/xserver/examples/login/internal/loginhttp"
 )
 
-// assets is the browser client; never modified.
+// assets is the browser client and the JS SDK's browser modules (a copy
+// of clients/js/dist made by make web-sdk); never modified.
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js style.css sdk/*.js
 var assets embed.FS
 
 // contentSecurityPolicy allows only the page's own files, the login API
@@ -37,13 +40,22 @@ func NewLoginHandler(cfg Config) (http.Handler, error) {
 	return Handler(api), nil
 }
 
-// Handler serves the browser client at GET / (and HEAD): the page, /app.js
-// and /style.css. Every other request goes to api.
+// Handler serves the browser client at GET / (and HEAD): the page, /app.js,
+// /style.css and the SDK's modules under /sdk/. Every other request goes
+// to api.
 func Handler(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", file("index.html"))
 	mux.Handle("GET /app.js", file("app.js"))
 	mux.Handle("GET /style.css", file("style.css"))
+	mux.Handle("GET /sdk/{name}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := "sdk/" + r.PathValue("name")
+		if _, err := fs.Stat(assets, name); err != nil || !strings.HasSuffix(name, ".js") {
+			api.ServeHTTP(w, r)
+			return
+		}
+		file(name)(w, r)
+	}))
 	mux.Handle("/", api)
 	return mux
 }

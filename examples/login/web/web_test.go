@@ -39,7 +39,12 @@ func TestHandlerServesThePage(t *testing.T) {
 	}{
 		{"GET", "/", 200, "text/html", `<form id="login-form"`},
 		{"HEAD", "/", 200, "text/html", ""},
-		{"GET", "/app.js", 200, "text/javascript", "class FrameReader"},
+		{"GET", "/app.js", 200, "text/javascript", "from './sdk/index.js'"},
+		{"GET", "/sdk/index.js", 200, "text/javascript", "export"},
+		{"GET", "/sdk/wire.js", 200, "text/javascript", "class FrameReader"},
+		{"GET", "/sdk/client.js", 200, "text/javascript", "class Client"},
+		{"GET", "/sdk/node.js", 418, "", "api GET /sdk/node.js"},
+		{"GET", "/sdk/web.go", 418, "", "api GET /sdk/web.go"},
 		{"GET", "/style.css", 200, "text/css", "#chat"},
 		{"POST", "/", 418, "", "api POST /"},
 		{"POST", "/login", 418, "", "api POST /login"},
@@ -101,7 +106,7 @@ func TestClientCommandsMatchTheGame(t *testing.T) {
 		"QUEUE": game.CmdQueue, "PUSH_PRESENCE": game.PushPresence, "PUSH_WORLD": game.PushWorld,
 		"PUSH_PRIVATE": game.PushPrivate, "PUSH_MATCHED": game.PushMatched,
 	} {
-		if want := fmt.Sprintf("%s: %dn", name, cmd); !strings.Contains(string(js), want) {
+		if want := regexp.MustCompile(fmt.Sprintf(`\b%s: %d\b`, name, cmd)); !want.Match(js) {
 			t.Errorf("app.js lacks %q", want)
 		}
 	}

@@ -1,0 +1,17 @@
+// @xserver/client: the player client SDK of xserver, for browsers and Node.
+// See README.md; the protocol is docs/PROTOCOL.md of the xserver repository.
+
+export { Client, Message } from './client.js';
+export type { ClientOptions, ClientState, ClientEvents } from './client.js';
+export { SessionCore, QueueFullError, backoff } from './core.js';
+export type { CoreConfig } from './core.js';
+export { XserverError, KickError, LoginError, ConnectionError, ClosedError } from './errors.js';
+export type { KickSource } from './errors.js';
+export { login, lookupGateway } from './login.js';
+export type { Ticket, LoginOptions, Fetch } from './login.js';
+export { webSocket, MAX_WS_MESSAGE } from './transport.js';
+export type {
+  Connection, ConnectionHandlers, Dialer, GatewayAddress, WebSocketConstructor, WebSocketLike, WebSocketOptions,
+} from './transport.js';
+export * as wire from './wire.js';
+export { Code, Kind, codeText, codeName, ProtocolError } from './wire.js';
