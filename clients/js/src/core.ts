@@ -53,6 +53,7 @@ export class SessionCore {
 
   private next = 1; // the next message's seq
   private floor = 0; // every message through this one is acknowledged
+  private attempts = 0; // resumes presented so far (ClientResume.attempt)
   private pending: Uint8Array[] = []; // encoded messages floor+1 … next-1
   private backlog: Queued[] = []; // not numbered yet: wait for room in the window
   private readonly streams = new Map<number, StreamState>();
@@ -193,9 +194,10 @@ export class SessionCore {
    * acknowledges every stream position it lists.
    */
   resumeFrames(): Uint8Array[] {
+    this.attempts++;
     const r = encodeResume({
       account: this.account, sid: this.session.sid, secret: this.session.secret, msgAck: this.floor,
-      streams: this.positions(),
+      attempt: this.attempts, streams: this.positions(),
     });
     for (const s of this.streams.values()) s.acked = s.last;
     this.unackedPushes = 0;

@@ -179,7 +179,7 @@ test('§3.10.5 resuming: the ClientResume, ClientResumed and a refusal', () => {
   assert.equal(out.length, 1, 'nothing to resend');
   assert.equal(hex(out[0]), hex(resume));
   assert.deepEqual(wire.decodeResume(read(resume).payload), {
-    account: 'alice', sid: 0x0123456789abcdefn, secret, msgAck: 1,
+    account: 'alice', sid: 0x0123456789abcdefn, secret, msgAck: 1, attempt: 1,
     streams: [{ stream: 0, node: gateway, epoch: 0x5eed0001, last: 3 }, { stream: 1, node, epoch: 42, last: 1 }],
   });
   assert.equal(hex(wire.encodeResume(wire.decodeResume(read(resume).payload))), hex(resume));

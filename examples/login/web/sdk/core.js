@@ -24,6 +24,7 @@ export class SessionCore {
     window;
     next = 1; // the next message's seq
     floor = 0; // every message through this one is acknowledged
+    attempts = 0; // resumes presented so far (ClientResume.attempt)
     pending = []; // encoded messages floor+1 … next-1
     backlog = []; // not numbered yet: wait for room in the window
     streams = new Map();
@@ -155,9 +156,10 @@ export class SessionCore {
      * acknowledges every stream position it lists.
      */
     resumeFrames() {
+        this.attempts++;
         const r = encodeResume({
             account: this.account, sid: this.session.sid, secret: this.session.secret, msgAck: this.floor,
-            streams: this.positions(),
+            attempt: this.attempts, streams: this.positions(),
         });
         for (const s of this.streams.values())
             s.acked = s.last;

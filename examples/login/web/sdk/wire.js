@@ -176,13 +176,13 @@ export function encodeAck(acks) {
         w.u16(a.stream).u32(a.seq);
     return frame(Kind.Ack, w.b);
 }
-/** ClientResume (113): u8 alen, account, u64 sid, 32 secret, u32 msg_ack, u16 n, n × (u16 stream, 16 node, u32 epoch, u32 last). */
+/** ClientResume (113): u8 alen, account, u64 sid, 32 secret, u32 msg_ack, u32 attempt, u16 n, n × (u16 stream, 16 node, u32 epoch, u32 last). */
 export function encodeResume(r) {
     const a = account(r.account);
     if (r.streams.length > MAX_RESUME_STREAMS)
         throw new RangeError(`a ClientResume lists at most ${MAX_RESUME_STREAMS} streams`);
-    const w = new Writer(1 + a.length + 8 + SECRET_SIZE + 4 + 2 + 26 * r.streams.length);
-    w.u8(a.length).bytes(a).u64(r.sid).bytes(fixed('secret', r.secret, SECRET_SIZE)).u32(r.msgAck).u16(r.streams.length);
+    const w = new Writer(1 + a.length + 8 + SECRET_SIZE + 4 + 4 + 2 + 26 * r.streams.length);
+    w.u8(a.length).bytes(a).u64(r.sid).bytes(fixed('secret', r.secret, SECRET_SIZE)).u32(r.msgAck).u32(r.attempt).u16(r.streams.length);
     for (const s of r.streams)
         w.u16(s.stream).bytes(fixed('node id', s.node, NODE_ID_SIZE)).u32(s.epoch).u32(s.last);
     return frame(Kind.Resume, w.b);
@@ -296,7 +296,7 @@ export function decodeAck(p) {
 /** decodeResume parses a ClientResume payload. */
 export function decodeResume(p) {
     const n = p[0] ?? 0;
-    if (n < 1 || n > MAX_ACCOUNT || p.length < 1 + n + 8 + SECRET_SIZE + 4 + 2)
+    if (n < 1 || n > MAX_ACCOUNT || p.length < 1 + n + 8 + SECRET_SIZE + 4 + 4 + 2)
         throw new ProtocolError(`resume frame of ${p.length} bytes`);
     const v = view(p);
     let o = 1 + n;
@@ -305,15 +305,16 @@ export function decodeResume(p) {
     const secret = p.slice(o + 8, o + 8 + SECRET_SIZE);
     o += 8 + SECRET_SIZE;
     const msgAck = v.getUint32(o);
-    const count = v.getUint16(o + 4);
-    o += 6;
+    const attempt = v.getUint32(o + 4);
+    const count = v.getUint16(o + 8);
+    o += 10;
     if (count > MAX_RESUME_STREAMS || p.length - o !== 26 * count)
         throw new ProtocolError(`resume lists ${count} streams in ${p.length - o} bytes`);
     const streams = [];
     for (; o < p.length; o += 26) {
         streams.push({ stream: v.getUint16(o), node: p.slice(o + 2, o + 18), epoch: v.getUint32(o + 18), last: v.getUint32(o + 22) });
     }
-    return { account: acct, sid, secret, msgAck, streams };
+    return { account: acct, sid, secret, msgAck, attempt, streams };
 }
 /**
  * FrameReader splits a byte stream into frames. TCP reads and WebSocket
