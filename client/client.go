@@ -147,6 +147,7 @@ type Client struct {
 	core     *resume.Client
 	out      *intranet.Outbox // the current connection's queue; nil while away
 	cur      net.Conn         // the current connection; nil while away
+	draining bool             // the last gateway said it is draining: resume elsewhere
 	addr     string
 	closed   bool
 	endErr   error
@@ -253,10 +254,34 @@ type wsConn struct {
 	raw net.Conn
 }
 
-// Close ends the client (the session is left to expire on the gateway:
-// resume is for lost connections, not for a client that quits). Safe
-// twice.
+// Close logs out — the session ends at once (its nodes get lose-account):
+// resume is for lost connections, not for a client that quits — and stops
+// the client. Safe twice.
 func (c *Client) Close() error {
+	c.closeOne.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		if c.core != nil && c.out != nil {
+			c.out.CloseWith(wire.AppendHeader(nil, wire.KindClientLogout, 0))
+			out := c.out
+			c.mu.Unlock()
+			select { // let the writer flush the logout
+			case <-out.Done():
+			case <-time.After(time.Second):
+			}
+		} else {
+			c.mu.Unlock()
+		}
+		close(c.stop)
+	})
+	<-c.done
+	return nil
+}
+
+// Abandon stops the client without logging out: a resumable session is
+// left for its window, as when the connection is lost (a process that
+// will resume it from saved state, or a test of the window).
+func (c *Client) Abandon() error {
 	c.closeOne.Do(func() {
 		c.mu.Lock()
 		c.closed = true
@@ -461,6 +486,11 @@ func (c *Client) isClosed() bool {
 func (c *Client) reconnect(lost time.Time) (*link, error) {
 	delay := c.cfg.BackoffMin
 	failures := 0
+	c.mu.Lock()
+	if c.draining {
+		failures, c.draining = 1, false // straight to another gateway
+	}
+	c.mu.Unlock()
 	for {
 		addr := c.addr
 		if failures > 0 && c.cfg.Gateway != nil {
@@ -663,6 +693,9 @@ func (c *Client) handle(k wire.Kind, p []byte, out *intranet.Outbox) error {
 		}
 		if code == wire.CodeShutdown && c.core != nil && c.core.Session.WindowMs > 0 {
 			// A draining gateway: resume elsewhere.
+			c.mu.Lock()
+			c.draining = true
+			c.mu.Unlock()
 			return fmt.Errorf("client: gateway shutting down: %s", text)
 		}
 		return &KickError{Code: code, Reason: text}

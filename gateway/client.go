@@ -241,6 +241,15 @@ func (c *client) read() {
 			if !c.relay(s, seq, cmd, data) {
 				return
 			}
+		case kind == wire.KindClientLogout && s.v2:
+			if len(p) != 0 {
+				c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: logout of %d bytes", common.ErrBadInput, len(p)))
+				return
+			}
+			c.mu.Lock()
+			c.endWhy, c.fate = "logout", fateEnd
+			c.mu.Unlock()
+			return
 		case kind == wire.KindClientAck && s.v2:
 			if acks, err = wire.DecodeAck(acks[:0], p); err != nil {
 				c.fail(wire.CodeBadFrame, "bad_frame", err)
@@ -362,7 +371,7 @@ func (c *client) login(lg wire.Login) bool {
 	s.mu.Lock()
 	c.out.Append(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeOK, "ok"))
 	if v2 {
-		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: uint32(s.window.Milliseconds()), MaxUnacked: wire.MaxUnacked}))
+		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.waitMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 		s.bpos = g.bring.last()
 	}
@@ -378,7 +387,7 @@ func (c *client) login(lg wire.Login) bool {
 		}
 	}
 	s.tellBoundLocked(func(*link) []byte {
-		return wire.AppendSessionOnline(nil, lg.Account, sid, uint32(s.window.Milliseconds()), 0)
+		return wire.AppendSessionOnline(nil, lg.Account, sid, s.waitMs(), 0)
 	})
 	s.mu.Unlock()
 	c.log.WithField("resume", v2 && s.window > 0).Info("client logged in")

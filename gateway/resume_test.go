@@ -242,7 +242,7 @@ func TestResumeWindowExpires(t *testing.T) {
 	p := e.player("leaver", px.addr(), nil)
 	p.send(3)
 	waitFor(t, 5*time.Second, "echoes", func() bool { return p.received() == 3 })
-	p.c.Close()
+	p.c.Abandon() // no logout: the session waits for its window
 	px.cut()
 	waitFor(t, 10*time.Second, "lose-account", func() bool { return lobby.lostCount("leaver") == 1 })
 	time.Sleep(2 * time.Second) // nothing else may fire: check for a duplicate
@@ -311,3 +311,20 @@ func (e *env) sessionID(t *testing.T, account string) uint64 {
 }
 
 var _ = gateway.DefaultConfig
+
+// A client that logs out ends its session at once: lose-account fires
+// without waiting for the resume window.
+func TestLogout(t *testing.T) {
+	e := newEnv(t, 1) // 30 s window
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	p := e.player("quitter", e.gws[0].Addrs().Client, nil)
+	p.send(2)
+	waitFor(t, 5*time.Second, "echoes", func() bool { return p.received() == 2 })
+	start := time.Now()
+	p.c.Close()
+	waitFor(t, 5*time.Second, "lose-account after the logout", func() bool { return lobby.lostCount("quitter") == 1 })
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the session ended %v after the logout", d)
+	}
+}

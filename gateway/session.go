@@ -337,7 +337,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 	g.met.rebinds.Inc()
 	// The new owner first gets what was waiting for the old one.
 	g.movePending(bound, s, repl)
-	repl.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, uint32(s.window.Milliseconds()), 0))
+	repl.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), 0))
 	rec := s.record()
 	rec.Bindings = copyBindings(s.bindings)
 	g.store.enqueue(func(ctx context.Context) {
@@ -495,7 +495,7 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 	}
 	if old == nil {
 		s.tellBoundLocked(func(*link) []byte {
-			return wire.AppendSessionOnline(nil, s.account, s.sid, uint32(s.window.Milliseconds()), wire.OnlineResumed)
+			return wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), wire.OnlineResumed)
 		})
 		s.log.WithField("away", g.now().Sub(s.away).Round(time.Millisecond)).Info("session resumed")
 	} else {
@@ -526,7 +526,7 @@ func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID) {
 		}
 	}
 	s.tellBoundLocked(func(*link) []byte {
-		return wire.AppendSessionOnline(nil, s.account, s.sid, uint32(s.window.Milliseconds()), wire.OnlineResumed)
+		return wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), wire.OnlineResumed)
 	})
 	if len(s.waitFor) == 0 {
 		s.finishResumeLocked()
@@ -593,3 +593,15 @@ func (s *session) finishResumeLocked() {
 }
 
 func (s *session) String() string { return fmt.Sprintf("%s/%x", s.account, s.sid) }
+
+// waitMs is how long a bound node waits for this session after losing
+// the gateway holding it (SessionOnline's wait): while the session can
+// still be resumed elsewhere — its window, and at least as long as its
+// Redis record outlives a dead gateway — plus a margin. 0 for a session
+// without resume: the node's own grace applies.
+func (s *session) waitMs() uint32 {
+	if !s.v2 || s.window == 0 {
+		return 0
+	}
+	return uint32((max(s.window, s.g.recordTTL(s)) + 2*time.Second).Milliseconds())
+}

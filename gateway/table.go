@@ -230,7 +230,7 @@ func (g *Gateway) linked(l *link, old *link) {
 	for _, s := range g.allSessions() {
 		s.mu.Lock()
 		if s.state != sessEnded && s.bindings[l.typ] == l.id {
-			l.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, uint32(s.window.Milliseconds()), 0))
+			l.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), 0))
 			if s.conn == nil {
 				l.out.Append(wire.AppendRef(nil, wire.KindSessionPaused, s.account, s.sid))
 			}
@@ -304,7 +304,7 @@ func (g *Gateway) claim(l *link, r wire.SessRef) {
 	case s.bindings[l.typ] != l.id:
 		l.out.Append(wire.AppendLose(nil, s.account, s.sid, wire.LoseMoved))
 	default:
-		l.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, uint32(s.window.Milliseconds()), 0))
+		l.out.Append(wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), 0))
 		if s.conn == nil {
 			l.out.Append(wire.AppendRef(nil, wire.KindSessionPaused, s.account, s.sid))
 		}

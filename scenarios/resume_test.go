@@ -138,7 +138,7 @@ type resumeLine struct{ resumed, lost, duplicated, relogins int }
 // resume line once it exits.
 func (c *cluster) startBots(name string, n int, d time.Duration, extra ...string) *proctest.Proc {
 	args := []string{"-login", c.login, "-n", fmt.Sprint(n), "-duration", d.String(), "-password", password,
-		"-prefix", name, "-queue=false", "-ramp", "1s", "-timeout", "5s"}
+		"-prefix", name, "-queue=false", "-ramp", "1s", "-timeout", "5s", "-keep-sessions"}
 	return proctest.Start(c.t, "bot-"+name, filepath.Join(bin, "bot"), append(args, extra...))
 }
 

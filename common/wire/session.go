@@ -21,6 +21,7 @@ const (
 	KindClientResume    Kind = 113 // C→G first frame: u8 alen | account | u64 sid | 32 secret | u32 msg ack | u32 attempt | u16 n | n × StreamPos
 	KindClientResumed   Kind = 114 // G→C: u16 code | u32 msg ack | u8 flags | text
 	KindClientStreamEnd Kind = 115 // G→C: u16 stream; the stream is closed, forget it
+	KindClientLogout    Kind = 116 // C→G: empty; end the session now (no resume)
 )
 
 // Codes of version 2 (see CodeText).

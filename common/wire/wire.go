@@ -62,7 +62,7 @@ var kindNames = map[Kind]string{
 	KindClientError: "client-error", KindClientSession: "client-session", KindClientMsg: "client-msg",
 	KindClientPush: "client-push", KindClientStream: "client-stream", KindClientAck: "client-ack",
 	KindClientMsgAck: "client-msg-ack", KindClientResume: "client-resume", KindClientResumed: "client-resumed",
-	KindClientStreamEnd: "client-stream-end",
+	KindClientStreamEnd: "client-stream-end", KindClientLogout: "client-logout",
 }
 
 // Marshaler is what gogofaster-generated messages implement; encoding through

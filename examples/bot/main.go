@@ -70,6 +70,7 @@ func parseFlags(args []string, getenv func(string) string, out io.Writer) (*opti
 	fs.DurationVar(&c.DropEvery, "drop-every", 0, "cut each bot's connection abruptly at random around every `D` (±50%), to exercise resume (0: never)")
 	fs.BoolVar(&c.NoResume, "no-resume", false, "log in with client protocol version 1 (no resume)")
 	fs.BoolVar(&c.WebSocket, "ws", false, "connect over WebSocket instead of TCP")
+	fs.BoolVar(&c.KeepSessions, "keep-sessions", false, "at the end, leave the sessions for their resume window instead of logging out")
 	fs.Int64Var(&c.Seed, "seed", 1, "seed of the drops and the backoff")
 	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err

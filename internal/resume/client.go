@@ -61,7 +61,11 @@ func NewClient(cfg ClientConfig, account string, s wire.Session) *Client {
 // Send numbers and encodes a message and keeps it until acknowledged. The
 // returned frame is the Client's own: write it before the next Send.
 func (c *Client) Send(cmd uint64, data []byte) ([]byte, error) {
-	if c.next-c.floor > wire.MaxUnacked {
+	max := uint32(wire.MaxUnacked)
+	if m := c.Session.MaxUnacked; m > 0 && uint32(m) < max {
+		max = uint32(m)
+	}
+	if c.next-c.floor > max {
 		return nil, ErrWindowFull
 	}
 	f := wire.AppendMsg(nil, c.next, cmd, data)

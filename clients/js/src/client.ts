@@ -9,7 +9,7 @@ import { type Connection, type Dialer, type GatewayAddress, webSocket } from './
 import {
   type Cmd, type Frame, Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP,
   codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed,
-  decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, fromU64, toBytes,
+  decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, frame, fromU64, toBytes,
 } from './wire.js';
 
 const dec = new TextDecoder();
@@ -351,12 +351,21 @@ export class Client {
   }
 
   /**
-   * close ends the client: the connection is closed and the session is
-   * left to end on the gateway when its resume window passes (the protocol
-   * has no logout frame). The ended event follows, with a ClosedError.
-   * Safe to call twice.
+   * close logs out and ends the client: the session ends at once on the
+   * gateway (ClientLogout; resume is for lost connections, not for a
+   * player who quits). The ended event follows, with a ClosedError. Safe to
+   * call twice.
    */
   close(): void {
+    if (this.st !== 'ended') this.link?.write(frame(Kind.Logout));
+    this.end(new ClosedError());
+  }
+
+  /**
+   * abandon ends the client without logging out: the session waits for
+   * its resume window on the gateway, as after a lost connection.
+   */
+  abandon(): void {
     this.end(new ClosedError());
   }
 

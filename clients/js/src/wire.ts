@@ -19,6 +19,7 @@ export const Kind = Object.freeze({
   Resume: 113,
   Resumed: 114,
   StreamEnd: 115,
+  Logout: 116,
 } as const);
 
 /** Codes carried by ClientLoginAck, ClientKick, ClientError and ClientResumed (PROTOCOL.md §3.3). */

@@ -43,9 +43,13 @@ type Config struct {
 	// goodbye, at random around every DropEvery (±50 %); the session
 	// resumes. 0: never.
 	DropEvery time.Duration
-	NoResume  bool  // log in with protocol version 1 (no resume)
-	WebSocket bool  // connect over WebSocket instead of TCP
-	Seed      int64 // randomness of the drops and the backoff
+	NoResume  bool // log in with protocol version 1 (no resume)
+	// KeepSessions leaves each session for its resume window when the run
+	// ends, instead of logging out (its nodes then see lose-account only
+	// when the window passes).
+	KeepSessions bool
+	WebSocket    bool  // connect over WebSocket instead of TCP
+	Seed         int64 // randomness of the drops and the backoff
 	// HTTP posts the logins; nil means a client that keeps up to Bots
 	// connections to the login service.
 	HTTP *http.Client
@@ -247,7 +251,13 @@ func (b *bot) play(ctx context.Context) error {
 	b.pending = make(map[uint64][]time.Time)
 	b.others = make(map[string]lineID)
 	b.refused = make(map[int]bool)
-	defer c.Close()
+	defer func() {
+		if b.cfg.KeepSessions {
+			c.Abandon()
+		} else {
+			c.Close()
+		}
+	}()
 	err = b.loop(ctx)
 	switch {
 	case err == nil:

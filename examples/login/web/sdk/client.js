@@ -5,7 +5,7 @@ import { SessionCore, backoff } from './core.js';
 import { ClosedError, ConnectionError, KickError, XserverError } from './errors.js';
 import { lookupGateway } from './login.js';
 import { webSocket } from './transport.js';
-import { Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP, codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed, decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, fromU64, toBytes, } from './wire.js';
+import { Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP, codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed, decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, frame, fromU64, toBytes, } from './wire.js';
 const dec = new TextDecoder();
 /** One message from a node (or a broadcast, on stream 0). */
 export class Message {
@@ -276,12 +276,21 @@ export class Client {
         });
     }
     /**
-     * close ends the client: the connection is closed and the session is
-     * left to end on the gateway when its resume window passes (the protocol
-     * has no logout frame). The ended event follows, with a ClosedError.
-     * Safe to call twice.
+     * close logs out and ends the client: the session ends at once on the
+     * gateway (ClientLogout; resume is for lost connections, not for a
+     * player who quits). The ended event follows, with a ClosedError. Safe to
+     * call twice.
      */
     close() {
+        if (this.st !== 'ended')
+            this.link?.write(frame(Kind.Logout));
+        this.end(new ClosedError());
+    }
+    /**
+     * abandon ends the client without logging out: the session waits for
+     * its resume window on the gateway, as after a lost connection.
+     */
+    abandon() {
         this.end(new ClosedError());
     }
     // ---- Connections ----------------------------------------------------

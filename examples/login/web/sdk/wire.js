@@ -18,6 +18,7 @@ export const Kind = Object.freeze({
     Resume: 113,
     Resumed: 114,
     StreamEnd: 115,
+    Logout: 116,
 });
 /** Codes carried by ClientLoginAck, ClientKick, ClientError and ClientResumed (PROTOCOL.md §3.3). */
 export const Code = Object.freeze({
