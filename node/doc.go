@@ -24,6 +24,15 @@
 // first) is reported to RegisterFuncOnUndeliverable. A client message
 // resent after a gateway died is recognised and handed over once.
 //
+// Nodes: SendOne, SendByType, SendByID and SendAll send one-way messages
+// through a gateway. Each carries a time to live (Config.MessageTTL): the
+// gateway never delivers it later, and a message a gateway did not forward
+// in time (a frozen gateway) or that it refused is reported to
+// RegisterFuncOnUndeliverable and counted (Undeliverable). Call, CallOne,
+// CallByKey and BroadcastCall are request/response: the caller's deadline
+// and cancellation travel with the call to the callee's handler
+// (RegisterFuncOnCall), and the errors are typed.
+//
 // Ownership: an account bound to this node (a stateful type) is owned here
 // from its login or rebind until lose-account, which fires exactly once per
 // ownership — when the session ends, when the account is rebound to another
@@ -46,6 +55,7 @@
 //     session whose gateway link dropped.
 //   - undeliverable: a link goroutine, a lookup goroutine or the relay's
 //     timer goroutine.
+//   - calls (RegisterFuncOnCall): a goroutine of their own per call.
 //
 // Keep callbacks quick or hand work off: a slow relay handler delays that
 // link's later messages.
