@@ -57,7 +57,7 @@ func TestResumeReportsBroadcastGapWhenHistoryIsShort(t *testing.T) {
 	}
 
 	back, _ := dialRaw(t, e.gws[0].Addrs().Client)
-	back.write(wire.AppendResume(nil, &wire.Resume{Account: "away", ID: sess.ID, Secret: sess.Secret,
+	back.write(wire.AppendResume(nil, &wire.Resume{Account: "away", ID: sess.ID, Secret: sess.Secret, Attempt: 1,
 		Streams: []wire.StreamPos{{Stream: 0, Node: st0.Node, Epoch: st0.Epoch, Last: last}}}))
 	k, p := back.read()
 	r, err := wire.DecodeResumed(p)
