@@ -7,15 +7,18 @@
 // Write the service against common.INode (the interface package node's
 // Node implements) and give it a node of the test cluster instead:
 //
-//	c, _ := nodetest.New(nodetest.Config{Stateful: []common.NodeType{lobbyType}})
-//	n := c.AddNode(lobbyType)      // a *nodetest.Node: a common.INode
-//	svc := mygame.NewLobby(n)      // registers its callbacks
-//	_ = n.Start(ctx)
+//	c, err := nodetest.New(nodetest.Config{Stateful: []common.NodeType{lobbyType}})
+//	n := c.AddNode(lobbyType)       // a *nodetest.Node: a common.INode
+//	lobby := mygame.NewLobby(n)     // your service registers its callbacks
+//	err = n.Start(ctx)
 //	alice := c.NewPlayer("alice")
-//	_ = alice.Login()              // bound to n, as the login service would
-//	_ = alice.Send(4001, []byte(`{"name":"Alice"}`))
-//	c.Run()                        // the lobby's handler runs, its replies reach alice
-//	m, _ := alice.Next()
+//	err = alice.Login()             // bound to n, as the login service would
+//	err = alice.Send(4001, []byte(`{"name":"Alice"}`))
+//	c.Run()                         // your handler runs, its replies reach alice
+//	m, ok := alice.Next()
+//	if err := c.Err(); err != nil { // a message loop that never ended, for one
+//		t.Fatal(err)
+//	}
 //
 // # What runs when
 //
@@ -26,11 +29,11 @@
 // (move the clock; timers fire). Every callback of every node (relay,
 // join/leave/update, lose-account, disconnect, resume, undeliverable)
 // runs on the goroutine calling Run, Step or Advance, one at a time and
-// never under a lock, so a callback may call any method of any node. A
-// real node runs them on its gateway links' goroutines, several at once:
-// a service whose state is shared between callbacks still needs its
-// lock, and the race detector still checks the service's own goroutines.
-// Node methods are safe to call from any goroutine; they only queue.
+// never under a lock of the cluster, so a callback may call any method
+// of any node. A real node runs them on its gateway links' goroutines,
+// several at once: keep the locks your service needs for that; the tests
+// here cannot show a missing one. Node and player methods are safe to
+// call from any goroutine; they only queue.
 //
 // Time: the cluster has its own clock (Now, starting at Config.Start)
 // and timers (AfterFunc). Resume windows and binding affinity run on it,
