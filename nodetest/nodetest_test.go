@@ -846,3 +846,48 @@ func TestConcurrentSends(t *testing.T) {
 		t.Errorf("b got %d messages, want 400", n)
 	}
 }
+
+func TestStepAndNodeConfig(t *testing.T) {
+	c, tr := newCluster(t, nodetest.Config{Selector: discovery.LeastLoad})
+	n := c.AddNodeWith(nodetest.NodeConfig{Type: lobby, InnerIP: "10.0.0.1", OuterIP: "1.2.3.4", Ports: []int32{7001}, Overload: []uint32{9}, Version: "v1"})
+	n.RegisterFuncOnJoin(func(m common.Member) { tr.add("join %s", tr.name(m.GetID())) })
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	light := add(t, c, tr, lobby, "light")
+	if c.Node(n.GetID()) != n || c.Node(common.NodeID{1}) != nil {
+		t.Error("Cluster.Node")
+	}
+	if got := c.Pending(); got != 4 { // n: join gw; light: join gw, join n; n: join light
+		t.Errorf("pending %d", got)
+	}
+	for c.Step() {
+	}
+	if c.Pending() != 0 || len(tr.take()) != 4 {
+		t.Error("Step did not drain the queue one by one")
+	}
+	m := light.GetNode(n.GetID())
+	if m.GetType() != lobby || m.GetIP(common.IPInner) != "10.0.0.1" || m.GetIP(common.IPOuter) != "1.2.3.4" || m.GetIP(7) != "" ||
+		m.GetPort(0) != 7001 || m.GetPort(1) != 0 || m.GetOverload(0) != 9 || m.GetOverload(3) != 0 || m.GetVersion() != "v1" {
+		t.Errorf("member %+v", m)
+	}
+	if n.GetType() != lobby || n.GetIP(common.IPOuter) != "1.2.3.4" || n.GetPort(0) != 7001 {
+		t.Error("own values")
+	}
+	for range 5 {
+		if got := n.GetNodeOne(lobby).GetID(); got != light.GetID() {
+			t.Errorf("least load chose %s", tr.name(got))
+		}
+	}
+	var sb strings.Builder
+	n.PrintNodeInfo(logf(func(s string) { sb.WriteString(s + "\n") }), lobby)
+	if strings.Count(sb.String(), "\n") != 2 || !strings.Contains(sb.String(), `version="v1"`) {
+		t.Errorf("PrintNodeInfo:\n%s", sb.String())
+	}
+	if err := c.Gateway().SendMsg(1, nil); !errors.Is(err, common.ErrRelayDisabled) {
+		t.Errorf("the gateway member sends: %v", err)
+	}
+	if nodetest.KindPush.String() != "push" || nodetest.Away.String() != "away" {
+		t.Error("String")
+	}
+}
