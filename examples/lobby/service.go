@@ -230,6 +230,12 @@ func (s *lobbyService) onRelay(src common.NodeType, from common.Member, account 
 	s.mu.Lock()
 	switch src {
 	case common.Client:
+		// A message from the player: it is here, whatever session it
+		// came in (a new login brings no resume callback).
+		if t := s.awayT[account]; t != nil {
+			t.Stop()
+			delete(s.awayT, account)
+		}
 		outs = s.st.Request(account, cmd, data, s.clk.Now())
 	case game.LobbyType:
 		outs, err = s.st.FromLobby(from.GetID(), cmd, data)

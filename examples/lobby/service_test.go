@@ -488,3 +488,51 @@ func TestUnitHelloRetry(t *testing.T) {
 		t.Error("a lobby on a match node")
 	}
 }
+
+// A player shown away that logs in again from another device (a new
+// session: no resume callback) and enters again is back for everyone,
+// on its own lobby too.
+func TestUnitAwayThenNewLogin(t *testing.T) {
+	w := newWorld(t, 2)
+	b := w.player("b", 0, "B")
+	same := w.player("s", 0, "S")
+	other := w.player("o", 1, "O")
+	b.Disconnect()
+	w.c.Advance(awayAfter)
+	ms, mo := len(same.Received()), len(other.Received())
+	w.player("b", 0, "B") // the second device: LoginAt lobby 0 again, then enter
+	for _, p := range []*nodetest.Player{same, other} {
+		from := ms
+		if p == other {
+			from = mo
+		}
+		got := pushes[game.Presence](t, p, game.PushPresence, from)
+		if len(got) != 1 || got[0].Away || !got[0].Online {
+			t.Errorf("%s saw %+v", p.Account(), got)
+		}
+		l := ask[game.OnlineList](w, p, game.CmdOnline, struct{}{})
+		for _, x := range l.Online {
+			if x.Away {
+				t.Errorf("%s still lists %+v", p.Account(), x)
+			}
+		}
+	}
+}
+
+// A player that comes back on a new session before it was shown away is
+// never shown away.
+func TestUnitNewLoginBeforeAway(t *testing.T) {
+	w := newWorld(t, 1)
+	b := w.player("b", 0, "B")
+	s := w.player("s", 0, "S")
+	b.Disconnect()
+	w.c.Advance(awayAfter / 2)
+	m := len(s.Received())
+	w.player("b", 0, "B")
+	w.c.Advance(time.Minute)
+	for _, pr := range pushes[game.Presence](t, s, game.PushPresence, m) {
+		if pr.Away {
+			t.Errorf("s saw %+v", pr)
+		}
+	}
+}
