@@ -24,6 +24,14 @@ var (
 	ErrReentrant = errors.New("nodetest: Run, Step or Advance called from a callback")
 	// ErrStarted: Start on a node already started or closed.
 	ErrStarted = errors.New("nodetest: node already started")
+	// ErrBlockedCall: a call was made from a callback a node runs on its
+	// gateway link's goroutine (relay, lose-account, disconnect, resume,
+	// undeliverable). A real node reads the call's reply on that same
+	// goroutine, so the call times out (always with one gateway, now and
+	// then with several). The call returned node.ErrTimeout. Call from a
+	// call handler, a membership callback, a timer or a goroutine of your
+	// own instead.
+	ErrBlockedCall = errors.New("nodetest: a call made from a relay or session callback cannot get its reply")
 	// ErrExpired: Resume after the session ended (its resume window
 	// passed, or it was kicked or replaced meanwhile).
 	ErrExpired = errors.New("nodetest: session expired")
@@ -123,7 +131,7 @@ type Cluster struct {
 	cfg     Config
 	now     time.Time
 	rnd     *rand.Rand
-	queue   []func() // events not yet handled, oldest first
+	queue   []event // events not yet handled, oldest first
 	qhead   int
 	timers  []*Timer // pending timers, unordered
 	tseq    uint64
@@ -194,20 +202,72 @@ func (c *Cluster) failLocked(err error) {
 	}
 }
 
-// postLocked queues an event. Events run in the order they were queued.
-func (c *Cluster) postLocked(ev func()) { c.queue = append(c.queue, ev) }
+// lane is a goroutine of a real node that runs callbacks one at a time:
+// a node's gateway link (relay, session and undeliverable callbacks, and
+// the arrival of calls and their answers) or its dispatcher (membership
+// callbacks). While a callback of a lane runs — waiting in a Call, say —
+// events for that lane wait too. busy is guarded by Cluster.mu.
+type lane struct{ busy int }
 
-func (c *Cluster) popLocked() func() {
-	if c.qhead == len(c.queue) {
-		if c.qhead > 0 {
-			c.queue, c.qhead = c.queue[:0], 0
+// event is one queued delivery. lane, evaluated under Cluster.mu, names
+// the lane it needs (nil: none, it may always run).
+type event struct {
+	lane func() *lane
+	run  func()
+}
+
+// postLocked queues an event that needs no lane. Events run in the order
+// they were queued.
+func (c *Cluster) postLocked(run func()) { c.queue = append(c.queue, event{run: run}) }
+
+// postOnLocked queues an event for lane l.
+func (c *Cluster) postOnLocked(l *lane, run func()) {
+	c.queue = append(c.queue, event{lane: func() *lane { return l }, run: run})
+}
+
+// postDynLocked queues an event whose lane is known only when it runs.
+func (c *Cluster) postDynLocked(l func() *lane, run func()) {
+	c.queue = append(c.queue, event{lane: l, run: run})
+}
+
+// popLocked removes and returns the oldest event whose lane is free;
+// blocked reports that events are queued but none can run now.
+func (c *Cluster) popLocked() (run func(), blocked bool) {
+	for i := c.qhead; i < len(c.queue); i++ {
+		ev := c.queue[i]
+		if ev.lane != nil {
+			if l := ev.lane(); l != nil && l.busy > 0 {
+				continue
+			}
 		}
-		return nil
+		if i == c.qhead {
+			c.queue[i] = event{}
+			c.qhead++
+		} else {
+			copy(c.queue[i:], c.queue[i+1:])
+			c.queue[len(c.queue)-1] = event{}
+			c.queue = c.queue[:len(c.queue)-1]
+		}
+		return ev.run, false
 	}
-	ev := c.queue[c.qhead]
-	c.queue[c.qhead] = nil
-	c.qhead++
-	return ev
+	if c.qhead == len(c.queue) {
+		c.queue, c.qhead = c.queue[:0], 0
+		return nil, false
+	}
+	return nil, true
+}
+
+// inLane runs f as a callback of lane l: events for l wait meanwhile.
+func (c *Cluster) inLane(l *lane, f func()) {
+	c.mu.Lock()
+	l.busy++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		l.busy--
+		c.mu.Unlock()
+	}()
+	f()
 }
 
 // Pending is the number of events queued and not yet handled.
@@ -248,14 +308,21 @@ func (c *Cluster) Step() bool {
 }
 
 func (c *Cluster) step() bool {
+	ran, _ := c.stepOrBlocked()
+	return ran
+}
+
+// stepOrBlocked runs one event; blocked reports that none could run
+// although some are queued (their lanes are busy).
+func (c *Cluster) stepOrBlocked() (ran, blocked bool) {
 	c.mu.Lock()
-	ev := c.popLocked()
+	run, blocked := c.popLocked()
 	c.mu.Unlock()
-	if ev == nil {
-		return false
+	if run == nil {
+		return false, blocked
 	}
-	ev()
-	return true
+	run()
+	return true, false
 }
 
 // Run handles queued events, and those they cause, until none is left,

@@ -27,13 +27,29 @@
 // queue, in the order it was sent. Nothing is delivered until the test
 // calls Run (until the queue is empty), Step (one event) or Advance
 // (move the clock; timers fire). Every callback of every node (relay,
-// join/leave/update, lose-account, disconnect, resume, undeliverable)
-// runs on the goroutine calling Run, Step or Advance, one at a time and
-// never under a lock of the cluster, so a callback may call any method
-// of any node. A real node runs them on its gateway links' goroutines,
-// several at once: keep the locks your service needs for that; the tests
-// here cannot show a missing one. Node and player methods are safe to
-// call from any goroutine; they only queue.
+// join/leave/update, lose-account, disconnect, resume, undeliverable,
+// call) runs on the goroutine calling Run, Step or Advance, never under a
+// lock of the cluster, so a callback may call any method of any node.
+// Node and player methods are safe to call from any goroutine; sends
+// only queue.
+//
+// A real node runs its callbacks on several goroutines: the relay,
+// session and undeliverable callbacks on its gateway link's, one at a
+// time; the membership callbacks on its dispatcher's; each call handler
+// on its own. Keep the locks your service needs for that: the tests here
+// cannot show a missing one. The cluster keeps what matters for order:
+// while a callback waits (in a Call), the other callbacks of its
+// goroutine wait too.
+//
+// Calls (Call, CallOne, CallByKey, BroadcastCall) wait by running the
+// queue themselves until their answers are in, so the callee's handler
+// runs meanwhile, on the same goroutine, and everything queued before the
+// call is handled first. They time out only by their ctx (on the wall
+// clock). A call made from a relay, session or undeliverable callback
+// cannot work on a real node, which reads the reply on the very
+// goroutine that callback holds: here it returns node.ErrTimeout and
+// Err reports ErrBlockedCall. Call from a call handler, a membership
+// callback, a timer or a goroutine of your own.
 //
 // Time: the cluster has its own clock (Now, starting at Config.Start)
 // and timers (AfterFunc). Resume windows and binding affinity run on it,

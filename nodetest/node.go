@@ -123,11 +123,27 @@ type Node struct {
 
 	onJoin, onLeave, onUpd []common.FuncTypeOnMember
 	onRelay                common.FuncTypeOnRelayMsg
+	onCall                 common.FuncTypeOnCall
 	onLose                 common.FuncTypeOnLoseAccount
 	onAway, onBack         common.FuncTypeOnAccount
 	onUndeliv              common.FuncTypeOnUndeliverable
 
+	link lane // its gateway link's goroutine
+	disp lane // its dispatcher's goroutine
+
 	ready chan struct{} // closed by Start or Close
+}
+
+// callbacks runs fs(arg) as callbacks of lane l.
+func callbacks[T any](c *Cluster, l *lane, fs []func(T), arg T) {
+	if len(fs) == 0 {
+		return
+	}
+	c.inLane(l, func() {
+		for _, f := range fs {
+			f(arg)
+		}
+	})
 }
 
 var _ common.INode = (*Node)(nil)
@@ -227,16 +243,14 @@ func (n *Node) Start(ctx context.Context) error {
 		m := &member{viewer: n, info: in}
 		n.view[in.id] = m
 		n.dirtyLocked(in.typ)
-		c.postLocked(func() {
+		c.postOnLocked(&n.disp, func() {
 			c.mu.Lock()
 			fs := n.onJoin
-			ok := n.state == nodeStarted
-			c.mu.Unlock()
-			for _, f := range fs {
-				if ok {
-					f(m)
-				}
+			if n.state != nodeStarted {
+				fs = nil
 			}
+			c.mu.Unlock()
+			callbacks(c, &n.disp, memberFuncs(fs), common.Member(m))
 		})
 	}
 	for _, o := range c.nodes {
@@ -287,7 +301,7 @@ func (n *Node) Close() error {
 // knows it already: its view changes and its callbacks run when the queue
 // reaches it.
 func (n *Node) postMemberLocked(in *info) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.disp, func() {
 		c := n.c
 		c.mu.Lock()
 		if n.state != nodeStarted {
@@ -306,15 +320,13 @@ func (n *Node) postMemberLocked(in *info) {
 			fs = n.onUpd
 		}
 		c.mu.Unlock()
-		for _, f := range fs {
-			f(m)
-		}
+		callbacks(c, &n.disp, memberFuncs(fs), common.Member(m))
 	})
 }
 
 // postLeaveLocked queues n learning that id left.
 func (n *Node) postLeaveLocked(id common.NodeID) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.disp, func() {
 		c := n.c
 		c.mu.Lock()
 		m := n.view[id]
@@ -326,10 +338,16 @@ func (n *Node) postLeaveLocked(id common.NodeID) {
 		n.dirtyLocked(m.info.typ)
 		fs := n.onLeave
 		c.mu.Unlock()
-		for _, f := range fs {
-			f(m)
-		}
+		callbacks(c, &n.disp, memberFuncs(fs), common.Member(m))
 	})
+}
+
+func memberFuncs(fs []common.FuncTypeOnMember) []func(common.Member) {
+	out := make([]func(common.Member), len(fs))
+	for i, f := range fs {
+		out[i] = f
+	}
+	return out
 }
 
 func (n *Node) dirtyLocked(t common.NodeType) {
@@ -658,7 +676,7 @@ func (n *Node) sendMany(match func(*member) bool, cmd uint64, msg proto.Message,
 func (n *Node) postNodeMsgLocked(to common.NodeID, cmd uint64, data []byte) {
 	c := n.c
 	src := n.self
-	c.postLocked(func() {
+	c.postDynLocked(func() *lane { return c.linkOfLocked(to) }, func() {
 		c.mu.Lock()
 		dst := c.byID[to]
 		if dst == nil || !dst.linkedLocked() {
@@ -673,20 +691,29 @@ func (n *Node) postNodeMsgLocked(to common.NodeID, cmd uint64, data []byte) {
 		f := dst.onRelay
 		c.mu.Unlock()
 		if f != nil {
-			f(src.typ, from, "", cmd, append([]byte(nil), data...))
+			c.inLane(&dst.link, func() { f(src.typ, from, "", cmd, append([]byte(nil), data...)) })
 		}
 	})
 }
 
+// linkOfLocked is the link lane of node id, nil when the gateway cannot
+// reach it.
+func (c *Cluster) linkOfLocked(id common.NodeID) *lane {
+	if n := c.byID[id]; n != nil && n.linkedLocked() {
+		return &n.link
+	}
+	return nil
+}
+
 // postUndeliverableLocked queues the undeliverable callback of n.
 func (n *Node) postUndeliverableLocked(u common.Undeliverable) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.link, func() {
 		n.c.mu.Lock()
 		f := n.onUndeliv
 		ok := n.linkedLocked()
 		n.c.mu.Unlock()
 		if ok && f != nil {
-			f(u)
+			n.c.inLane(&n.link, func() { f(u) })
 		}
 	})
 }
@@ -751,7 +778,7 @@ func (n *Node) toGateway(ev func()) error {
 // it and online in session sid (resumed: back after a disconnect).
 // Account events reach a node only while it is linked; see relinkLocked.
 func (n *Node) postOnlineLocked(account string, sid uint64, resumed bool) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.link, func() {
 		c := n.c
 		c.mu.Lock()
 		if !n.linkedLocked() {
@@ -764,7 +791,7 @@ func (n *Node) postOnlineLocked(account string, sid uint64, resumed bool) {
 		f := n.onBack
 		c.mu.Unlock()
 		if back && f != nil {
-			f(account)
+			c.inLane(&n.link, func() { f(account) })
 		}
 	})
 }
@@ -772,7 +799,7 @@ func (n *Node) postOnlineLocked(account string, sid uint64, resumed bool) {
 // postPausedLocked queues the gateway telling n that account's client is
 // away.
 func (n *Node) postPausedLocked(account string, sid uint64) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.link, func() {
 		c := n.c
 		c.mu.Lock()
 		o := n.owned[account]
@@ -784,7 +811,7 @@ func (n *Node) postPausedLocked(account string, sid uint64) {
 		f := n.onAway
 		c.mu.Unlock()
 		if f != nil {
-			f(account)
+			c.inLane(&n.link, func() { f(account) })
 		}
 	})
 }
@@ -792,7 +819,7 @@ func (n *Node) postPausedLocked(account string, sid uint64) {
 // postLoseLocked queues the gateway telling n that account is no longer
 // bound to it in session sid.
 func (n *Node) postLoseLocked(account string, sid uint64) {
-	n.c.postLocked(func() {
+	n.c.postOnLocked(&n.link, func() {
 		c := n.c
 		c.mu.Lock()
 		o := n.owned[account]
@@ -804,7 +831,7 @@ func (n *Node) postLoseLocked(account string, sid uint64) {
 		f := n.onLose
 		c.mu.Unlock()
 		if f != nil {
-			f(account)
+			c.inLane(&n.link, func() { f(account) })
 		}
 	})
 }

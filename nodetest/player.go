@@ -315,39 +315,63 @@ func (p *Player) Send(cmd uint64, data []byte) error {
 		return fmt.Errorf("%w: %s is away; Resume first", common.ErrNotConnected, p.account)
 	}
 	data = append([]byte(nil), data...)
-	c.postLocked(func() { c.gatewayDeliver(s, cmd, data) })
+	c.postDynLocked(func() *lane {
+		if n, _ := c.routeLocked(s, cmd, false); n != nil {
+			return &n.link
+		}
+		return nil
+	}, func() { c.gatewayDeliver(s, cmd, data) })
 	return nil
 }
 
-// gatewayDeliver routes a player's message as the gateway does (§3.4 of
-// the protocol) and hands it to the node's relay handler.
+// routeLocked is the node a player's message goes to (§3.4 of the
+// protocol), nil when none; bad reports a cmd naming no node type. With
+// commit the choice is made (a rebinding, the round-robin turn);
+// without, it is only looked at.
+func (c *Cluster) routeLocked(s *session, cmd uint64, commit bool) (n *Node, bad bool) {
+	t := cmd / c.cfg.Offset
+	if t < uint64(common.FirstGameType) || t > 65535 {
+		return nil, true
+	}
+	typ := common.NodeType(t)
+	if c.statefulLocked(typ) {
+		b := c.binds[s.account]
+		if cur := c.byID[b.ids[typ]]; cur != nil && cur.linkedLocked() {
+			return cur, false
+		}
+		n = c.rebindPickLocked(typ)
+		if n != nil && commit {
+			b.ids[typ] = n.id
+			n.owned[s.account] = &ownership{sid: s.sid, paused: s.away}
+		}
+		return n, false
+	}
+	ns := c.linkedLocked(typ)
+	if len(ns) == 0 {
+		return nil, false
+	}
+	n = ns[c.rr[typ]%uint64(len(ns))]
+	if commit {
+		c.rr[typ]++
+	}
+	return n, false
+}
+
+// gatewayDeliver routes a player's message as the gateway does and hands
+// it to the node's relay handler.
 func (c *Cluster) gatewayDeliver(s *session, cmd uint64, data []byte) {
 	c.mu.Lock()
 	if s.ended {
 		c.mu.Unlock()
 		return // the connection closed before the gateway read it
 	}
-	t := cmd / c.cfg.Offset
-	if t < uint64(common.FirstGameType) || t > 65535 {
+	n, bad := c.routeLocked(s, cmd, true)
+	switch {
+	case bad:
 		c.endLocked(s, &Message{Kind: KindKick, Code: wire.CodeBadCmd, Reason: fmt.Sprintf("cmd %d names no node type", cmd)}, true)
 		c.mu.Unlock()
 		return
-	}
-	typ := common.NodeType(t)
-	var n *Node
-	if c.statefulLocked(typ) {
-		b := c.binds[s.account]
-		if cur := c.byID[b.ids[typ]]; cur != nil && cur.linkedLocked() {
-			n = cur
-		} else if n = c.rebindPickLocked(typ); n != nil {
-			b.ids[typ] = n.id
-			n.owned[s.account] = &ownership{sid: s.sid, paused: s.away}
-		}
-	} else if ns := c.linkedLocked(typ); len(ns) > 0 {
-		n = ns[c.rr[typ]%uint64(len(ns))]
-		c.rr[typ]++
-	}
-	if n == nil {
+	case n == nil:
 		if !s.away {
 			s.p.gotLocked(Message{Kind: KindError, Cmd: cmd, Code: wire.CodeNoNode})
 		}
@@ -357,7 +381,8 @@ func (c *Cluster) gatewayDeliver(s *session, cmd uint64, data []byte) {
 	f := n.onRelay
 	c.mu.Unlock()
 	if f != nil {
-		f(common.Client, nil, s.account, cmd-t*c.cfg.Offset, data)
+		t := cmd / c.cfg.Offset
+		c.inLane(&n.link, func() { f(common.Client, nil, s.account, cmd-t*c.cfg.Offset, data) })
 	}
 }
 
