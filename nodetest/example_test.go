@@ -152,3 +152,30 @@ func ExampleCluster_AfterFunc() {
 	// nothing yet
 	// tick at 1s
 }
+
+// A call between two nodes: the caller waits, the queue runs, the
+// callee's handler answers.
+func ExampleNode_Call() {
+	c, _ := nodetest.New(nodetest.Config{})
+	inventory, shop := c.AddNode(6), c.AddNode(7)
+	inventory.RegisterFuncOnCall(func(ctx context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
+		return []byte(fmt.Sprintf("%s has 3 potions", data)), nil
+	})
+	for _, n := range []*nodetest.Node{inventory, shop} {
+		n.EnableMessageRelay(true)
+		_ = n.Start(context.Background())
+	}
+	c.Run()
+
+	var reply common.Raw
+	who := common.Raw("alice")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := shop.CallOne(ctx, 6, 1, &who, &reply); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(reply))
+	// Output:
+	// alice has 3 potions
+}
