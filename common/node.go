@@ -99,6 +99,18 @@ type INode interface {
 	SendByID(id NodeID, cmd uint64, msg proto.Message) error                      // exactly that member
 	SendAll(cmd uint64, msg proto.Message, excludeSelf bool) error                // every member
 
+	// Calls to other nodes, through a gateway: a request and its reply
+	// (decoded into reply; nil ignores it). They block until the reply,
+	// an error or the end of ctx, whose deadline travels with the call.
+	RegisterFuncOnCall(f FuncTypeOnCall)
+	Call(ctx context.Context, id NodeID, cmd uint64, req, reply proto.Message) error                   // exactly that member
+	CallOne(ctx context.Context, t NodeType, cmd uint64, req, reply proto.Message) error               // one member chosen by the selector
+	CallByKey(ctx context.Context, t NodeType, key string, cmd uint64, req, reply proto.Message) error // the member key maps to on the hash ring
+	// BroadcastCall calls every member of type t but this node at once;
+	// collect gets each reply, one at a time; the first error cancels
+	// the rest and is returned.
+	BroadcastCall(ctx context.Context, t NodeType, cmd uint64, req proto.Message, collect func(from Member, data []byte) error) error
+
 	// Players' messages, relayed by the gateways.
 	EnableMessageRelay(v bool) // connect to gateways
 	RegisterFuncOnRelayMsg(f FuncTypeOnRelayMsg)

@@ -22,7 +22,13 @@
 // instance; the match answers NodeMatched, pushed to the player.
 //
 // The player count is published as overload slot 0, so the login service
-// binds new players to the least crowded lobby. -admin serves /healthz
+// binds new players to the least crowded lobby.
+//
+// The game logic is in two layers: Lobby (state.go) decides, with no IO
+// and no clock; lobbyService (service.go) feeds it from the node's
+// callbacks and timers and sends what it decides. lobbyService needs only
+// common.INode and a clock, so its unit tests (service_test.go) run it on
+// package nodetest's in-memory cluster, players and time included. -admin serves /healthz
 // (200 while registered with an mgrserver) and /metrics. Ctrl-C leaves the
 // cluster gracefully. It takes the same flags and XSERVER_<FLAG> variables
 // as the mgrserver for Redis, cluster and secret; -h lists them.

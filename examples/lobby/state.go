@@ -269,7 +269,9 @@ func (l *Lobby) enter(account string, body []byte, now time.Time) []Out {
 		reply(account, game.CmdEnter, game.EnterReply{OK: true, Account: account, Online: l.Online()}),
 		{To: ToLobbies, Cmd: game.NodePresence, Body: pres},
 	}
-	if old == nil || old.name != req.Name {
+	if old == nil || old.name != req.Name || old.away {
+		// Shown away, entering again (from a new session, which brings
+		// no resume): the own players see it back.
 		outs = append(outs, l.pushOwn(account, game.PushPresence, pres)...)
 	}
 	return outs

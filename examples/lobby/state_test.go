@@ -114,6 +114,20 @@ func TestRequests(t *testing.T) {
 			},
 		},
 		{
+			name: "enter again while shown away: own players see it back",
+			setup: func(t *testing.T, l *Lobby) {
+				enter(t, l, "a", "Ann")
+				enter(t, l, "c", "Cid")
+				l.Away("a", true)
+			},
+			account: "a", cmd: game.CmdEnter, body: `{"name":"Ann"}`,
+			want: []Out{
+				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Ann"), p("c", "Cid")}}},
+				lobbies(game.NodePresence, online("a", "Ann", true)),
+				push(game.PushPresence, online("a", "Ann", true), "c"),
+			},
+		},
+		{
 			name:    "enter again, new name",
 			setup:   func(t *testing.T, l *Lobby) { enter(t, l, "a", "Ann"); enter(t, l, "c", "Cid") },
 			account: "a", cmd: game.CmdEnter, body: `{"name":"Anna"}`,

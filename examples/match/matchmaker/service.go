@@ -10,14 +10,13 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/internal/game"
-	"github.com/xserver/xserver/node"
 )
 
 // Service runs a Queue on a match node: tickets and dequeues from lobbies
 // in, NodeMatched out; a lobby's leave drops its tickets. See the package
 // doc for its concurrency.
 type Service struct {
-	n   *node.Node
+	n   common.INode
 	log logrus.FieldLogger
 	now func() time.Time
 
@@ -30,9 +29,10 @@ type Service struct {
 }
 
 // New attaches a matchmaker to n, a node of type game.MatchType that has
-// not started: it registers n's relay, join and leave callbacks and
-// enables relay. The caller starts and closes n.
-func New(n *node.Node, log logrus.FieldLogger) (*Service, error) {
+// not started (package node's Node, or a nodetest cluster's in unit
+// tests): it registers n's relay, join and leave callbacks and enables
+// relay. The caller starts and closes n.
+func New(n common.INode, log logrus.FieldLogger) (*Service, error) {
 	if n.GetType() != game.MatchType {
 		return nil, fmt.Errorf("matchmaker: node type %s, want %s", n.GetType(), game.MatchType)
 	}
