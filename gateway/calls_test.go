@@ -302,3 +302,40 @@ func TestStaleNodeMessageRefused(t *testing.T) {
 		}
 	}
 }
+
+// A call made from a relay handler gets its answer, though the reply comes
+// back on the very gateway link whose message the handler is running for:
+// handlers run off the link's reader.
+func TestCallFromRelayHandler(t *testing.T) {
+	e := newEnv(t, 1) // one gateway: the reply can only come on the same link
+	callee := e.startCallee(func(ctx context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
+		return append([]byte("re:"), data...), nil
+	})
+	caller := e.startCallee(nil)
+	sender := e.startCallee(nil)
+	got := make(chan error, 1)
+	caller.RegisterFuncOnRelayMsg(func(t common.NodeType, from common.Member, account string, cmd uint64, data []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		raw, reply := common.Raw(data), common.Raw(nil)
+		err := caller.Call(ctx, callee.GetID(), 1, &raw, &reply)
+		if err == nil && string(reply) != "re:"+string(data) {
+			err = fmt.Errorf("reply %q", reply)
+		}
+		got <- err
+	})
+	e.linked(callee, caller, sender)
+	raw := common.Raw("hi")
+	start := time.Now()
+	if err := sender.SendByID(caller.GetID(), 9, &raw); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("call from a relay handler: %v after %v", err, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the relay handler never ran")
+	}
+}

@@ -226,9 +226,14 @@ func (r *relay) checkStalls(now time.Time) {
 func (n *Node) onNodeMsg(m *wire.NodeMsg) {
 	switch m.Op {
 	case wire.OpMessage:
-		if f := n.relayFunc(); f != nil {
-			f(m.SrcType, n.memberOrStub(m.Src, m.SrcType), "", m.Cmd, m.Data)
-		}
+		// On the sender's lane: in the sender's order, off the link's reader.
+		from, cmd, data := n.memberOrStub(m.Src, m.SrcType), m.Cmd, append([]byte(nil), m.Data...)
+		srcType := m.SrcType
+		n.rl.cb.post(m.Src.String(), func() {
+			if f := n.relayFunc(); f != nil {
+				f(srcType, from, "", cmd, data)
+			}
+		})
 	case wire.OpReply:
 		n.calls.resolve(m.ID, callResult{data: append([]byte(nil), m.Data...)})
 	case wire.OpFailed:

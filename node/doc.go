@@ -45,20 +45,21 @@
 //
 //   - join / leave / update: the node's dispatcher goroutine, one at a
 //     time, in event order, never under a lock.
-//   - relayed messages (RegisterFuncOnRelayMsg): the goroutine of the
-//     gateway link the message came in on, in arrival order. A player's
-//     messages come on one link at a time; handlers for different links
-//     run concurrently.
-//   - lose-account, disconnect, resume: the link goroutine of the gateway
-//     that said so (after every message of that session on the link), or
-//     the relay's timer goroutine when the node gave up waiting for a
-//     session whose gateway link dropped.
-//   - undeliverable: a link goroutine, a lookup goroutine or the relay's
-//     timer goroutine.
+//   - relayed messages (RegisterFuncOnRelayMsg), lose-account, disconnect,
+//     resume and undeliverable: one of the relay's lanes, never the
+//     gateway link's reader, so a handler may make a Call and get its
+//     answer even when the reply comes back on the same link. A player's
+//     messages and session callbacks run on the lane of their account, in
+//     order (lose-account after the last message of the session); a node's
+//     messages on the lane of the node that sent them, in its order.
+//     Different lanes run concurrently (16 lanes).
 //   - calls (RegisterFuncOnCall): a goroutine of their own per call.
 //
-// Keep callbacks quick or hand work off: a slow relay handler delays that
-// link's later messages.
+// Keep callbacks quick or hand work off: a slow handler delays the later
+// callbacks of its lane. When 8,192 callbacks wait, the gateway links stop
+// reading until they have run, so the backpressure reaches the gateways and
+// the players rather than the node's memory; a Call made from a handler
+// then waits for its reply as long as that takes, at most its deadline.
 //
 // Concurrency: one goroutine owns the connection to the mgrserver (plus a
 // writer and a heartbeat goroutine per connection); the member view and the

@@ -160,6 +160,7 @@ func (n *Node) Close() error {
 	}
 	n.calls.cancelAll()
 	n.wg.Wait()
+	n.rl.cb.close()
 	n.disp.close()
 	n.log.Info("node stopped")
 	return nil
@@ -513,5 +514,6 @@ func (n *Node) crash() {
 		l.close()
 	}
 	n.wg.Wait()
+	n.rl.cb.close()
 	n.disp.close()
 }

@@ -71,6 +71,7 @@ type relay struct {
 
 	lookups chan string // accounts whose holder to look up
 	kick    chan struct{}
+	cb      *lanes // the user callbacks, off the links' readers
 	wg      sync.WaitGroup
 	lookLog *lograte
 
@@ -80,7 +81,7 @@ type relay struct {
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
-		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: &lograte{every: 10 * time.Second}}
+		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: &lograte{every: 10 * time.Second}, cb: newLanes()}
 	r.core = resume.NewNodeCore(resume.NodeConfig{
 		StreamLimit: n.cfg.StreamLimit,
 		TotalLimit:  n.cfg.StreamTotal,
@@ -352,6 +353,7 @@ func (l *gwLink) serve(ctx context.Context) {
 			return
 		}
 		err = l.handle(kind, p)
+		r.cb.wait(l.stop) // too many callbacks queued: stop reading until they run
 		if err == nil && l.processed > l.ackedSent && rd.Buffered() == 0 {
 			// Everything read so far is processed: say so, once per batch.
 			l.ackedSent = l.processed
@@ -381,18 +383,19 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 			return err
 		}
 		l.processed++
-		var fresh bool
+		account := string(d.Account)
 		r.do(func() *resume.Output {
-			out, ok := r.core.Deliver(now, l.id, string(d.Account), d.Sid, d.Csq)
-			fresh = ok
+			out, fresh := r.core.Deliver(now, l.id, account, d.Sid, d.Csq)
+			if fresh { // else a message resent after a gateway died, processed before
+				cmd, data := d.Cmd, append([]byte(nil), d.Data...)
+				r.cb.post(account, func() {
+					if f := n.relayFunc(); f != nil {
+						f(common.Client, nil, account, cmd, data)
+					}
+				})
+			}
 			return out
 		})
-		if !fresh {
-			return nil // a message resent after a gateway died, processed before
-		}
-		if f := n.relayFunc(); f != nil {
-			f(common.Client, nil, string(d.Account), d.Cmd, d.Data)
-		}
 	case wire.KindDelivered:
 		ref, epoch, seq, err := wire.DecodeStreamSeq(p)
 		if err != nil {
@@ -486,8 +489,8 @@ const lookupWorkers = 4
 
 // do runs one core call and carries out its output: frames are queued to
 // the gateways' links under r.mu (so a stream's frames stay in order),
-// lookups are handed to the workers, and callbacks run after r.mu is
-// released, on the calling goroutine.
+// lookups are handed to the workers, and callbacks are posted to the
+// account's lane, in the order the core decided them.
 func (r *relay) do(call func() *resume.Output) {
 	r.mu.Lock()
 	out := call()
@@ -503,14 +506,10 @@ func (r *relay) do(call func() *resume.Output) {
 			r.core.LookupFailed(time.Now(), a) // retried from the tick
 		}
 	}
-	var evs []resume.Event
-	if len(out.Events) > 0 {
-		evs = append(evs, out.Events...)
+	for _, e := range out.Events {
+		r.cb.post(e.Account, func() { r.n.fire(e) })
 	}
 	r.mu.Unlock()
-	for _, e := range evs {
-		r.n.fire(e)
-	}
 }
 
 // lookupLoop resolves accounts' holders from Redis, off every caller's
@@ -647,13 +646,17 @@ func (n *Node) fire(e resume.Event) {
 	}
 }
 
+// fireUndeliverable reports an undeliverable node message on the lane of
+// the node it was for.
 func (n *Node) fireUndeliverable(u common.Undeliverable) {
-	n.mu.Lock()
-	f := n.onUndeliv
-	n.mu.Unlock()
-	if f != nil {
-		f(u)
-	}
+	n.rl.cb.post(u.To.String(), func() {
+		n.mu.Lock()
+		f := n.onUndeliv
+		n.mu.Unlock()
+		if f != nil {
+			f(u)
+		}
+	})
 }
 
 // GatewayLinks is the number of gateways linked for relay.

@@ -175,9 +175,9 @@ func (n *Node) startCall(ctx context.Context, to common.NodeID, cmd uint64, data
 	}
 	pc := &pendingCall{to: to}
 	src := n.self
-	// The call is read on the callee's link, then its handler runs on a
-	// goroutine of its own (no lane).
-	c.postDynLocked(func() *lane { return c.linkOfLocked(to) }, func() { c.serveCall(n, src, pc, to, cmd, data, deadline) })
+	// A node reads calls while its callbacks run, and runs the handler on
+	// a goroutine of its own: no lane.
+	c.postLocked(func() { c.serveCall(n, src, pc, to, cmd, data, deadline) })
 	return pc, nil
 }
 
@@ -235,11 +235,10 @@ func (c *Cluster) serveCall(caller *Node, src *info, pc *pendingCall, to common.
 }
 
 // postAnswerLocked queues the answer to a call of n. A real node reads
-// it on its gateway link: while a callback of that link runs, the answer
-// waits (see ErrBlockedCall).
+// it even while its callbacks run (one may be waiting for it): no lane.
 func (n *Node) postAnswerLocked(pc *pendingCall, data []byte, err error) {
 	c := n.c
-	c.postOnLocked(&n.link, func() {
+	c.postLocked(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if pc.done || pc.abandoned || n.state == nodeClosed {
@@ -321,12 +320,9 @@ func (c *Cluster) await(ctx context.Context, pcs []*pendingCall, each func(*pend
 		ran, blocked := c.stepOrBlocked()
 		switch {
 		case blocked:
-			// The answer can only be read on a lane this very call
-			// holds: a real node's call times out.
+			// What is left waits for lanes held by callbacks that are
+			// waiting themselves: no answer can come before the deadline.
 			c.abandon(pcs)
-			c.mu.Lock()
-			c.failLocked(ErrBlockedCall)
-			c.mu.Unlock()
 			return node.ErrTimeout
 		case !ran:
 			// Nothing left to run and no answer: the caller closed.

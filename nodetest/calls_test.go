@@ -145,9 +145,8 @@ func TestCallFromHandlers(t *testing.T) {
 	}
 }
 
-// A call from a relay handler cannot get its reply on a real node (the
-// handler holds the goroutine that reads the reply): the call times out,
-// and the cluster says why.
+// A call from a relay handler gets its reply, as on a real node (which
+// reads replies while its callbacks run).
 func TestCallFromRelayHandler(t *testing.T) {
 	c, err := nodetest.New(nodetest.Config{})
 	if err != nil {
@@ -166,10 +165,9 @@ func TestCallFromRelayHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Run()
-	if !errors.Is(got, node.ErrTimeout) || !errors.Is(c.Err(), nodetest.ErrBlockedCall) {
+	if got != nil || c.Err() != nil {
 		t.Errorf("call: %v, cluster: %v", got, c.Err())
 	}
-	// The handler did run; its answer, arrived late, is dropped.
 	if lines := tr.take(); !contains(lines, "m: call 1  from l (deadline true, cancelled false)") {
 		t.Errorf("%q", lines)
 	}

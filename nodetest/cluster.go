@@ -24,14 +24,6 @@ var (
 	ErrReentrant = errors.New("nodetest: Run, Step or Advance called from a callback")
 	// ErrStarted: Start on a node already started or closed.
 	ErrStarted = errors.New("nodetest: node already started")
-	// ErrBlockedCall: a call was made from a callback a node runs on its
-	// gateway link's goroutine (relay, lose-account, disconnect, resume,
-	// undeliverable). A real node reads the call's reply on that same
-	// goroutine, so the call times out (always with one gateway, now and
-	// then with several). The call returned node.ErrTimeout. Call from a
-	// call handler, a membership callback, a timer or a goroutine of your
-	// own instead.
-	ErrBlockedCall = errors.New("nodetest: a call made from a relay or session callback cannot get its reply")
 	// ErrExpired: Resume after the session ended (its resume window
 	// passed, or it was kicked or replaced meanwhile).
 	ErrExpired = errors.New("nodetest: session expired")
@@ -203,9 +195,11 @@ func (c *Cluster) failLocked(err error) {
 }
 
 // lane is a goroutine of a real node that runs callbacks one at a time:
-// a node's gateway link (relay, session and undeliverable callbacks, and
-// the arrival of calls and their answers) or its dispatcher (membership
-// callbacks). While a callback of a lane runs — waiting in a Call, say —
+// a node's gateway link callbacks (relay, session and undeliverable;
+// a real node runs them on lanes by account and by sender, which this
+// cluster orders more strictly, one at a time per node) or its dispatcher
+// (membership callbacks). Calls and their answers need no lane: a real
+// node reads them while its callbacks run. While a callback of a lane runs — waiting in a Call, say —
 // events for that lane wait too. busy is guarded by Cluster.mu.
 type lane struct{ busy int }
 

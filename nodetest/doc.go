@@ -45,11 +45,9 @@
 // queue themselves until their answers are in, so the callee's handler
 // runs meanwhile, on the same goroutine, and everything queued before the
 // call is handled first. They time out only by their ctx (on the wall
-// clock). A call made from a relay, session or undeliverable callback
-// cannot work on a real node, which reads the reply on the very
-// goroutine that callback holds: here it returns node.ErrTimeout and
-// Err reports ErrBlockedCall. Call from a call handler, a membership
-// callback, a timer or a goroutine of your own.
+// clock). A call may be made from any callback: a relay handler that
+// asks another node before it answers its player works here as on a
+// real node, which reads replies while its callbacks run.
 //
 // Time: the cluster has its own clock (Now, starting at Config.Start)
 // and timers (AfterFunc). Resume windows and binding affinity run on it,

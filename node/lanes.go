@@ -1,0 +1,124 @@
+package node
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// laneCount is how many lanes the relay's callbacks run on. A handler that
+// blocks (a Call made from it, a slow database write) holds up only the
+// accounts and senders of its lane.
+const laneCount = 16
+
+// laneLimit is how many callbacks may wait in all lanes before the gateway
+// links stop reading: the backpressure reaches the gateways, and through
+// them the players, instead of the node's memory growing without bound.
+const laneLimit = 8192
+
+// lanes runs the relay's user callbacks (relayed messages, lose-account,
+// disconnect, resume, undeliverable) off the gateway links' readers, so a
+// link keeps reading its call replies, acknowledgements and pings while a
+// handler runs or waits on a Call. Callbacks with the same key (an account,
+// or the node that sent a message) run one at a time in the order they
+// were posted; different keys run concurrently. A lane has a goroutine only
+// while it has work.
+type lanes struct {
+	seed maphash.Seed
+	ls   [laneCount]lane
+	wg   sync.WaitGroup
+
+	mu     sync.Mutex // guards queued, room, closed
+	queued int
+	room   chan struct{} // closed while queued < laneLimit
+	closed bool
+}
+
+type lane struct {
+	mu      sync.Mutex // guards q, running
+	q       []func()
+	running bool
+}
+
+func newLanes() *lanes {
+	q := &lanes{seed: maphash.MakeSeed(), room: make(chan struct{})}
+	close(q.room)
+	return q
+}
+
+// post queues f on the lane of key. It never blocks, so it may be called
+// under the relay's lock, which is what keeps a player's callbacks in the
+// order the relay decided them. After a closed lanes, f is dropped.
+func (q *lanes) post(key string, f func()) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return
+	}
+	q.queued++
+	if q.queued == laneLimit {
+		q.room = make(chan struct{})
+	}
+	q.wg.Add(1) // under q.mu: close waits for it
+	q.mu.Unlock()
+	l := &q.ls[maphash.String(q.seed, key)%laneCount]
+	l.mu.Lock()
+	l.q = append(l.q, f)
+	if l.running {
+		l.mu.Unlock()
+		return
+	}
+	l.running = true
+	l.mu.Unlock()
+	go q.drain(l)
+}
+
+// drain runs l's callbacks until its queue is empty.
+func (q *lanes) drain(l *lane) {
+	for {
+		l.mu.Lock()
+		batch := l.q
+		l.q = nil
+		if len(batch) == 0 {
+			l.running = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		for i, f := range batch {
+			batch[i] = nil
+			f()
+			q.done()
+		}
+	}
+}
+
+func (q *lanes) done() {
+	q.mu.Lock()
+	q.queued--
+	if q.queued == laneLimit-1 {
+		close(q.room)
+	}
+	q.mu.Unlock()
+	q.wg.Done()
+}
+
+// wait returns once fewer than laneLimit callbacks are queued, or when stop
+// closes.
+func (q *lanes) wait(stop <-chan struct{}) {
+	q.mu.Lock()
+	room := q.room
+	q.mu.Unlock()
+	select {
+	case <-room:
+	case <-stop:
+	}
+}
+
+// close runs what is queued, refuses what comes after, and waits; safe
+// twice.
+func (q *lanes) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.wg.Wait()
+}
