@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -408,30 +407,6 @@ func (g *Gateway) serveClient(c net.Conn) {
 		delete(g.conns, c)
 		g.mu.Unlock()
 	}()
-}
-
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		g.log.WithError(err).Debug("websocket upgrade failed")
-		return
-	}
-	ws.SetReadLimit(int64(g.cfg.MaxFrame) + 64)
-	ctx, cancel := context.WithCancel(context.Background())
-	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
-	g.serveClient(&wsConn{Conn: conn, cancel: cancel})
-}
-
-// wsConn ties the websocket's context to the connection's life.
-type wsConn struct {
-	net.Conn
-	cancel context.CancelFunc
-}
-
-func (w *wsConn) Close() error {
-	err := w.Conn.Close()
-	w.cancel()
-	return err
 }
 
 // loadLoop publishes the client count as overload 0 when it changes.
