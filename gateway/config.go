@@ -34,7 +34,7 @@ type Config struct {
 	Idle         time.Duration  // a client silent this long is disconnected (default 5m)
 	LoginTimeout time.Duration  // connect to login frame (default 5s)
 	Affinity     time.Duration  // binding window kept after a session ends (default 5m)
-	Selector     discovery.Mode // stateless routing (default RoundRobin)
+	Selector     discovery.Mode // stateless routing (default RoundRobin; ConsistentHash keys by account)
 
 	// ResumeWindow is how long a session of a client that asked for one
 	// (protocol version 2) waits for the client to come back after its
@@ -127,8 +127,8 @@ func (c *Config) validate() error {
 			*p.v = p.d
 		}
 	}
-	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
-		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	if err := c.Selector.Valid(); err != nil {
+		return fmt.Errorf("%w: selector: %w", ErrConfig, err)
 	}
 	switch {
 	case c.ResumeWindow == 0:

@@ -77,7 +77,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.DurationVar(&o.idle, "idle", d.Idle, "a client silent this long is disconnected")
 	fs.DurationVar(&o.loginTimeout, "login-timeout", d.LoginTimeout, "time a new client connection has to log in")
 	fs.DurationVar(&o.affinity, "affinity", d.Affinity, "how long a player's node bindings outlive its session (must match the login service's)")
-	fs.StringVar(&o.selector, "selector", d.Selector.String(), "how a stateless node type's instance is picked: round-robin, random, least-load or consistent-hash")
+	fs.StringVar(&o.selector, "selector", d.Selector.String(), "how a stateless node type's instance is picked: "+discovery.ModeNames()+" (consistent-hash keys by account)")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "how long a resumable session waits for its client to come back after a lost connection (0: no resume)")
 	fs.DurationVar(&o.sessionRefresh, "session-refresh", d.SessionRefresh, "how often live sessions' Redis records are refreshed and checked")
 	fs.IntVar(&o.broadcastHistory, "broadcast-history", d.BroadcastHistory, "`bytes` of recent broadcasts kept to replay to resuming clients")
@@ -132,7 +132,7 @@ func (o *options) check() error {
 	}
 	mode, err := discovery.ParseMode(o.selector)
 	if err != nil {
-		return service.Usagef("-selector %q: want round-robin, random, least-load or consistent-hash", o.selector)
+		return service.Usagef("-selector: %v", err)
 	}
 	o.mode = mode
 	if o.cmdOffset == 0 {
