@@ -47,7 +47,7 @@ type Server struct {
 }
 
 // New returns a server with GET /healthz and, if reg is non-nil,
-// GET /metrics for reg. health is called for every /healthz request and
+// GET /metrics for reg and the process's Go runtime and process metrics. health is called for every /healthz request and
 // must be safe for concurrent use; nil means always healthy. log receives
 // serve and metrics errors; nil discards them.
 func New(reg *prometheus.Registry, health func() error, log logrus.FieldLogger) *Server {
@@ -62,7 +62,7 @@ func New(reg *prometheus.Registry, health func() error, log logrus.FieldLogger) 
 	s := &Server{log: log, mux: http.NewServeMux()}
 	s.mux.Handle("GET /healthz", healthHandler(health))
 	if reg != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeRegistry()}, promhttp.HandlerOpts{
 			ErrorLog: log,
 			Registry: reg, // also export promhttp's own error counters
 		}))

@@ -44,6 +44,7 @@ type Gateway struct {
 	admin    *admin.Server
 	addrs    Addrs
 	kickCh   string // Redis channel announcing logins (cross-gateway kicks)
+	probeCh  string // Redis channel only this gateway listens on (subscription probe)
 	sub      *redis.PubSub
 	sessions *login.Sessions
 	store    *storeQueue
@@ -70,14 +71,15 @@ type Gateway struct {
 	pendMu  sync.Mutex // guards pending
 	pending map[common.NodeID]*pendingQueue
 
-	started  atomic.Bool
-	nclients atomic.Int64
-	sampler  atomic.Uint32
-	stop     chan struct{}
-	wg       sync.WaitGroup // accept loops and background loops
-	connWG   sync.WaitGroup // client connections
-	linkWG   sync.WaitGroup // node links
-	closeOne sync.Once
+	started   atomic.Bool
+	nclients  atomic.Int64
+	sampler   atomic.Uint32
+	probeEcho atomic.Int64 // unix ns of the last own probe received on sub
+	stop      chan struct{}
+	wg        sync.WaitGroup // accept loops and background loops
+	connWG    sync.WaitGroup // client connections
+	linkWG    sync.WaitGroup // node links
+	closeOne  sync.Once
 }
 
 // Addrs are the bound listener addresses.
@@ -98,6 +100,7 @@ func New(cfg Config) (*Gateway, error) {
 	if _, err := rand.Read(inc[:]); err != nil {
 		return nil, fmt.Errorf("gateway: random: %w", err)
 	}
+	reg.MustRegister(admin.WatchRedis(cfg.Redis))
 	g := &Gateway{
 		cfg: cfg, reg: reg, met: newMetrics(reg),
 		sessMap:  make(map[string]*session),
@@ -163,6 +166,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fail(err)
 	}
 	g.log = g.log.WithField("node", g.node.GetID().String())
+	g.probeCh = g.kickCh + ":probe:" + g.node.GetID().String()
+	g.registerObservers()
 
 	if g.cfg.Admin != "" {
 		g.admin = admin.New(g.reg, g.health, g.log)
@@ -170,12 +175,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fail(fmt.Errorf("gateway: admin: %w", err))
 		}
 	}
-	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh)
+	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh, g.probeCh)
 
 	// Report this gateway restored (it holds no session yet) before it
 	// joins: logins wait for every live gateway after Redis lost data.
 	g.firstMarker = g.checkMarker("")
-	g.wg.Add(7)
+	g.wg.Add(8)
+	go g.probeLoop()
 	go g.acceptClients(g.clientLn)
 	go g.acceptLinks()
 	go g.kickLoop()

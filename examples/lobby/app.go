@@ -109,6 +109,7 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 	n.EnableMessageRelay(true)
 
 	a.reg.MustRegister(
+		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "xserver_node_members",
 			Help: "Cluster members this node knows of, itself included.",
