@@ -50,6 +50,7 @@ type Config struct {
 
 	MaxFrame         int           // largest client frame (default 64 KiB)
 	MaxClients       int           // concurrent client connections (default 100000)
+	MaxPreLogin      int           // of those, connections not logged in yet (default MaxClients/10, at least 1; at most MaxClients)
 	ClientQueueBytes int           // per-client send queue; overflow disconnects the client (default 256 KiB)
 	LinkMaxFrame     int           // largest node link frame (default 16 MiB)
 	LinkQueueBytes   int           // per-node send queue (default 64 MiB)
@@ -127,6 +128,10 @@ func (c *Config) validate() error {
 			*p.v = p.d
 		}
 	}
+	if c.MaxPreLogin <= 0 {
+		c.MaxPreLogin = max(1, c.MaxClients/10)
+	}
+	c.MaxPreLogin = min(c.MaxPreLogin, c.MaxClients)
 	if err := c.Selector.Valid(); err != nil {
 		return fmt.Errorf("%w: selector: %w", ErrConfig, err)
 	}

@@ -80,6 +80,7 @@ type Gateway struct {
 	connWG    sync.WaitGroup // client connections
 	linkWG    sync.WaitGroup // node links
 	closeOne  sync.Once
+	loadMu    sync.Mutex // orders overload publications (loadLoop, markDraining)
 }
 
 // Addrs are the bound listener addresses.
@@ -159,7 +160,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	ncfg.Redis, ncfg.Cluster, ncfg.Secret = g.cfg.Redis, g.cfg.Cluster, g.cfg.Secret
 	ncfg.Type, ncfg.InnerIP, ncfg.OuterIP, ncfg.Version = common.Gateway, g.cfg.InnerIP, g.cfg.OuterIP, g.cfg.Version
 	ncfg.Ports = []int32{port(g.addrs.Client), port(g.addrs.WebSocket), port(g.addrs.Intranet)}
-	ncfg.Overload = []uint32{0}
+	ncfg.Overload = []uint32{0, 0, login.GatewayAccepting}
 	ncfg.Logger = g.cfg.Logger
 	ncfg.TLS = g.cfg.NodeTLS
 	if g.node, err = node.New(ncfg); err != nil {
@@ -279,6 +280,7 @@ func (g *Gateway) Close() error {
 		if !g.started.Load() {
 			return
 		}
+		g.markDraining()
 		close(g.stop)
 		g.closeListeners()
 		if g.wsSrv != nil {
@@ -389,17 +391,20 @@ func (g *Gateway) acceptClients(ln net.Listener) {
 	})
 }
 
-// serveClient starts a client connection's goroutines, or refuses it.
+// serveClient starts a client connection's goroutines, or refuses it: at
+// MaxClients connections, or at MaxPreLogin connections not logged in yet
+// (so idle unauthenticated connections cannot take every slot).
 func (g *Gateway) serveClient(c net.Conn) {
 	g.mu.Lock()
-	if g.closed || len(g.conns) >= g.cfg.MaxClients {
-		closed := g.closed
+	if st := g.stateLocked(); st != login.GatewayAccepting {
 		g.mu.Unlock()
-		g.met.drops.WithLabelValues("gateway_full").Inc()
-		code := wire.CodeFull
-		if closed {
+		code, reason := wire.CodeFull, "gateway_full"
+		if st == login.GatewayDraining {
 			code = wire.CodeShutdown
+		} else if g.preLoginLocked() >= g.cfg.MaxPreLogin {
+			reason = "prelogin_full"
 		}
+		g.met.drops.WithLabelValues(reason).Inc()
 		refuse(c, code, g.cfg.WriteTimeout)
 		return
 	}
@@ -415,22 +420,71 @@ func (g *Gateway) serveClient(c net.Conn) {
 	}()
 }
 
-// loadLoop publishes the client count as overload 0 when it changes.
+// preLoginLocked counts the connections not logged in yet: every open one
+// but those of attached sessions (live sessions less the detached ones
+// waiting for a resume). A session that just ended still holds its
+// connection for a moment, and a resumed one leaves the detached set at
+// the next expiry sweep, so this errs on the high side. Needs g.mu
+// (dirtyMu is taken inside it; it is a leaf lock).
+func (g *Gateway) preLoginLocked() int {
+	attached := int(g.nclients.Load()) - g.NumDetached()
+	return max(0, len(g.conns)-max(0, attached))
+}
+
+// stateLocked says whether a new connection would be served. Needs g.mu.
+func (g *Gateway) stateLocked() uint32 {
+	switch {
+	case g.closed:
+		return login.GatewayDraining
+	case len(g.conns) >= g.cfg.MaxClients || g.preLoginLocked() >= g.cfg.MaxPreLogin:
+		return login.GatewayFull
+	}
+	return login.GatewayAccepting
+}
+
+// loadLoop publishes, when they change, the overload slots the login
+// service reads (see package login): logged-in sessions, open connections
+// and whether new connections are served.
 func (g *Gateway) loadLoop() {
 	defer g.wg.Done()
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(loadInterval)
 	defer t.Stop()
-	last := int64(-1)
+	var last [3]uint32
+	first := true
 	for {
 		select {
 		case <-t.C:
 		case <-g.stop:
 			return
 		}
-		if n := g.nclients.Load(); n != last {
-			last = n
-			g.node.SetOverload(0, uint32(n))
+		g.loadMu.Lock()
+		g.mu.RLock()
+		cur := [3]uint32{uint32(g.nclients.Load()), uint32(len(g.conns)), g.stateLocked()}
+		g.mu.RUnlock()
+		for i := range cur {
+			if first || cur[i] != last[i] {
+				g.node.SetOverload(i, cur[i])
+			}
 		}
+		g.loadMu.Unlock()
+		last, first = cur, false
+	}
+}
+
+// loadInterval is how often loadLoop looks at the counts.
+const loadInterval = 250 * time.Millisecond
+
+// markDraining tells the cluster, first thing in a drain, that this
+// gateway takes no new connection, so the login service stops handing it
+// out before the leave arrives.
+func (g *Gateway) markDraining() {
+	g.loadMu.Lock() // no older state published after this one
+	defer g.loadMu.Unlock()
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	if g.node != nil {
+		g.node.SetOverload(login.GatewayLoadState, login.GatewayDraining)
 	}
 }
 

@@ -50,6 +50,7 @@ type options struct {
 	resumeWindow, sessionRefresh time.Duration
 	broadcastHistory             int
 	maxFrame, maxClients         int
+	maxPreLogin                  int
 	clientQueueBytes, pingMisses int
 	linkMaxFrame, linkQueueBytes int
 	mode                         discovery.Mode // parsed -selector, set by check
@@ -83,6 +84,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.IntVar(&o.broadcastHistory, "broadcast-history", d.BroadcastHistory, "`bytes` of recent broadcasts kept to replay to resuming clients")
 	fs.IntVar(&o.maxFrame, "max-frame", d.MaxFrame, "largest accepted client frame in `bytes`")
 	fs.IntVar(&o.maxClients, "max-clients", d.MaxClients, "maximum concurrent client connections")
+	fs.IntVar(&o.maxPreLogin, "max-prelogin", 0, "maximum client connections not logged in yet (0 = -max-clients/10)")
 	fs.IntVar(&o.clientQueueBytes, "client-queue-bytes", d.ClientQueueBytes, "per-client send queue in `bytes`; a client that overflows it is disconnected")
 	fs.IntVar(&o.linkMaxFrame, "link-max-frame", d.LinkMaxFrame, "largest accepted node link frame in `bytes`")
 	fs.IntVar(&o.linkQueueBytes, "link-queue-bytes", d.LinkQueueBytes, "per-node send queue in `bytes`")
@@ -164,6 +166,9 @@ func (o *options) check() error {
 	if o.resumeWindow < 0 || o.resumeWindow > 0 && o.resumeWindow < time.Second {
 		return service.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
 	}
+	if o.maxPreLogin < 0 || o.maxPreLogin > o.maxClients {
+		return service.Usagef("-max-prelogin %d: must be between 0 (-max-clients/10) and -max-clients (%d)", o.maxPreLogin, o.maxClients)
+	}
 	return nil
 }
 
@@ -207,6 +212,7 @@ func (o *options) config() gateway.Config {
 	c.Selector = o.mode
 	c.MaxFrame = o.maxFrame
 	c.MaxClients = o.maxClients
+	c.MaxPreLogin = o.maxPreLogin
 	c.ClientQueueBytes = o.clientQueueBytes
 	c.LinkMaxFrame = o.linkMaxFrame
 	c.LinkQueueBytes = o.linkQueueBytes
