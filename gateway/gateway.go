@@ -370,7 +370,7 @@ func (g *Gateway) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			g.log.WithError(err).Warn("accept failed")
+			g.badLog.Warn(g.log.WithError(err), "accept failed; backing off")
 			select {
 			case <-time.After(backoff):
 			case <-g.stop:
@@ -405,6 +405,7 @@ func (g *Gateway) serveClient(c net.Conn) {
 			reason = "prelogin_full"
 		}
 		g.met.drops.WithLabelValues(reason).Inc()
+		g.badLog.Warn(g.log.WithField("peer", c.RemoteAddr().String()), "refusing client connections: "+refuseWhy[reason])
 		refuse(c, code, g.cfg.WriteTimeout)
 		return
 	}
@@ -418,6 +419,12 @@ func (g *Gateway) serveClient(c net.Conn) {
 		delete(g.conns, c)
 		g.mu.Unlock()
 	}()
+}
+
+// refuseWhy explains each refusal reason in the log.
+var refuseWhy = map[string]string{
+	"gateway_full":  "at -max-clients connections, or draining",
+	"prelogin_full": "at -max-prelogin connections not logged in yet",
 }
 
 // preLoginLocked counts the connections not logged in yet: every open one
