@@ -33,6 +33,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string // extra redis-server arguments (cluster mode)
 
 	mu sync.Mutex // guards proc and exited
 	// proc is the running process, nil when stopped.
@@ -46,13 +47,19 @@ type Server struct {
 // or a server that does not come up fails the test.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb)
+}
+
+// start is Start with extra redis-server arguments.
+func start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH (apt-get install redis-server): %v", err)
 	}
 	// TempDir first: cleanups run last-in first-out, so the directory is
 	// removed only after Stop has killed the process using it.
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), args: args}
 	tb.Cleanup(s.Stop)
 
 	var lastErr error
@@ -154,13 +161,13 @@ func (s *Server) launch() error {
 	if err != nil {
 		return fmt.Errorf("redistest: open log: %w", err)
 	}
-	cmd := exec.Command(s.bin,
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	}, s.args...)...)
 	cmd.Dir = s.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
