@@ -189,3 +189,17 @@ func TestCluster(t *testing.T) {
 		t.Fatal("the killed node is still master")
 	}
 }
+
+// A Sentinel deployment forms and fails the master over to its replica.
+func TestSentinel(t *testing.T) {
+	d := StartSentinel(t, 1)
+	old := d.MasterAddr()
+	if old != d.Master.Addr() {
+		t.Fatalf("sentinels name %q, want %s", old, d.Master.Addr())
+	}
+	d.Master.Stop()
+	d.WaitMasterChange(old)
+	if got := d.MasterAddr(); got != d.Replicas[0].Addr() {
+		t.Fatalf("new master %q, want the replica %s", got, d.Replicas[0].Addr())
+	}
+}

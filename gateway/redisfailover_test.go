@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/redistest"
 	"github.com/xserver/xserver/mgrserver"
@@ -89,7 +91,48 @@ func TestRedisClusterFailover(t *testing.T) {
 		t.Skip("starts a 6-process Redis Cluster")
 	}
 	cl := redistest.StartCluster(t, 3, 1)
-	rc := service.RedisConfig{Addr: strings.Join(cl.Addrs(), ","), Cluster: true}
+	rdb := failoverClient(t, service.RedisConfig{Addr: strings.Join(cl.Addrs(), ","), Cluster: true})
+	kill, report := failoverRig(t, rdb)
+
+	const leaseKey = "xserver:{xserver}:leader"
+	lease := cl.MasterOf(leaseKey)
+	kill("lease master", lease.Stop, func() time.Time { return cl.WaitMasterChange(leaseKey, lease) })
+
+	// A master that holds account keys only, with its replica still there.
+	lease = cl.MasterOf(leaseKey)
+	var victim *redistest.Server
+	var key string
+	for i := 0; i < 1000 && victim == nil; i++ {
+		k := fmt.Sprintf("xserver:xserver:{login-%d}:token", i)
+		if m := cl.MasterOf(k); m != lease {
+			victim, key = m, k
+		}
+	}
+	if victim == nil {
+		t.Fatal("no master other than the lease's")
+	}
+	kill("account-keys master", victim.Stop, func() time.Time { return cl.WaitMasterChange(key, victim) })
+	report()
+}
+
+// A Sentinel failover is over for the whole system within the promotion
+// time plus the lease TTL too.
+func TestRedisSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 5-process Sentinel deployment")
+	}
+	d := redistest.StartSentinel(t, 1)
+	rdb := failoverClient(t, service.RedisConfig{Addr: strings.Join(d.Addrs(), ","), MasterName: redistest.SentinelMaster})
+	kill, report := failoverRig(t, rdb)
+	old := d.MasterAddr()
+	kill("master", d.ServerAt(old).Stop, func() time.Time { return d.WaitMasterChange(old) })
+	report()
+}
+
+// failoverClient builds the Redis client the binaries would build from rc,
+// closed at the end of the test.
+func failoverClient(t *testing.T, rc service.RedisConfig) redis.UniversalClient {
+	t.Helper()
 	rdb, err := rc.NewClient()
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +146,18 @@ func TestRedisClusterFailover(t *testing.T) {
 			return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*ConnPool).tryDial")
 		})
 	})
+	return rdb
+}
 
+// failoverRig runs two mgrservers, two gateways, a game node and the
+// login service on rdb, and probes them every 100 ms: one leader with a
+// live lease key and every member registered; /healthz of both gateways;
+// a full login; a cross-gateway duplicate kick. kill waits for all probes
+// to pass, calls stop (the Redis fault), waits for promoted (when Redis
+// has a new master) and checks that every probe passed again within the
+// promotion time plus the lease TTL. report logs what the probes saw
+// that is not theirs to judge.
+func failoverRig(t *testing.T, rdb redis.UniversalClient) (kill func(phase string, stop func(), promoted func() time.Time), report func()) {
 	e := newEnvOn(t, nil, rdb, 2, func(c *gatewayConfig) { c.Admin = "127.0.0.1:0" }, nil)
 	mc := mgrserver.DefaultConfig()
 	mc.Redis, mc.Secret, mc.Logger = rdb, secret, e.log
@@ -264,12 +318,12 @@ func TestRedisClusterFailover(t *testing.T) {
 	}
 	// kill stops victim, waits for its replica's promotion and for the
 	// bound to pass, then checks that every probe passed again within it.
-	kill := func(phase, key string, victim *redistest.Server) {
+	kill = func(phase string, stop func(), promotedAt func() time.Time) {
 		t.Helper()
 		steady(phase + ": all probes passing before the kill")
 		t0 := time.Now()
-		victim.Stop()
-		promoted := cl.WaitMasterChange(key, victim).Sub(t0)
+		stop()
+		promoted := promotedAt().Sub(t0)
 		bound := promoted + ttl
 		// Observe past the bound, so that a late failure shows.
 		deadline := t0.Add(bound + 2*time.Second)
@@ -292,21 +346,8 @@ func TestRedisClusterFailover(t *testing.T) {
 		}
 	}
 
-	kill("lease master", leaseKey, cl.MasterOf(leaseKey))
-
-	// A master that holds account keys only, with its replica still there.
-	lease := cl.MasterOf(leaseKey)
-	var victim *redistest.Server
-	var key string
-	for i := 0; i < 1000 && victim == nil; i++ {
-		k := fmt.Sprintf("xserver:xserver:{login-%d}:token", i)
-		if m := cl.MasterOf(k); m != lease {
-			victim, key = m, k
-		}
+	report = func() {
+		t.Logf("newer sessions also kicked by a late announcement of the older login: %d", lateAnnouncements.Load())
 	}
-	if victim == nil {
-		t.Fatal("no master other than the lease's")
-	}
-	kill("account-keys master", key, victim)
-	t.Logf("newer sessions also kicked by a late announcement of the older login: %d", lateAnnouncements.Load())
+	return kill, report
 }
