@@ -4,6 +4,8 @@ go 1.26.8
 
 require github.com/gogo/protobuf v1.3.2
 
+require golang.org/x/net v0.59.0
+
 require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/chromedp/chromedp v0.22.1

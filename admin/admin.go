@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+	"golang.org/x/net/netutil"
 )
 
 // Sentinel errors returned (wrapped) by Server methods.
@@ -26,15 +27,25 @@ var (
 	ErrHandle = errors.New("admin: bad handler registration")
 )
 
+// Limits of the admin listener: operators' scrapers and probes need few
+// connections, and none may be held open for ever.
 const (
 	shutdownTimeout   = 5 * time.Second // Close waits this long for requests in flight
 	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 10 * time.Second // a whole request (GETs have no body to speak of)
+	writeTimeout      = 30 * time.Second // a whole response
+	idleTimeout       = 30 * time.Second // a keep-alive connection between requests
+	// MaxConns is the most connections the admin server serves at once;
+	// more wait in the listen backlog until one closes.
+	MaxConns = 64
 )
 
 // Server is the admin HTTP server. Create it with New.
 type Server struct {
-	log logrus.FieldLogger
-	mux *http.ServeMux
+	log      logrus.FieldLogger
+	mux      *http.ServeMux
+	maxConns int           // MaxConns (tests lower it)
+	idle     time.Duration // idleTimeout (tests lower it)
 
 	mu sync.Mutex // guards the fields below
 	// handleErr is the first rejected Handle call, reported by Start.
@@ -47,7 +58,7 @@ type Server struct {
 }
 
 // New returns a server with GET /healthz and, if reg is non-nil,
-// GET /metrics for reg. health is called for every /healthz request and
+// GET /metrics for reg and the process's Go runtime and process metrics. health is called for every /healthz request and
 // must be safe for concurrent use; nil means always healthy. log receives
 // serve and metrics errors; nil discards them.
 func New(reg *prometheus.Registry, health func() error, log logrus.FieldLogger) *Server {
@@ -59,10 +70,10 @@ func New(reg *prometheus.Registry, health func() error, log logrus.FieldLogger) 
 	if health == nil {
 		health = func() error { return nil }
 	}
-	s := &Server{log: log, mux: http.NewServeMux()}
+	s := &Server{log: log, mux: http.NewServeMux(), maxConns: MaxConns, idle: idleTimeout}
 	s.mux.Handle("GET /healthz", healthHandler(health))
 	if reg != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeRegistry()}, promhttp.HandlerOpts{
 			ErrorLog: log,
 			Registry: reg, // also export promhttp's own error counters
 		}))
@@ -130,9 +141,13 @@ func (s *Server) Start(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("admin: listen %s: %w", addr, err)
 	}
+	ln = netutil.LimitListener(ln, s.maxConns)
 	srv := &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       s.idle,
 	}
 	done := make(chan struct{})
 	s.srv, s.done = srv, done

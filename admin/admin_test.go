@@ -118,6 +118,19 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("GET /metrics = %d:\n%s", code, body)
 	}
 
+	// The Go runtime and process collectors come with every /metrics.
+	for _, name := range []string{"go_goroutines ", "go_memstats_alloc_bytes ", "go_gc_duration_seconds", "process_resident_memory_bytes ", "process_open_fds "} {
+		if !strings.Contains(body, "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// A second server in the same process serves them too (no duplicate
+	// registration).
+	base2 := start(t, New(prometheus.NewRegistry(), nil, nil))
+	if code, body := do(t, c, "GET", base2+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("second server's /metrics = %d:\n%s", code, body)
+	}
+
 	base = start(t, New(nil, nil, nil))
 	if code, _ := do(t, c, "GET", base+"/metrics"); code != 404 {
 		t.Errorf("GET /metrics without a registry = %d, want 404", code)

@@ -95,6 +95,7 @@ type INode interface {
 
 	// Messages to other nodes, through a gateway.
 	SendOne(t NodeType, cmd uint64, msg proto.Message) error                      // one member chosen by the selector
+	SendOneByKey(t NodeType, key string, cmd uint64, msg proto.Message) error     // the member key maps to, as GetNodeByKey
 	SendByType(t NodeType, cmd uint64, msg proto.Message, excludeSelf bool) error // every member of a type
 	SendByID(id NodeID, cmd uint64, msg proto.Message) error                      // exactly that member
 	SendAll(cmd uint64, msg proto.Message, excludeSelf bool) error                // every member

@@ -91,5 +91,5 @@ func ExampleSelector() {
 	// map[game-a:2 game-b:2]
 	// sticky: true
 	// round-robin <nil>
-	// discovery: select mode not supported: "fastest"
+	// discovery: select mode not supported: "fastest" (want random, round-robin, least-load or consistent-hash)
 }

@@ -58,7 +58,7 @@ func (m Mode) String() string {
 
 // ParseMode parses "random", "round-robin", "least-load" or
 // "consistent-hash" (case and surrounding spaces ignored). Other input gives
-// an error wrapping ErrUnknownMode.
+// an error wrapping ErrUnknownMode that lists the valid names.
 func ParseMode(s string) (Mode, error) {
 	name := strings.ToLower(strings.TrimSpace(s))
 	for m, n := range modeNames {
@@ -66,7 +66,23 @@ func ParseMode(s string) (Mode, error) {
 			return Mode(m), nil
 		}
 	}
-	return 0, fmt.Errorf("%w: %q", ErrUnknownMode, s)
+	return 0, fmt.Errorf("%w: %q (want %s)", ErrUnknownMode, s, ModeNames())
+}
+
+// Valid returns nil for one of the Mode constants, else an error wrapping
+// ErrUnknownMode. It is the one check of the set of modes: configs and
+// flag parsers call it (or ParseMode) rather than listing the modes.
+func (m Mode) Valid() error {
+	if m < 0 || int(m) >= len(modeNames) {
+		return fmt.Errorf("%w: %v (want %s)", ErrUnknownMode, m, ModeNames())
+	}
+	return nil
+}
+
+// ModeNames lists the names ParseMode accepts, for usage and error texts:
+// "random, round-robin, least-load or consistent-hash".
+func ModeNames() string {
+	return strings.Join(modeNames[:len(modeNames)-1], ", ") + " or " + modeNames[len(modeNames)-1]
 }
 
 // Candidate is an item a Selector chooses among. Key is its stable identity
@@ -201,8 +217,8 @@ func (s *Selector[T]) Len() int { return len(s.state.Load().items) }
 // wrapping ErrNoServers when there are no candidates. It never blocks.
 func (s *Selector[T]) Get(mode Mode, key string) (T, error) {
 	var zero T
-	if mode < Random || mode > ConsistentHash {
-		return zero, fmt.Errorf("%w: %v", ErrUnknownMode, mode)
+	if err := mode.Valid(); err != nil {
+		return zero, err
 	}
 	st := s.state.Load()
 	n := len(st.items)

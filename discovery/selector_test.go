@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -83,6 +84,28 @@ func TestParseMode(t *testing.T) {
 				t.Fatalf("ParseMode(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
 			}
 		})
+	}
+}
+
+// Valid is the one check of the set of modes: every named mode passes,
+// anything else fails naming the valid ones.
+func TestModeValid(t *testing.T) {
+	for _, m := range []Mode{Random, RoundRobin, LeastLoad, ConsistentHash} {
+		if err := m.Valid(); err != nil {
+			t.Errorf("%v: %v", m, err)
+		}
+		if back, err := ParseMode(m.String()); err != nil || back != m {
+			t.Errorf("ParseMode(%q) = %v, %v", m.String(), back, err)
+		}
+	}
+	for _, m := range []Mode{-1, ConsistentHash + 1} {
+		err := m.Valid()
+		if !errors.Is(err, ErrUnknownMode) || !strings.Contains(err.Error(), "consistent-hash") {
+			t.Errorf("%v.Valid() = %v, want ErrUnknownMode listing the modes", m, err)
+		}
+	}
+	if got, want := ModeNames(), "random, round-robin, least-load or consistent-hash"; got != want {
+		t.Errorf("ModeNames() = %q, want %q", got, want)
 	}
 }
 

@@ -116,10 +116,10 @@ func (v *View) ApplySnapshot(s *pb.Snapshot) ([]Change, error) {
 			out = append(out, c)
 		}
 	}
-	// A complete snapshot removes members it does not list. When the view
-	// holds exactly as many members as the snapshot listed, none can be
-	// absent (a count below means duplicates in the snapshot: sweep then).
-	if s.Complete && len(v.members) != len(ids) {
+	// A complete snapshot removes members it does not list. The count of
+	// members cannot shortcut this: a snapshot that lists an ID twice has
+	// as many entries as a view holding one member it does not list.
+	if s.Complete {
 		seen := make(map[common.NodeID]struct{}, len(ids))
 		for _, id := range ids {
 			seen[id] = struct{}{}

@@ -33,6 +33,8 @@ func TestViewSnapshots(t *testing.T) {
 		{"complete removes absent", true, []*pb.NodeInfo{info(1, 4, "a")}, map[ChangeKind]int{Left: 2}, 1},
 		{"partial removes nothing", false, []*pb.NodeInfo{info(1, 4, "a")}, map[ChangeKind]int{}, 3},
 		{"partial adds and updates", false, []*pb.NodeInfo{info(1, 4, "b"), info(9, 5, "")}, map[ChangeKind]int{Updated: 1, Joined: 1}, 4},
+		// Three entries for a view of three, but 3 is absent.
+		{"complete listing an ID twice removes absent", true, []*pb.NodeInfo{info(1, 4, "a"), info(2, 4, "a"), info(1, 4, "a")}, map[ChangeKind]int{Left: 1}, 2},
 		{"complete identical is silent", true, []*pb.NodeInfo{info(1, 4, "a"), info(2, 4, "a"), info(3, 5, "a")}, map[ChangeKind]int{}, 3},
 	}
 	for _, c := range cases {

@@ -62,6 +62,7 @@ func newClient(g *Gateway, c net.Conn) *client {
 func refuse(c net.Conn, code uint16, timeout time.Duration) {
 	_ = c.SetWriteDeadline(time.Now().Add(timeout))
 	_, _ = c.Write(wire.AppendCoded(nil, wire.KindClientKick, code, wire.CodeText(code)))
+	noteCloseCode(c, code)
 	_ = c.Close()
 }
 
@@ -74,6 +75,7 @@ func (c *client) kickWith(code uint16, reason string, fate connFate) {
 		c.fate = fate
 	}
 	c.mu.Unlock()
+	noteCloseCode(c.conn, code)
 	c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientKick, code, reason))
 	c.kicked.Store(true)
 	// The writer wakes the reader once the kick is written: waking it now
@@ -352,6 +354,7 @@ func (c *client) login(lg wire.Login) bool {
 		g.met.logins.WithLabelValues(metric).Inc()
 		g.badLog.Warn(c.log.WithError(err).WithField("account", lg.Account), "login refused")
 		c.setWhy("login refused")
+		noteCloseCode(c.conn, code)
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, code, wire.CodeText(code)))
 		return false
 	}
@@ -362,6 +365,7 @@ func (c *client) login(lg wire.Login) bool {
 	c.log = c.log.WithField("account", lg.Account)
 	s.log = c.log
 	if !g.addSession(s, c) {
+		noteCloseCode(c.conn, wire.CodeShutdown)
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeShutdown, wire.CodeText(wire.CodeShutdown)))
 		return false
 	}

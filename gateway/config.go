@@ -34,7 +34,7 @@ type Config struct {
 	Idle         time.Duration  // a client silent this long is disconnected (default 5m)
 	LoginTimeout time.Duration  // connect to login frame (default 5s)
 	Affinity     time.Duration  // binding window kept after a session ends (default 5m)
-	Selector     discovery.Mode // stateless routing (default RoundRobin)
+	Selector     discovery.Mode // stateless routing (default RoundRobin; ConsistentHash keys by account)
 
 	// ResumeWindow is how long a session of a client that asked for one
 	// (protocol version 2) waits for the client to come back after its
@@ -50,6 +50,7 @@ type Config struct {
 
 	MaxFrame         int           // largest client frame (default 64 KiB)
 	MaxClients       int           // concurrent client connections (default 100000)
+	MaxPreLogin      int           // of those, connections not logged in yet (default MaxClients/10, at least 1; at most MaxClients)
 	ClientQueueBytes int           // per-client send queue; overflow disconnects the client (default 256 KiB)
 	LinkMaxFrame     int           // largest node link frame (default 16 MiB)
 	LinkQueueBytes   int           // per-node send queue (default 64 MiB)
@@ -127,8 +128,12 @@ func (c *Config) validate() error {
 			*p.v = p.d
 		}
 	}
-	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
-		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	if c.MaxPreLogin <= 0 {
+		c.MaxPreLogin = max(1, c.MaxClients/10)
+	}
+	c.MaxPreLogin = min(c.MaxPreLogin, c.MaxClients)
+	if err := c.Selector.Valid(); err != nil {
+		return fmt.Errorf("%w: selector: %w", ErrConfig, err)
 	}
 	switch {
 	case c.ResumeWindow == 0:

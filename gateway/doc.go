@@ -4,9 +4,15 @@
 //
 // A Gateway joins the cluster as a node of type common.Gateway, publishing
 // its client address (port slots: 0 TCP, 1 WebSocket, 2 intranet) and its
-// session count as overload 0, so login services send players to the least
-// loaded gateway. Nodes with relay enabled dial its intranet listener and
-// authenticate with the shared secret.
+// load (overload slots: 0 sessions, 1 open connections, 2 whether it
+// accepts new connections, is full or is draining), so login services send
+// players to the least loaded gateway that accepts them. Connections that
+// have not logged in yet have a limit of their own (MaxPreLogin), so they
+// cannot take every slot. Nodes with relay enabled dial its intranet
+// listener and authenticate with the shared secret.
+//
+// A WebSocket client gets every kick a TCP client gets, followed by a close
+// frame whose status is 4000 plus the kick code.
 //
 // A client's first frame is a login (account, token) checked against Redis
 // (package login), or a resume of a session. Each later message carries a

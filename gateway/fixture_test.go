@@ -89,6 +89,12 @@ func newEnvWith(tb testing.TB, gateways int, opt func(*gatewayConfig)) *env {
 // tc is set.
 func newEnvFull(tb testing.TB, gateways int, opt func(*gatewayConfig), tc *tlstest.Configs) *env {
 	r := redistest.Start(tb)
+	return newEnvOn(tb, r, r.Client(tb), gateways, opt, tc)
+}
+
+// newEnvOn builds the cluster on a given Redis client (r may be nil when
+// the Redis is not a single test server, e.g. a Redis Cluster).
+func newEnvOn(tb testing.TB, r *redistest.Server, rdb redis.UniversalClient, gateways int, opt func(*gatewayConfig), tc *tlstest.Configs) *env {
 	l := logrus.New()
 	l.SetOutput(io.Discard)
 	if p := os.Getenv("XSERVER_TEST_LOG"); p != "" {
@@ -98,7 +104,7 @@ func newEnvFull(tb testing.TB, gateways int, opt func(*gatewayConfig), tc *tlste
 			l.SetLevel(logrus.InfoLevel)
 		}
 	}
-	e := &env{tb: tb, redis: r, rdb: r.Client(tb), log: l, gwOpt: opt, tls: tc}
+	e := &env{tb: tb, redis: r, rdb: rdb, log: l, gwOpt: opt, tls: tc}
 	mc := mgrserver.DefaultConfig()
 	mc.Redis, mc.Secret, mc.Logger = e.rdb, secret, l
 	if tc != nil {

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/sirupsen/logrus"
@@ -45,6 +44,7 @@ type Gateway struct {
 	admin    *admin.Server
 	addrs    Addrs
 	kickCh   string // Redis channel announcing logins (cross-gateway kicks)
+	probeCh  string // Redis channel only this gateway listens on (subscription probe)
 	sub      *redis.PubSub
 	sessions *login.Sessions
 	store    *storeQueue
@@ -71,14 +71,16 @@ type Gateway struct {
 	pendMu  sync.Mutex // guards pending
 	pending map[common.NodeID]*pendingQueue
 
-	started  atomic.Bool
-	nclients atomic.Int64
-	sampler  atomic.Uint32
-	stop     chan struct{}
-	wg       sync.WaitGroup // accept loops and background loops
-	connWG   sync.WaitGroup // client connections
-	linkWG   sync.WaitGroup // node links
-	closeOne sync.Once
+	started   atomic.Bool
+	nclients  atomic.Int64
+	sampler   atomic.Uint32
+	probeEcho atomic.Int64 // unix ns of the last own probe received on sub
+	stop      chan struct{}
+	wg        sync.WaitGroup // accept loops and background loops
+	connWG    sync.WaitGroup // client connections
+	linkWG    sync.WaitGroup // node links
+	closeOne  sync.Once
+	loadMu    sync.Mutex // orders overload publications (loadLoop, markDraining)
 }
 
 // Addrs are the bound listener addresses.
@@ -99,6 +101,7 @@ func New(cfg Config) (*Gateway, error) {
 	if _, err := rand.Read(inc[:]); err != nil {
 		return nil, fmt.Errorf("gateway: random: %w", err)
 	}
+	reg.MustRegister(admin.WatchRedis(cfg.Redis))
 	g := &Gateway{
 		cfg: cfg, reg: reg, met: newMetrics(reg),
 		sessMap:  make(map[string]*session),
@@ -157,13 +160,15 @@ func (g *Gateway) Start(ctx context.Context) error {
 	ncfg.Redis, ncfg.Cluster, ncfg.Secret = g.cfg.Redis, g.cfg.Cluster, g.cfg.Secret
 	ncfg.Type, ncfg.InnerIP, ncfg.OuterIP, ncfg.Version = common.Gateway, g.cfg.InnerIP, g.cfg.OuterIP, g.cfg.Version
 	ncfg.Ports = []int32{port(g.addrs.Client), port(g.addrs.WebSocket), port(g.addrs.Intranet)}
-	ncfg.Overload = []uint32{0}
+	ncfg.Overload = []uint32{0, 0, login.GatewayAccepting}
 	ncfg.Logger = g.cfg.Logger
 	ncfg.TLS = g.cfg.NodeTLS
 	if g.node, err = node.New(ncfg); err != nil {
 		return fail(err)
 	}
 	g.log = g.log.WithField("node", g.node.GetID().String())
+	g.probeCh = g.kickCh + ":probe:" + g.node.GetID().String()
+	g.registerObservers()
 
 	if g.cfg.Admin != "" {
 		g.admin = admin.New(g.reg, g.health, g.log)
@@ -171,12 +176,13 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fail(fmt.Errorf("gateway: admin: %w", err))
 		}
 	}
-	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh)
+	g.sub = g.cfg.Redis.Subscribe(ctx, g.kickCh, g.probeCh)
 
 	// Report this gateway restored (it holds no session yet) before it
 	// joins: logins wait for every live gateway after Redis lost data.
 	g.firstMarker = g.checkMarker("")
-	g.wg.Add(7)
+	g.wg.Add(8)
+	go g.probeLoop()
 	go g.acceptClients(g.clientLn)
 	go g.acceptLinks()
 	go g.kickLoop()
@@ -274,6 +280,7 @@ func (g *Gateway) Close() error {
 		if !g.started.Load() {
 			return
 		}
+		g.markDraining()
 		close(g.stop)
 		g.closeListeners()
 		if g.wsSrv != nil {
@@ -363,7 +370,7 @@ func (g *Gateway) acceptLoop(ln net.Listener, serve func(net.Conn)) {
 				return
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			g.log.WithError(err).Warn("accept failed")
+			g.badLog.Warn(g.log.WithError(err), "accept failed; backing off")
 			select {
 			case <-time.After(backoff):
 			case <-g.stop:
@@ -384,17 +391,21 @@ func (g *Gateway) acceptClients(ln net.Listener) {
 	})
 }
 
-// serveClient starts a client connection's goroutines, or refuses it.
+// serveClient starts a client connection's goroutines, or refuses it: at
+// MaxClients connections, or at MaxPreLogin connections not logged in yet
+// (so idle unauthenticated connections cannot take every slot).
 func (g *Gateway) serveClient(c net.Conn) {
 	g.mu.Lock()
-	if g.closed || len(g.conns) >= g.cfg.MaxClients {
-		closed := g.closed
+	if st := g.stateLocked(); st != login.GatewayAccepting {
 		g.mu.Unlock()
-		g.met.drops.WithLabelValues("gateway_full").Inc()
-		code := wire.CodeFull
-		if closed {
+		code, reason := wire.CodeFull, "gateway_full"
+		if st == login.GatewayDraining {
 			code = wire.CodeShutdown
+		} else if g.preLoginLocked() >= g.cfg.MaxPreLogin {
+			reason = "prelogin_full"
 		}
+		g.met.drops.WithLabelValues(reason).Inc()
+		g.badLog.Warn(g.log.WithField("peer", c.RemoteAddr().String()), "refusing client connections: "+refuseWhy[reason])
 		refuse(c, code, g.cfg.WriteTimeout)
 		return
 	}
@@ -410,46 +421,77 @@ func (g *Gateway) serveClient(c net.Conn) {
 	}()
 }
 
-func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
-	if err != nil {
-		g.log.WithError(err).Debug("websocket upgrade failed")
-		return
+// refuseWhy explains each refusal reason in the log.
+var refuseWhy = map[string]string{
+	"gateway_full":  "at -max-clients connections, or draining",
+	"prelogin_full": "at -max-prelogin connections not logged in yet",
+}
+
+// preLoginLocked counts the connections not logged in yet: every open one
+// but those of attached sessions (live sessions less the detached ones
+// waiting for a resume). A session that just ended still holds its
+// connection for a moment, and a resumed one leaves the detached set at
+// the next expiry sweep, so this errs on the high side. Needs g.mu
+// (dirtyMu is taken inside it; it is a leaf lock).
+func (g *Gateway) preLoginLocked() int {
+	attached := int(g.nclients.Load()) - g.NumDetached()
+	return max(0, len(g.conns)-max(0, attached))
+}
+
+// stateLocked says whether a new connection would be served. Needs g.mu.
+func (g *Gateway) stateLocked() uint32 {
+	switch {
+	case g.closed:
+		return login.GatewayDraining
+	case len(g.conns) >= g.cfg.MaxClients || g.preLoginLocked() >= g.cfg.MaxPreLogin:
+		return login.GatewayFull
 	}
-	ws.SetReadLimit(int64(g.cfg.MaxFrame) + 64)
-	ctx, cancel := context.WithCancel(context.Background())
-	conn := websocket.NetConn(ctx, ws, websocket.MessageBinary)
-	g.serveClient(&wsConn{Conn: conn, cancel: cancel})
+	return login.GatewayAccepting
 }
 
-// wsConn ties the websocket's context to the connection's life.
-type wsConn struct {
-	net.Conn
-	cancel context.CancelFunc
-}
-
-func (w *wsConn) Close() error {
-	err := w.Conn.Close()
-	w.cancel()
-	return err
-}
-
-// loadLoop publishes the client count as overload 0 when it changes.
+// loadLoop publishes, when they change, the overload slots the login
+// service reads (see package login): logged-in sessions, open connections
+// and whether new connections are served.
 func (g *Gateway) loadLoop() {
 	defer g.wg.Done()
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(loadInterval)
 	defer t.Stop()
-	last := int64(-1)
+	var last [3]uint32
+	first := true
 	for {
 		select {
 		case <-t.C:
 		case <-g.stop:
 			return
 		}
-		if n := g.nclients.Load(); n != last {
-			last = n
-			g.node.SetOverload(0, uint32(n))
+		g.loadMu.Lock()
+		g.mu.RLock()
+		cur := [3]uint32{uint32(g.nclients.Load()), uint32(len(g.conns)), g.stateLocked()}
+		g.mu.RUnlock()
+		for i := range cur {
+			if first || cur[i] != last[i] {
+				g.node.SetOverload(i, cur[i])
+			}
 		}
+		g.loadMu.Unlock()
+		last, first = cur, false
+	}
+}
+
+// loadInterval is how often loadLoop looks at the counts.
+const loadInterval = 250 * time.Millisecond
+
+// markDraining tells the cluster, first thing in a drain, that this
+// gateway takes no new connection, so the login service stops handing it
+// out before the leave arrives.
+func (g *Gateway) markDraining() {
+	g.loadMu.Lock() // no older state published after this one
+	defer g.loadMu.Unlock()
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	if g.node != nil {
+		g.node.SetOverload(login.GatewayLoadState, login.GatewayDraining)
 	}
 }
 

@@ -132,6 +132,10 @@ func (g *Gateway) kickLoop() {
 			if !ok {
 				return
 			}
+			if m.Channel == g.probeCh {
+				g.noteProbe()
+				continue
+			}
 			gw, sid, account, ok := parseAnnounce(m.Payload)
 			if !ok || gw == self {
 				continue

@@ -18,7 +18,12 @@
 // Gateways are cluster members of type common.Gateway that publish:
 // GetIP(common.IPOuter), the host clients dial; GetPort(0), the client TCP
 // port; GetPort(1), the WebSocket port (0 = none); GetOverload(0), the number
-// of connected clients. Stateful node types are configured
+// of logged-in clients; GetOverload(1), the open client connections, not yet
+// logged-in ones included; GetOverload(2), its state: 0 accepting, 1 full
+// (at its connection or pre-login limit), 2 draining. Logins go to the
+// accepting gateway with the fewest logged-in clients; a full or draining
+// gateway is never handed out, and when none accepts, Login fails with
+// common.ErrNoGateway. Stateful node types are configured
 // (Config.StatefulTypes); their live instances are the members of that type
 // the MemberSource reports.
 //

@@ -15,6 +15,7 @@ type fakeMember struct {
 	ip    string
 	ports [2]int32
 	load  uint32
+	state uint32 // overload slot GatewayLoadState
 }
 
 var _ common.Member = fakeMember{}
@@ -34,10 +35,13 @@ func (m fakeMember) GetPort(i int) int32 {
 	return m.ports[i]
 }
 func (m fakeMember) GetOverload(i int) uint32 {
-	if i != 0 {
-		return 0
+	switch i {
+	case GatewayLoadSessions:
+		return m.load
+	case GatewayLoadState:
+		return m.state
 	}
-	return m.load
+	return 0
 }
 func (m fakeMember) GetVersion() string                  { return "test" }
 func (m fakeMember) SendMsg(uint64, proto.Message) error { return common.ErrRelayDisabled }

@@ -302,11 +302,28 @@ func (s *Service) Config() Config {
 	return c
 }
 
-// pickGateway returns the least-loaded usable gateway.
+// The overload slots a gateway publishes (see the package doc).
+const (
+	GatewayLoadSessions    = 0 // logged-in sessions: the load logins are spread by
+	GatewayLoadConnections = 1 // open client connections, not yet logged-in ones included
+	GatewayLoadState       = 2 // GatewayAccepting, GatewayFull or GatewayDraining
+)
+
+// Values of a gateway's overload slot GatewayLoadState. A gateway that
+// publishes no such slot reads as accepting.
+const (
+	GatewayAccepting uint32 = 0 // takes new connections
+	GatewayFull      uint32 = 1 // at its connection or pre-login limit: would refuse with code 12
+	GatewayDraining  uint32 = 2 // shutting down: would refuse with code 11
+)
+
+// pickGateway returns the least-loaded gateway that takes new
+// connections: full and draining gateways are never handed out.
 func (s *Service) pickGateway() (common.Member, error) {
 	var usable []common.Member
 	for _, m := range s.cfg.Members.GetNodeList(common.Gateway) {
-		if live(m, common.Gateway) && m.GetIP(common.IPOuter) != "" && validPort(m.GetPort(0)) {
+		if live(m, common.Gateway) && m.GetIP(common.IPOuter) != "" && validPort(m.GetPort(0)) &&
+			m.GetOverload(GatewayLoadState) == GatewayAccepting {
 			usable = append(usable, m)
 		}
 	}

@@ -224,6 +224,24 @@ func TestPickLeast(t *testing.T) {
 	}
 }
 
+// A full or draining gateway is never handed out, however few players it
+// has; with none accepting, there is no gateway.
+func TestPickGatewaySkipsFullAndDraining(t *testing.T) {
+	full, draining, busy := gateway(1, "10.0.0.1", 7400, 0, 0), gateway(2, "10.0.0.2", 7400, 0, 1), gateway(3, "10.0.0.3", 7400, 0, 900)
+	full.state, draining.state = GatewayFull, GatewayDraining
+	s := &Service{cfg: Config{Members: newSource(full, draining, busy)}}
+	for range 20 {
+		gw, err := s.pickGateway()
+		if err != nil || gw.GetID() != busy.id {
+			t.Fatalf("pickGateway = %v, %v; want the only accepting gateway %v", gw, err, busy.id)
+		}
+	}
+	s = &Service{cfg: Config{Members: newSource(full, draining)}}
+	if gw, err := s.pickGateway(); !errors.Is(err, common.ErrNoGateway) {
+		t.Fatalf("pickGateway with none accepting = %v, %v; want ErrNoGateway", gw, err)
+	}
+}
+
 func TestPickLeastTiesUniform(t *testing.T) {
 	ms := []common.Member{instance(1, typeLobby, 2), instance(2, typeLobby, 2), instance(3, typeLobby, 2), instance(4, typeLobby, 7)}
 	rnd := rand.New(rand.NewPCG(1, 2))

@@ -2,6 +2,7 @@ package mgrserver_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -42,6 +43,14 @@ func TestAdminEndpoints(t *testing.T) {
 	code, body := get(l.AdminAddr(), "/metrics")
 	if code != http.StatusOK || !strings.Contains(body, "xserver_mgr_leader 1") || !strings.Contains(body, "xserver_mgr_members 3") {
 		t.Fatalf("/metrics %d:\n%s", code, body)
+	}
+	for _, want := range []string{
+		fmt.Sprintf("\nxserver_leader_epoch %d\n", l.Epoch()), "\nxserver_redis_last_error_age_seconds ", "\nxserver_redis_errors_total ",
+		"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_resident_memory_bytes ", "\nprocess_open_fds ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 	for _, s := range []*mgrserver.Server{m, standby} {
 		code, body := get(s.AdminAddr(), "/nodes")

@@ -78,7 +78,15 @@ func New(cfg Config) (*Server, error) {
 		conns:   make(map[*session]struct{}),
 		stop:    make(chan struct{}),
 	}
+	reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(s.maxEpochSeen))
 	return s, nil
+}
+
+// maxEpochSeen is the highest leader epoch seen in Redis or from peers.
+func (s *Server) maxEpochSeen() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxEpoch
 }
 
 // Start binds the intranet listener (and the admin port if configured) and

@@ -30,7 +30,10 @@ type Config struct {
 	Overload []uint32        // initial load figures
 	Version  string          // build version (gray releases)
 
-	Selector discovery.Mode // GetNodeOne / SendOne choice (default Random)
+	// Selector is how GetNodeOne and SendOne choose (default Random):
+	// Random, RoundRobin or LeastLoad. ConsistentHash is refused here: it
+	// needs a key per call, so use GetNodeByKey and SendOneByKey for it.
+	Selector discovery.Mode
 
 	// TLS, when set, secures the connections this node dials (to the
 	// mgrserver and to gateways). ServerName defaults to the dialled host.
@@ -148,8 +151,12 @@ func (c *Config) validate() error {
 	if c.MaxFrame < wire.HeaderSize {
 		return fmt.Errorf("%w: max frame too small", ErrConfig)
 	}
-	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
-		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	if err := c.Selector.Valid(); err != nil {
+		return fmt.Errorf("%w: selector: %w", ErrConfig, err)
+	}
+	if c.Selector == discovery.ConsistentHash {
+		return fmt.Errorf("%w: selector %v needs a key per call, which GetNodeOne and SendOne do not take: "+
+			"call GetNodeByKey or SendOneByKey for hashed choice and set Selector to random, round-robin or least-load", ErrConfig, c.Selector)
 	}
 	if c.Logger == nil {
 		l := logrus.New()

@@ -73,6 +73,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "BackoffMax below BackoffMin", edit: func(c *Config) { c.BackoffMin, c.BackoffMax = time.Second, 100*time.Millisecond }, bad: true},
 		{name: "unknown selector mode", edit: func(c *Config) { c.Selector = discovery.ConsistentHash + 1 }, bad: true},
 		{name: "negative selector mode", edit: func(c *Config) { c.Selector = -1 }, bad: true},
+		{name: "consistent-hash selector has no key", edit: func(c *Config) { c.Selector = discovery.ConsistentHash }, bad: true},
 		{name: "reserved type Gateway allowed", edit: func(c *Config) { c.Type = common.Gateway }},
 		{name: "defaults filled", edit: func(*Config) {}, check: func(t *testing.T, c Config) {
 			d := DefaultConfig()

@@ -740,6 +740,25 @@ func (n *Node) SendOne(t common.NodeType, cmd uint64, msg proto.Message) error {
 	return n.sendNode(m.id, cmd, data)
 }
 
+// SendOneByKey sends msg to the member of type t that key maps to on a
+// consistent-hash ring, the member GetNodeByKey(t, key) returns: while the
+// membership is stable every message of one key reaches one instance, and
+// different keys spread over the instances.
+func (n *Node) SendOneByKey(t common.NodeType, key string, cmd uint64, msg proto.Message) error {
+	if err := n.relayCheck(); err != nil {
+		return err
+	}
+	m, err := n.pick(t, discovery.ConsistentHash, key)
+	if err != nil {
+		return err
+	}
+	data, err := marshal(msg)
+	if err != nil {
+		return err
+	}
+	return n.sendNode(m.id, cmd, data)
+}
+
 // SendByType sends msg to every member of type t. It returns the first
 // error; the other members are still tried.
 func (n *Node) SendByType(t common.NodeType, cmd uint64, msg proto.Message, excludeSelf bool) error {

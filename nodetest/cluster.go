@@ -58,8 +58,10 @@ type Config struct {
 	// Affinity is how long an account's bindings outlive its session: a
 	// login within it finds the same instances (default 5 min).
 	Affinity time.Duration
-	// Selector is how GetNodeOne and SendOne choose (default
-	// discovery.Random, drawn from Seed).
+	// Selector is how GetNodeOne and SendOne choose: Random (the default,
+	// drawn from Seed), RoundRobin or LeastLoad. ConsistentHash is refused,
+	// as by node.Config: hashed choice takes a key (GetNodeByKey,
+	// SendOneByKey).
 	Selector discovery.Mode
 	// Seed seeds every random choice: node IDs, random selection, the
 	// login's choice among equally loaded instances. Default 1.
@@ -84,8 +86,11 @@ func (c *Config) validate() error {
 	if c.Affinity <= 0 {
 		c.Affinity = DefaultAffinity
 	}
-	if c.Selector < discovery.Random || c.Selector > discovery.ConsistentHash {
-		return fmt.Errorf("%w: selector mode %d", ErrConfig, c.Selector)
+	if err := c.Selector.Valid(); err != nil {
+		return fmt.Errorf("%w: selector: %w", ErrConfig, err)
+	}
+	if c.Selector == discovery.ConsistentHash { // as node.Config refuses it
+		return fmt.Errorf("%w: selector %v needs a key per call: use GetNodeByKey or SendOneByKey", ErrConfig, c.Selector)
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

@@ -633,6 +633,22 @@ func (n *Node) SendOne(t common.NodeType, cmd uint64, msg proto.Message) error {
 	return n.SendByID(m.info.id, cmd, msg)
 }
 
+// SendOneByKey sends msg to the member of type t that key maps to on the
+// same consistent-hash ring as package node's (GetNodeByKey).
+func (n *Node) SendOneByKey(t common.NodeType, key string, cmd uint64, msg proto.Message) error {
+	n.c.mu.Lock()
+	err := n.nodeSendCheckLocked()
+	n.c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	m, err := n.pick(t, discovery.ConsistentHash, key)
+	if err != nil {
+		return err
+	}
+	return n.SendByID(m.info.id, cmd, msg)
+}
+
 // SendByType sends msg to every member of type t (itself too unless
 // excludeSelf); common.ErrNoNode when there is none.
 func (n *Node) SendByType(t common.NodeType, cmd uint64, msg proto.Message, excludeSelf bool) error {

@@ -192,6 +192,12 @@ func TestMembership(t *testing.T) {
 		if got := m.GetNodeByKey(lobby, key).GetID(); got != want.id {
 			t.Errorf("key %q: %s, want %s", key, tr.name(got), tr.name(want.id))
 		}
+		// SendOneByKey reaches the member GetNodeByKey names.
+		if err := m.SendOneByKey(lobby, key, 3, raw(key)); err != nil {
+			t.Fatal(err)
+		}
+		c.Run()
+		same(t, "send by key "+key, tr.take(), []string{fmt.Sprintf("%s: from m (%s) 3 %s", tr.name(want.id), match, key)})
 	}
 
 	a.SetOverload(0, 7)

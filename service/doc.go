@@ -18,6 +18,10 @@
 //     (-redis-master <name> and a comma list of sentinels; credentials in a
 //     sentinel URL authenticate to the sentinels, -redis-password is the
 //     master's). Errors and RedisConfig.String never contain a password.
+//     A Cluster client reloads the slot map every second while in use and
+//     at once after a network failure or CLUSTERDOWN, so it follows a
+//     master failover about a second after the promotion (go-redis alone
+//     can take a minute).
 //   - TLS: Common.DialTLS for the intranet connections a process dials,
 //     TLSPair for a listener's certificate and key.
 //   - Life cycle: SignalContext is cancelled by SIGINT or SIGTERM; Run

@@ -142,11 +142,15 @@ func (c RedisConfig) Options() (*redis.UniversalOptions, error) {
 }
 
 // NewClient validates c and returns a client for it. It does not contact
-// Redis; the first command dials.
+// Redis; the first command dials. A Cluster client follows master
+// failovers within about a second (see ClusterReloadInterval).
 func (c RedisConfig) NewClient() (redis.UniversalClient, error) {
 	opts, err := c.Options()
 	if err != nil {
 		return nil, err
+	}
+	if c.Cluster {
+		return newClusterClient(opts), nil
 	}
 	return redis.NewUniversalClient(opts), nil
 }

@@ -1,9 +1,11 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -305,6 +307,42 @@ func TestStringRedacts(t *testing.T) {
 		}
 		if !strings.Contains(s, tt.want) {
 			t.Errorf("String() = %q, want it to contain %q", s, tt.want)
+		}
+	}
+}
+
+// A Cluster client reloads its slot map every ClusterReloadInterval, not
+// go-redis's 60 s, so it follows a promoted replica.
+func TestClusterClientFollowsFailover(t *testing.T) {
+	c, err := RedisConfig{Addr: "127.0.0.1:1,127.0.0.1:2", Cluster: true}.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		t.Fatalf("cluster config built a %T", c)
+	}
+	if got := cc.Options().ClusterStateReloadInterval; got != ClusterReloadInterval {
+		t.Fatalf("slot map reload interval %v, want %v", got, ClusterReloadInterval)
+	}
+}
+
+func TestTopologyError(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{redis.Nil, false},
+		{context.Canceled, false},
+		{redis.ErrClosed, true},
+		{context.DeadlineExceeded, true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}, true},
+		{io.EOF, true},
+	} {
+		if got := topologyError(tc.err); got != tc.want {
+			t.Errorf("topologyError(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -50,6 +50,7 @@ type options struct {
 	resumeWindow, sessionRefresh time.Duration
 	broadcastHistory             int
 	maxFrame, maxClients         int
+	maxPreLogin                  int
 	clientQueueBytes, pingMisses int
 	linkMaxFrame, linkQueueBytes int
 	mode                         discovery.Mode // parsed -selector, set by check
@@ -77,12 +78,13 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.DurationVar(&o.idle, "idle", d.Idle, "a client silent this long is disconnected")
 	fs.DurationVar(&o.loginTimeout, "login-timeout", d.LoginTimeout, "time a new client connection has to log in")
 	fs.DurationVar(&o.affinity, "affinity", d.Affinity, "how long a player's node bindings outlive its session (must match the login service's)")
-	fs.StringVar(&o.selector, "selector", d.Selector.String(), "how a stateless node type's instance is picked: round-robin, random, least-load or consistent-hash")
+	fs.StringVar(&o.selector, "selector", d.Selector.String(), "how a stateless node type's instance is picked: "+discovery.ModeNames()+" (consistent-hash keys by account)")
 	fs.DurationVar(&o.resumeWindow, "resume-window", d.ResumeWindow, "how long a resumable session waits for its client to come back after a lost connection (0: no resume)")
 	fs.DurationVar(&o.sessionRefresh, "session-refresh", d.SessionRefresh, "how often live sessions' Redis records are refreshed and checked")
 	fs.IntVar(&o.broadcastHistory, "broadcast-history", d.BroadcastHistory, "`bytes` of recent broadcasts kept to replay to resuming clients")
 	fs.IntVar(&o.maxFrame, "max-frame", d.MaxFrame, "largest accepted client frame in `bytes`")
 	fs.IntVar(&o.maxClients, "max-clients", d.MaxClients, "maximum concurrent client connections")
+	fs.IntVar(&o.maxPreLogin, "max-prelogin", 0, "maximum client connections not logged in yet (0 = -max-clients/10)")
 	fs.IntVar(&o.clientQueueBytes, "client-queue-bytes", d.ClientQueueBytes, "per-client send queue in `bytes`; a client that overflows it is disconnected")
 	fs.IntVar(&o.linkMaxFrame, "link-max-frame", d.LinkMaxFrame, "largest accepted node link frame in `bytes`")
 	fs.IntVar(&o.linkQueueBytes, "link-queue-bytes", d.LinkQueueBytes, "per-node send queue in `bytes`")
@@ -132,7 +134,7 @@ func (o *options) check() error {
 	}
 	mode, err := discovery.ParseMode(o.selector)
 	if err != nil {
-		return service.Usagef("-selector %q: want round-robin, random, least-load or consistent-hash", o.selector)
+		return service.Usagef("-selector: %v", err)
 	}
 	o.mode = mode
 	if o.cmdOffset == 0 {
@@ -163,6 +165,9 @@ func (o *options) check() error {
 	}
 	if o.resumeWindow < 0 || o.resumeWindow > 0 && o.resumeWindow < time.Second {
 		return service.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
+	}
+	if o.maxPreLogin < 0 || o.maxPreLogin > o.maxClients {
+		return service.Usagef("-max-prelogin %d: must be between 0 (-max-clients/10) and -max-clients (%d)", o.maxPreLogin, o.maxClients)
 	}
 	return nil
 }
@@ -207,6 +212,7 @@ func (o *options) config() gateway.Config {
 	c.Selector = o.mode
 	c.MaxFrame = o.maxFrame
 	c.MaxClients = o.maxClients
+	c.MaxPreLogin = o.maxPreLogin
 	c.ClientQueueBytes = o.clientQueueBytes
 	c.LinkMaxFrame = o.linkMaxFrame
 	c.LinkQueueBytes = o.linkQueueBytes

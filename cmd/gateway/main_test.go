@@ -39,7 +39,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	}
 	for _, f := range []string{"cluster", "secret", "listen", "ws-listen", "intranet", "inner-ip", "outer-ip",
 		"admin", "node-version", "cmd-offset", "idle", "login-timeout", "affinity", "selector", "max-frame",
-		"max-clients", "client-queue-bytes", "link-max-frame", "link-queue-bytes", "ping-interval",
+		"max-clients", "max-prelogin", "client-queue-bytes", "link-max-frame", "link-queue-bytes", "ping-interval",
 		"ping-misses", "write-timeout", "resume-window", "session-refresh", "broadcast-history", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
 		"redis-password", "redis-db"} {
 		envName := "XSERVER_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
@@ -156,6 +156,7 @@ func TestBadConfigExits2(t *testing.T) {
 		{"zero idle", []string{"-idle", "0s"}, withSecret, "-idle"},
 		{"negative affinity", []string{"-affinity", "-1s"}, withSecret, "-affinity"},
 		{"zero max clients", []string{"-max-clients", "0"}, withSecret, "-max-clients"},
+		{"prelogin over max clients", []string{"-max-clients", "10", "-max-prelogin", "11"}, withSecret, "-max-prelogin"},
 		{"queue below a frame", []string{"-max-frame", "65536", "-client-queue-bytes", "1024"}, withSecret, "client queue"},
 		{"bad log level", []string{"-log-level", "chatty"}, withSecret, "-log-level"},
 		{"bad redis", []string{"-redis", "nohost"}, withSecret, "-redis"},

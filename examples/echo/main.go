@@ -167,7 +167,8 @@ func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, er
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xserver_node_members",
 		Help: "Cluster members this node knows of, itself included.",
-	}, func() float64 { return float64(n.NumMembers()) }), a.echoed, a.failed)
+	}, func() float64 { return float64(n.NumMembers()) }), a.echoed, a.failed,
+		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch))
 	return a, nil
 }
 

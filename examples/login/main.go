@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/net/netutil"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/login/web"
@@ -61,7 +62,8 @@ type options struct {
 	service.Common
 	listen, stateful   string
 	tokenTTL, affinity time.Duration
-	password           string            // demo only; never logged
+	password           string // demo only; never logged
+	maxConns           int
 	types              []common.NodeType // parsed -stateful, set by check
 }
 
@@ -76,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.StringVar(&o.stateful, "stateful", strconv.Itoa(int(common.FirstGameType)), "comma-separated stateful node `types`: each account is bound to one live instance of each (empty: none)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", login.DefaultTokenTTL, "how long a ticket's token is accepted by the gateway")
 	fs.DurationVar(&o.affinity, "affinity", login.DefaultAffinity, "how long an account's bindings outlive its session (must match the gateways' -affinity)")
+	fs.IntVar(&o.maxConns, "max-conns", defaultMaxConns, "most HTTP connections served at once; more wait in the listen backlog")
 	fs.StringVar(&o.password, "password", "xserver", "DEMO ONLY: the one `password` every account logs in with (replace the checker in checker.go)")
 	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
@@ -112,6 +115,9 @@ func (o *options) check() error {
 	}
 	if o.password == "" {
 		return service.Usagef("-password is empty")
+	}
+	if o.maxConns <= 0 {
+		return service.Usagef("-max-conns %d: must be positive", o.maxConns)
 	}
 	return nil
 }
@@ -172,6 +178,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	if err != nil {
 		return err
 	}
+	a.maxConns = o.maxConns
 	log.WithFields(logrus.Fields{
 		"cluster": o.Cluster, "listen": o.listen, "redis": o.Redis.String(), "stateful": o.types,
 		"token_ttl": o.tokenTTL, "affinity": o.affinity,
@@ -204,7 +211,13 @@ type app struct {
 	served chan error
 	// done is closed when Serve has returned; nil before start.
 	done chan struct{}
+	// maxConns bounds the connections served at once (-max-conns).
+	maxConns int
 }
+
+// defaultMaxConns is -max-conns' default: far more than a login service
+// needs for its short requests, far below the file descriptor limit.
+const defaultMaxConns = 4096
 
 // newApp builds the node and the login service on it; lcfg.Members is
 // set here. Configuration errors are service.UsageErrors.
@@ -218,7 +231,7 @@ func newApp(ncfg node.Config, lcfg login.Config, log logrus.FieldLogger) (*app, 
 	if err != nil {
 		return nil, service.Usage(err)
 	}
-	a := &app{n: n, log: log.WithField("component", "login"), served: make(chan error, 1)}
+	a := &app{n: n, log: log.WithField("component", "login"), served: make(chan error, 1), maxConns: defaultMaxConns}
 	hcfg := web.DefaultConfig()
 	hcfg.Service = svc
 	hcfg.Health = a.health
@@ -243,6 +256,7 @@ func (a *app) start(ctx context.Context, listen string) error {
 		return err
 	}
 	a.addr = ln.Addr().String()
+	ln = netutil.LimitListener(ln, a.maxConns)
 	a.srv = &http.Server{
 		Handler:           a.h,
 		ReadHeaderTimeout: 5 * time.Second,

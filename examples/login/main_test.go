@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -42,7 +43,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	if _, err := parseFlags([]string{"-h"}, env(nil), &out); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, f := range []string{"cluster", "secret", "listen", "stateful", "token-ttl", "affinity", "password",
+	for _, f := range []string{"cluster", "secret", "listen", "stateful", "token-ttl", "affinity", "password", "max-conns",
 		"log-level", "log-format", "redis", "redis-master", "redis-cluster", "redis-password", "redis-db"} {
 		envName := "XSERVER_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if !strings.Contains(out.String(), "  -"+f+" ") && !strings.Contains(out.String(), "  -"+f+"\n") {
@@ -120,6 +121,7 @@ func TestBadConfigExits2(t *testing.T) {
 		{"zero ttl", []string{"-token-ttl", "0s"}, withSecret, "-token-ttl"},
 		{"negative affinity", []string{"-affinity", "-1m"}, withSecret, "-affinity"},
 		{"empty password", []string{"-password", ""}, withSecret, "-password is empty"},
+		{"zero max conns", []string{"-max-conns", "0"}, withSecret, "-max-conns"},
 		{"bad env", nil, map[string]string{"XSERVER_SECRET": secret, "XSERVER_TOKEN_TTL": "soon"}, "XSERVER_TOKEN_TTL"},
 		{"stray argument", []string{"extra"}, withSecret, "unexpected arguments"},
 	}
@@ -374,4 +376,52 @@ func TestRunServesAndStopsOnSignal(t *testing.T) {
 	if strings.Contains(logs.String(), password) || strings.Contains(logs.String(), secret) {
 		t.Error("the log holds the password or the secret")
 	}
+}
+
+// The HTTP listener serves at most -max-conns connections at once: one
+// more waits until a connection closes.
+func TestHTTPConnectionLimit(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	lcfg := login.DefaultConfig()
+	lcfg.Redis, lcfg.Cluster, lcfg.Checker = rdb, "limittest", newChecker(password)
+	a, err := newApp(node.Config{Redis: rdb, Cluster: "limittest", Secret: secret, Type: common.Login, InnerIP: "127.0.0.1", Logger: log}, lcfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.maxConns = 2
+	if err := a.start(context.Background(), "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	var held []net.Conn
+	for i := 0; i < a.maxConns; i++ {
+		c, err := net.Dial("tcp", a.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	over := &http.Client{Timeout: 300 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	if resp, err := over.Get("http://" + a.addr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("a request past -max-conns was served")
+	}
+	held[0].Close()
+	ok := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := ok.Get("http://" + a.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after a connection closed: %v", err)
+	}
+	resp.Body.Close()
 }

@@ -114,7 +114,8 @@ func TestAdmin(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	_, body := get(t, base+"/metrics")
-	for _, want := range []string{"xserver_match_queued 0", "xserver_match_matches_total 0", "xserver_node_members 1"} {
+	for _, want := range []string{"xserver_match_queued 0", "xserver_match_matches_total 0", "xserver_node_members 1",
+		"xserver_leader_epoch ", "xserver_redis_last_error_age_seconds ", "go_goroutines ", "process_resident_memory_bytes "} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
 		}

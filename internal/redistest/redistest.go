@@ -33,6 +33,8 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string // extra redis-server arguments (cluster mode, replicas)
+	conf string   // sentinel config file: run as a sentinel
 
 	mu sync.Mutex // guards proc and exited
 	// proc is the running process, nil when stopped.
@@ -46,13 +48,26 @@ type Server struct {
 // or a server that does not come up fails the test.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return start(tb)
+}
+
+// start is Start with extra redis-server arguments.
+func start(tb testing.TB, args ...string) *Server {
+	tb.Helper()
+	return startWith(tb, func(*Server) {}, args...)
+}
+
+// startWith is start with a hook that completes the Server (its port is
+// chosen) before each launch.
+func startWith(tb testing.TB, prepare func(*Server), args ...string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH (apt-get install redis-server): %v", err)
 	}
 	// TempDir first: cleanups run last-in first-out, so the directory is
 	// removed only after Stop has killed the process using it.
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), args: args}
 	tb.Cleanup(s.Stop)
 
 	var lastErr error
@@ -62,6 +77,7 @@ func Start(tb testing.TB) *Server {
 			tb.Fatalf("redistest: pick a port: %v", err)
 		}
 		s.port = port
+		prepare(s)
 		if lastErr = s.launch(); lastErr == nil {
 			return s
 		}
@@ -154,13 +170,17 @@ func (s *Server) launch() error {
 	if err != nil {
 		return fmt.Errorf("redistest: open log: %w", err)
 	}
-	cmd := exec.Command(s.bin,
+	argv := append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	}, s.args...)
+	if s.conf != "" {
+		argv = []string{s.conf, "--sentinel", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir}
+	}
+	cmd := exec.Command(s.bin, argv...)
 	cmd.Dir = s.dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf

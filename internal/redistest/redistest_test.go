@@ -169,3 +169,37 @@ func TestMissingBinaryFailsWithHint(t *testing.T) {
 		t.Fatalf("Fatal message %q lacks the install hint", tb.msg)
 	}
 }
+
+// A cluster of 3 masters and 3 replicas forms, serves a key through a
+// cluster client, and promotes a replica when the key's master is killed.
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, 3, 1)
+	if got := len(c.Masters()); got != 3 {
+		t.Fatalf("%d masters, want 3", got)
+	}
+	cl := c.Client(t)
+	ctx := context.Background()
+	if err := cl.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	old := c.MasterOf("k")
+	old.Stop()
+	c.WaitMasterChange("k", old)
+	if m := c.MasterOf("k"); m == old {
+		t.Fatal("the killed node is still master")
+	}
+}
+
+// A Sentinel deployment forms and fails the master over to its replica.
+func TestSentinel(t *testing.T) {
+	d := StartSentinel(t, 1)
+	old := d.MasterAddr()
+	if old != d.Master.Addr() {
+		t.Fatalf("sentinels name %q, want %s", old, d.Master.Addr())
+	}
+	d.Master.Stop()
+	d.WaitMasterChange(old)
+	if got := d.MasterAddr(); got != d.Replicas[0].Addr() {
+		t.Fatalf("new master %q, want the replica %s", got, d.Replicas[0].Addr())
+	}
+}
