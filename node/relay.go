@@ -565,12 +565,13 @@ func (n *Node) EnableMessageRelay(v bool) {
 	n.rl.poke()
 }
 
-// RegisterFuncOnRelayMsg sets the handler of relayed messages. It runs on
-// the goroutine of the gateway link the message came in on, in arrival
-// order (so a player's messages arrive in the order they were sent, and a
-// message resent after a gateway died is not handed over twice); keep it
-// quick or hand work off. Messages from one player are only ever on one
-// link at a time, but handlers for different links run concurrently.
+// RegisterFuncOnRelayMsg sets the handler of relayed messages. A player's
+// messages run on the lane of the account, in the order the player sent
+// them (a message resent after a gateway died is not handed over twice);
+// a node's messages on the lane of the sending node, in its order.
+// Different lanes run concurrently, never on a gateway link's reader, so
+// the handler may make a Call. Keep it quick or hand work off: a slow
+// handler delays its lane.
 func (n *Node) RegisterFuncOnRelayMsg(f common.FuncTypeOnRelayMsg) {
 	n.mu.Lock()
 	n.onRelay = f
@@ -580,10 +581,8 @@ func (n *Node) RegisterFuncOnRelayMsg(f common.FuncTypeOnRelayMsg) {
 // RegisterFuncOnLoseAccount sets the lose-account handler: the account is
 // no longer bound to this node (its session ended, or it was rebound to
 // another instance). It is called exactly once per time the account was
-// bound here, never for a session that resumed. It runs on the goroutine
-// of the gateway link that said so, after every message of that session
-// on the link, or on the relay's timer goroutine when the node gave up
-// waiting for a session whose gateway link dropped.
+// bound here, never for a session that resumed. It runs on the lane of
+// the account, after every message of that session.
 func (n *Node) RegisterFuncOnLoseAccount(f common.FuncTypeOnLoseAccount) {
 	n.mu.Lock()
 	n.onLose = f
@@ -612,8 +611,8 @@ func (n *Node) RegisterFuncOnResume(f common.FuncTypeOnAccount) {
 // RegisterFuncOnUndeliverable sets the handler of messages that could not
 // be delivered: a message to a player that is offline or whose session
 // ended before it got the message, or a node message a gateway could not
-// forward. It runs on a link goroutine, a lookup goroutine or the relay's
-// timer goroutine; keep it quick.
+// forward. It runs on the lane of the account, or of the node the message
+// was for (see the package doc); keep it quick.
 func (n *Node) RegisterFuncOnUndeliverable(f common.FuncTypeOnUndeliverable) {
 	n.mu.Lock()
 	n.onUndeliv = f
