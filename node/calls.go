@@ -33,7 +33,7 @@ const (
 	CodeApp       uint16 = 1 // the handler returned an error
 	CodeNoHandler uint16 = 2 // no handler registered
 	CodeBusy      uint16 = 3 // too many calls running on the callee
-	CodeLate      uint16 = 4 // the deadline passed before the handler ran
+	CodeLate      uint16 = 4 // the deadline passed at the callee, before or while the handler ran: the caller gets ErrTimeout
 )
 
 // RemoteError is the error a called node answered with. A handler returns
@@ -317,8 +317,28 @@ func (n *Node) serveCall(m *wire.NodeMsg) {
 		if ctx.Err() != nil && err == nil && errors.Is(context.Cause(ctx), context.Canceled) {
 			return // the caller gave up: nobody reads the reply
 		}
-		reply(out, err)
+		reply(out, lateErr(ctx, err))
 	}()
+}
+
+// lateErr is the error a handler's failure is answered with: CodeLate when
+// the call's deadline passed while it ran (the handler most likely failed
+// because of it), so that the caller sees a timeout and not an application
+// error, whichever of the two clocks fired first.
+func lateErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &RemoteError{Code: CodeLate, Message: "the deadline passed while the call ran"}
+	}
+	return err
+}
+
+// remoteTimeout maps a callee's CodeLate answer to ErrTimeout.
+func remoteTimeout(err error) error {
+	var re *RemoteError
+	if errors.As(err, &re) && re.Code == CodeLate {
+		return ErrTimeout
+	}
+	return err
 }
 
 // --- public API ---
@@ -433,7 +453,7 @@ func (n *Node) call(ctx context.Context, to common.NodeID, cmd uint64, req, repl
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return r.err
+			return remoteTimeout(r.err)
 		}
 		if reply != nil {
 			if err := proto.Unmarshal(r.data, reply); err != nil {

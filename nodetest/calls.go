@@ -102,7 +102,7 @@ func (n *Node) call(ctx context.Context, to common.NodeID, cmd uint64, req, repl
 	data, err = pc.data, pc.err
 	n.c.mu.Unlock()
 	if err != nil {
-		return err
+		return lateTimeout(err)
 	}
 	if reply != nil {
 		if err := proto.Unmarshal(data, reply); err != nil {
@@ -149,7 +149,7 @@ func (n *Node) BroadcastCall(ctx context.Context, t common.NodeType, cmd uint64,
 	}
 	return n.c.await(ctx, pcs, func(pc *pendingCall) error {
 		if pc.err != nil {
-			return fmt.Errorf("nodetest: call %s: %w", pc.to, pc.err)
+			return fmt.Errorf("nodetest: call %s: %w", pc.to, lateTimeout(pc.err))
 		}
 		if collect != nil {
 			return collect(from[pc], pc.data)
@@ -214,6 +214,9 @@ func (c *Cluster) serveCall(caller *Node, src *info, pc *pendingCall, to common.
 			cancel()
 		}
 		out, err = h(ctx, from, cmd, append([]byte(nil), data...))
+		if err != nil && !abandoned && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = &node.RemoteError{Code: node.CodeLate, Message: "the deadline passed while the call ran"}
+		}
 		cancel()
 	}
 	if err != nil {
@@ -247,6 +250,16 @@ func (n *Node) postAnswerLocked(pc *pendingCall, data []byte, err error) {
 		c.tseq++
 		pc.done, pc.seq, pc.data, pc.err = true, c.tseq, data, err
 	})
+}
+
+// lateTimeout maps a callee's CodeLate answer to node.ErrTimeout, as a
+// real node does.
+func lateTimeout(err error) error {
+	var re *node.RemoteError
+	if errors.As(err, &re) && re.Code == node.CodeLate {
+		return node.ErrTimeout
+	}
+	return err
 }
 
 func callCtxErr(err error) error {
