@@ -49,6 +49,9 @@ type Gateway struct {
 	sessions *login.Sessions
 	store    *storeQueue
 	bring    *bcastRing
+	groups   *groupIndex
+	fanMu    sync.Mutex // serializes broadcast fan-out, so every session sees broadcasts in order; guards fanBuf
+	fanBuf   []*session // a group's members, reused by each group broadcast
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
@@ -114,6 +117,7 @@ func New(cfg Config) (*Gateway, error) {
 		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
+		groups:   newGroupIndex(),
 		now:      time.Now,
 		badLog:   newRateLog(10 * time.Second),
 		slowLog:  newRateLog(10 * time.Second),
