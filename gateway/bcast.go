@@ -64,7 +64,8 @@ func (r *bcastRing) reaches(pos uint32) bool {
 // replay queues to c, in order, every kept broadcast for s after s.bpos;
 // s.mu is held. When the history no longer reaches back to s.bpos, gap is
 // called first with the last number that is gone and the number of kept
-// broadcasts for s still to come, and s.bpos moves past the hole. A full
+// broadcasts for s that the fan-out reached already (s.bseen), and s.bpos
+// moves past the hole. A full
 // queue stops the replay (s.bstall) until a later tick.
 func (r *bcastRing) replay(s *session, c *client, gap func(through uint32, kept int)) {
 	r.mu.Lock()
@@ -79,7 +80,8 @@ func (r *bcastRing) replay(s *session, c *client, gap func(through uint32, kept 
 			through = r.entries[0].seq - 1
 		}
 		for i := range r.entries {
-			if s.wantsLocked(&r.entries[i]) {
+			// Only those the fan-out reached already count in s.bowed.
+			if e := &r.entries[i]; e.seq <= s.bseen && s.wantsLocked(e) {
 				kept++
 			}
 		}
@@ -139,6 +141,7 @@ func (s *session) deliverBroadcast(e *bentry) {
 		return // away: replayed from the history on resume
 	}
 	g := s.g
+	s.bseen = e.seq
 	if !s.v2 {
 		s.bpos = e.seq
 		if wire.DataSize(len(e.data)) > g.cfg.ClientQueueBytes {

@@ -46,6 +46,7 @@ type session struct {
 	bready   bool              // the client was told where stream 0 starts: broadcasts may be queued
 	bstall   bool              // a broadcast could not be queued: replay when the queue drains
 	bowed    uint32            // version 2: broadcasts for this client not queued since it stalled
+	bseen    uint32            // the last broadcast the fan-out brought to this session
 	shed     uint32            // version 1: broadcasts dropped since the last ClientShed notice
 	groups   map[string]uint32 // group → the broadcast number when it joined
 	gdirty   bool              // groups changed since the last write to Redis
