@@ -99,8 +99,11 @@ func (g *Gateway) refresh() bool {
 		for i, r := range res {
 			s := keep[i]
 			switch r {
+			case login.HoldKept:
+				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
+				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
 				s.log.Info("the session record names another holder; ending this one")
