@@ -103,7 +103,7 @@ func (g *Gateway) refresh() bool {
 				g.met.restored.Inc()
 			case login.HoldLost:
 				g.met.holderLost.Inc()
-				s.log.Info("the session record names another holder; ending this one")
+				s.logger().Info("the session record names another holder; ending this one")
 				s.replaced()
 			case login.HoldMoved:
 				g.met.holderLost.Inc()
