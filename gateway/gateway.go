@@ -417,13 +417,15 @@ func (g *Gateway) serveClient(c net.Conn) {
 	g.conns[c] = struct{}{}
 	g.connWG.Add(1)
 	g.mu.Unlock()
-	go func() {
-		defer g.connWG.Done()
-		newClient(g, c).run()
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-	}()
+	go newClient(g, c).run()
+}
+
+// connEnded forgets a client connection that serveClient took.
+func (g *Gateway) connEnded(c net.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.connWG.Done()
 }
 
 // refuseWhy explains each refusal reason in the log.

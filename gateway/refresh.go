@@ -106,7 +106,7 @@ func (g *Gateway) refresh() bool {
 				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
-				s.log.Info("the session record names another holder; ending this one")
+				s.logger().Info("the session record names another holder; ending this one")
 				s.replaced()
 			case login.HoldMoved:
 				g.met.holderLost.Inc()
