@@ -8,6 +8,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
@@ -56,9 +58,7 @@ func (s *Server) campaignLoop() {
 				s.stepDown("epoch superseded", intranet.CodeNotLeader)
 			default:
 				s.met.renewFailures.Inc()
-				if !failing {
-					s.log.WithError(err).Warn("lease renewal failed; Redis unreachable")
-				}
+				s.warnRedis(err, "lease renewal failed")
 				failing = true
 				if s.now().Sub(lastRenew) > s.cfg.LeaseTTL+s.cfg.RedisGrace {
 					s.log.Warn("lease unconfirmed for longer than TTL + grace; stepping down")
@@ -85,14 +85,22 @@ func (s *Server) campaignLoop() {
 					wait = s.cfg.LeaseTTL / 3
 				} else if !errors.Is(err, lease.ErrHeld) {
 					lastRedisErr = s.now()
+					s.warnRedis(err, "cannot campaign for the lease")
 				}
 			default:
 				lastRedisErr = s.now()
+				s.warnRedis(err, "cannot read the leader record")
 			}
 			cancel()
 		}
 		timer.Reset(wait)
 	}
+}
+
+// warnRedis says, at most every 10 s, that Redis does not answer.
+func (s *Server) warnRedis(err error, what string) {
+	s.warnLog.Log(s.log.WithError(err), logrus.WarnLevel, "redis",
+		"cannot reach Redis at "+lease.Where(s.cfg.Redis)+": "+what+"; is it running and reachable from this mgrserver?")
 }
 
 // opCtx bounds one Redis operation by a third of the lease TTL.

@@ -20,6 +20,7 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
+	"github.com/xserver/xserver/internal/lograte"
 	pb "github.com/xserver/xserver/proto"
 )
 
@@ -32,6 +33,8 @@ type Server struct {
 	ln   net.Listener
 	addr string           // advertised intranet address
 	now  func() time.Time // the clock; tests in this package may replace it before Start
+	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
+	warnLog *lograte.Limiter
 
 	admin     *admin.Server
 	adminAddr string
@@ -71,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		now:     time.Now,
+		warnLog: lograte.New(lograte.DefaultEvery),
 		log:     cfg.Logger.WithField("component", "mgrserver"),
 		reg:     reg,
 		met:     newMetrics(reg),
@@ -325,7 +329,7 @@ func (s *Server) acceptLoop() {
 		s.mu.Unlock()
 		if full {
 			s.met.rejected.WithLabelValues("too_many").Inc()
-			s.log.WithField("peer", c.RemoteAddr().String()).Warn("connection limit reached; closing")
+			s.warnLog.Warn(s.log.WithField("peer", c.RemoteAddr().String()), "connection limit reached; refusing connections")
 			writeErrorAndClose(c, intranet.CodeTooMany, "connection limit reached", s.cfg.WriteTimeout)
 			continue
 		}

@@ -60,8 +60,23 @@ func (c *session) abort() {
 // reject logs why a peer is dropped, counts it and closes with an error.
 func (c *session) reject(metric string, code uint32, err error) {
 	c.s.met.rejected.WithLabelValues(metric).Inc()
-	c.log.WithError(err).WithField("code", code).Warn("closing intranet connection")
+	c.s.warnLog.Log(c.log.WithError(err).WithField("code", code), logrus.WarnLevel, metric, "closing intranet connection: "+rejectWhy(metric))
 	c.closeWith(code, err.Error())
+}
+
+// rejectWhy explains a rejection reason to the operator.
+func rejectWhy(metric string) string {
+	switch metric {
+	case "auth":
+		return "authentication failed: every member must share XSERVER_SECRET"
+	case "stale_epoch":
+		return "the peer has seen a newer leader epoch; this leader steps down"
+	case "handshake":
+		return "no registration before the handshake deadline"
+	case "heartbeat":
+		return "peer silent for too long"
+	}
+	return "bad input (" + metric + ")"
 }
 
 func (c *session) run() {
