@@ -103,6 +103,10 @@ type INode interface {
 	// Calls to other nodes, through a gateway: a request and its reply
 	// (decoded into reply; nil ignores it). They block until the reply,
 	// an error or the end of ctx, whose deadline travels with the call.
+	// Errors: ErrNoNode (no such member), ErrUndeliverable (it did not
+	// reach the member), ErrTimeout (no reply by the deadline), ctx's
+	// error when cancelled, and *RemoteError (the callee's answer; a call
+	// handler returns one to choose the code).
 	RegisterFuncOnCall(f FuncTypeOnCall)
 	Call(ctx context.Context, id NodeID, cmd uint64, req, reply proto.Message) error                   // exactly that member
 	CallOne(ctx context.Context, t NodeType, cmd uint64, req, reply proto.Message) error               // one member chosen by the selector
