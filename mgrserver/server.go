@@ -35,6 +35,7 @@ type Server struct {
 	now  func() time.Time // the clock; tests in this package may replace it before Start
 	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
 	warnLog *lograte.Limiter
+	refuser *intranet.Refuser // refusals written off the accept loop
 
 	admin     *admin.Server
 	adminAddr string
@@ -66,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		now:     time.Now,
 		warnLog: lograte.New(lograte.DefaultEvery),
+		refuser: intranet.NewRefuser(cfg.WriteTimeout, 64),
 		log:     cfg.Logger.WithField("component", "mgrserver"),
 		reg:     reg,
 		met:     newMetrics(reg),
@@ -248,6 +250,7 @@ func (s *Server) Close() error {
 	s.stepDown("shutting down", intranet.CodeShutdown)
 	s.closeAll()
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -272,6 +275,7 @@ func (s *Server) crash() {
 		c.abort()
 	}
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -324,7 +328,8 @@ func (s *Server) acceptLoop() {
 		if full {
 			s.met.rejected.WithLabelValues("too_many").Inc()
 			s.warnLog.Warn(s.log.WithField("peer", c.RemoteAddr().String()), "connection limit reached; refusing connections")
-			writeErrorAndClose(c, intranet.CodeTooMany, "connection limit reached", s.cfg.WriteTimeout)
+			f, _ := wire.Frame(wire.KindError, &pb.Error{Code: intranet.CodeTooMany, Reason: "connection limit reached"})
+			s.refuser.Refuse(c, f, nil) // never on this goroutine: a TLS peer may be silent
 			continue
 		}
 		sess := newSession(s, c)
@@ -335,13 +340,6 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go sess.run()
 	}
-}
-
-func writeErrorAndClose(c net.Conn, code uint32, reason string, timeout time.Duration) {
-	f, _ := wire.Frame(wire.KindError, &pb.Error{Code: code, Reason: reason})
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	_, _ = c.Write(f)
-	_ = c.Close()
 }
 
 // advertised picks the address nodes should dial.
