@@ -124,6 +124,15 @@ type INode interface {
 	Kick(account, reason string) error                                  // ends the player's session
 	RegisterFuncOnUndeliverable(f FuncTypeOnUndeliverable)
 
+	// Groups of players (rooms, channels, guilds): named sets of accounts,
+	// cluster-wide. A membership belongs to the account's session: kept
+	// while the client is away, carried to another gateway on a resume,
+	// ended with the session. A group broadcast crosses each gateway once.
+	JoinGroup(group, account string) error                            // queues; group: 1–64 bytes of printable UTF-8
+	LeaveGroup(group, account string) error                           // queues
+	BroadcastGroup(group string, cmd uint64, data []byte) error       // queues; to every member's client
+	GroupMembers(ctx context.Context, group string) ([]string, error) // blocks: asks every gateway
+
 	// Players' sessions.
 	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount) // no longer bound here; once per ownership
 	RegisterFuncOnDisconnect(f FuncTypeOnAccount)      // the client is away and may resume

@@ -51,6 +51,9 @@ type Gateway struct {
 	sessions *login.Sessions
 	store    *storeQueue
 	bring    *bcastRing
+	groups   *groupIndex
+	fanMu    sync.Mutex // serializes broadcast fan-out, so every session sees broadcasts in order; guards fanBuf
+	fanBuf   []*session // a group's members, reused by each group broadcast
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
@@ -117,6 +120,7 @@ func New(cfg Config) (*Gateway, error) {
 		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
+		groups:   newGroupIndex(),
 		now:      time.Now,
 		badLog:   lograte.New(10 * time.Second),
 		slowLog:  lograte.New(10 * time.Second),
@@ -419,13 +423,15 @@ func (g *Gateway) serveClient(c net.Conn) {
 	g.conns[c] = struct{}{}
 	g.connWG.Add(1)
 	g.mu.Unlock()
-	go func() {
-		defer g.connWG.Done()
-		newClient(g, c).run()
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-	}()
+	go newClient(g, c).run()
+}
+
+// connEnded forgets a client connection that serveClient took.
+func (g *Gateway) connEnded(c net.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.connWG.Done()
 }
 
 // refuseWhy explains each refusal reason in the log.

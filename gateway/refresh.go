@@ -99,11 +99,14 @@ func (g *Gateway) refresh() bool {
 		for i, r := range res {
 			s := keep[i]
 			switch r {
+			case login.HoldKept:
+				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
+				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
-				s.log.Info("the session record names another holder; ending this one")
+				s.logger().Info("the session record names another holder; ending this one")
 				s.replaced()
 			case login.HoldMoved:
 				g.met.holderLost.Inc()

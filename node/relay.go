@@ -49,6 +49,7 @@ type relay struct {
 	cb      *lanes // the user callbacks, off the links' readers
 	wg      sync.WaitGroup
 	lookLog *lograte.Limiter
+	gq      groupQueries // GroupMembers calls waiting for the gateways
 
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
 	dropped       atomic.Uint64 // client messages that could not be delivered
@@ -291,6 +292,7 @@ func (l *gwLink) serve(ctx context.Context) {
 	defer func() {
 		r.mgr.RemoveServer(l)
 		n.undelivered(l.takePending(true, time.Time{}), wire.CodeLinkLost, "the gateway link was lost before the gateway forwarded it")
+		r.gq.linkDown(l.id)
 		r.do(func() *resume.Output {
 			if r.links[l.id] != l {
 				return r.core.Tick(time.Now()) // replaced by a newer link: nothing went down
@@ -435,6 +437,12 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		}
 		r.lookLog.Warn(l.log.WithFields(logrus.Fields{"to": u.To.String(), "cmd": u.Cmd, "why": wire.CodeText(u.Code)}), "node message undeliverable")
 		n.undelivered([]sentMsg{{op: u.Op, to: u.To, cmd: u.Cmd, id: u.ID}}, u.Code, wire.CodeText(u.Code))
+	case wire.KindGroupMembers:
+		id, last, accounts, err := wire.DecodeGroupMembers(nil, p)
+		if err != nil {
+			return err
+		}
+		r.gq.answer(l.id, id, last, accounts)
 	case wire.KindPing:
 		var m pb.Ping
 		if err := m.Unmarshal(p); err != nil {
