@@ -25,19 +25,27 @@ import (
 // client connection (a process may hold only so many open files).
 const groupBenchEnv = "XSERVER_GROUPBENCH_TICKETS"
 
+// groupBenchWindow is how many messages BenchmarkGroupBroadcast keeps in
+// flight.
+const groupBenchWindow = 4
+
 // BenchmarkGroupBroadcast measures one node broadcasting to a group of
 // members (10 000 by default, XSERVER_GROUPBENCH_MEMBERS to change) whose
 // sessions are spread over 2 gateways: broadcasts per second until every
 // member got every one, and the delivery latency from the node's call to
-// the member's read. path=group is one BroadcastGroup per message;
-// path=per-member, the baseline in the same run, is what a game did
-// without groups: one SendClientMsgByRelay per member per message.
+// the member's read. At most groupBenchWindow messages are in flight (sent
+// and not yet at every member), so the latency is that of a loaded
+// cluster, not of a queue the benchmark filled. path=group is one
+// BroadcastGroup per message; the baselines in the same run: path=all,
+// BroadcastClientMsg to every client (the same fan-out, no membership),
+// and path=per-member, what a game did without groups: one
+// SendClientMsgByRelay per member per message.
 func BenchmarkGroupBroadcast(b *testing.B) {
 	members := 10000
 	if v, err := strconv.Atoi(os.Getenv("XSERVER_GROUPBENCH_MEMBERS")); err == nil && v > 0 {
 		members = v
 	}
-	for _, path := range []string{"group", "per-member"} {
+	for _, path := range []string{"group", "all", "per-member"} {
 		b.Run(fmt.Sprintf("path=%s/members=%d", path, members), func(b *testing.B) {
 			benchGroup(b, path, members)
 		})
@@ -99,16 +107,42 @@ func benchGroup(b *testing.B, path string, members int) {
 		})
 	}
 	n := b.N
-	fmt.Fprintf(stdin, "expect %d\n", n*members)
+	fmt.Fprintf(stdin, "expect %d %d\n", n, members)
+	expect("go")
+	// Completions ("c <seq>": every member has message seq) open the window.
+	window := make(chan struct{}, groupBenchWindow)
+	for i := 0; i < groupBenchWindow; i++ {
+		window <- struct{}{}
+	}
+	done := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			l := lines.Text()
+			switch {
+			case strings.HasPrefix(l, "c "):
+				window <- struct{}{}
+			case strings.HasPrefix(l, "done "):
+				done <- strings.TrimPrefix(l, "done ")
+				return
+			}
+		}
+		close(done)
+	}()
 	payload := make([]byte, 64)
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < n; i++ {
+		<-window
 		binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+		binary.BigEndian.PutUint64(payload[8:], uint64(i))
 		switch path {
 		case "group":
 			for lobby.BroadcastGroup("bench", 4100, payload) != nil {
 				time.Sleep(100 * time.Microsecond) // the link's queue is full
+			}
+		case "all":
+			for lobby.BroadcastClientMsg(4100, payload) != nil {
+				time.Sleep(100 * time.Microsecond)
 			}
 		default:
 			for _, a := range accounts {
@@ -118,7 +152,10 @@ func benchGroup(b *testing.B, path string, members int) {
 			}
 		}
 	}
-	res := expect("done ")
+	res, ok := <-done
+	if !ok {
+		b.Fatal("client process ended before its summary")
+	}
 	elapsed := time.Since(start)
 	b.StopTimer()
 	var p50, p99, shed int64
@@ -135,8 +172,9 @@ func benchGroup(b *testing.B, path string, members int) {
 
 // TestGroupBenchClients is BenchmarkGroupBroadcast's client process: it
 // logs in every ticket of the file named by groupBenchEnv, says "ready",
-// reads "expect N" on stdin, and once N messages arrived (or were shed)
-// prints "done <p50 µs> <p99 µs> <shed>". Skipped otherwise.
+// reads "expect <messages> <members>" on stdin, prints "c <seq>" when
+// every member got message seq, and once every message arrived (or was
+// shed) "done <p50 µs> <p99 µs> <shed>". Skipped otherwise.
 func TestGroupBenchClients(t *testing.T) {
 	file := os.Getenv(groupBenchEnv)
 	if file == "" {
@@ -153,6 +191,8 @@ func TestGroupBenchClients(t *testing.T) {
 	all := make(chan struct{})
 	var want atomic.Int64
 	want.Store(-1)
+	counts := make([]atomic.Int64, 1<<20)
+	var members int64
 	check := func() {
 		if w := want.Load(); w >= 0 && got.Load()+shed.Load() >= w {
 			select {
@@ -195,8 +235,11 @@ func TestGroupBenchClients(t *testing.T) {
 					}
 					switch k {
 					case wire.KindClientData:
-						if len(p) >= 16 {
+						if len(p) >= 24 {
 							mine = append(mine, (time.Now().UnixNano()-int64(binary.BigEndian.Uint64(p[8:])))/1e3)
+							if seq := binary.BigEndian.Uint64(p[16:]); seq < uint64(len(counts)) && counts[seq].Add(1) == atomic.LoadInt64(&members) {
+								fmt.Printf("c %d\n", seq)
+							}
 						}
 						got.Add(1)
 					case wire.KindClientShed:
@@ -222,9 +265,11 @@ func TestGroupBenchClients(t *testing.T) {
 	fmt.Println("ready")
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		var n int64
-		if _, err := fmt.Sscanf(in.Text(), "expect %d", &n); err == nil {
-			want.Store(n)
+		var n, m int64
+		if _, err := fmt.Sscanf(in.Text(), "expect %d %d", &n, &m); err == nil {
+			atomic.StoreInt64(&members, m)
+			want.Store(n * m)
+			fmt.Println("go")
 			check()
 			break
 		}
