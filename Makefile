@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-groups bench-failover proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ e2e: ## browser test: two headless Chromium players chat through a whole cluster
 bench: ## gateway allocations per frame and memory per idle client, then relay vs one-hop echo round trips (last line: ratio K=1000)
 	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
+
+bench-groups: ## one node broadcasting to a group of 10 000 members on 2 gateways (broadcasts/s, delivery p99), against broadcast-to-all and one send per member
+	$(GO) test -run '^$$' -bench 'GroupBroadcast' -benchtime 50x -timeout 25m ./gateway/
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/
