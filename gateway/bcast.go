@@ -174,7 +174,7 @@ func (s *session) deliverBroadcast(e *bentry) {
 // keep up; the tick tells it how many once its queue drained to half.
 func (s *session) shedLocked() {
 	if s.shed == 0 {
-		s.g.slowLog.Warn(s.log, "client cannot keep up with broadcasts; dropping them until it drains")
+		s.g.slowLog.Warn(s.logger(), "client cannot keep up with broadcasts; dropping them until it drains")
 	}
 	s.shed++
 	s.g.met.shed.Inc()

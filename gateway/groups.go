@@ -74,7 +74,7 @@ func (g *Gateway) joinGroup(group, account []byte) {
 	}
 	if len(s.groups) >= maxGroupsPerSession {
 		g.met.drops.WithLabelValues("group_limit").Inc()
-		g.badLog.Warn(s.log.WithField("group", name), "session is in too many groups; join ignored")
+		g.badLog.Warn(s.logger().WithField("group", name), "session is in too many groups; join ignored")
 		return
 	}
 	s.addGroupLocked(name, g.bring.last())
@@ -173,7 +173,7 @@ func (s *session) saveGroups(ctx context.Context) {
 		names := s.groupNamesLocked()
 		s.mu.Unlock()
 		if err := g.sessions.UpdateGroups(ctx, s.account, s.sid, g.node.GetID(), names); err != nil {
-			g.redisLog.Warn(s.log.WithError(err), "could not record the session's groups in Redis; retrying at the next refresh")
+			g.redisLog.Warn(s.logger().WithError(err), "could not record the session's groups in Redis; retrying at the next refresh")
 			s.mu.Lock()
 			s.gdirty, s.gsaving = true, false
 			s.mu.Unlock()

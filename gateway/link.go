@@ -149,7 +149,7 @@ func (l *link) handshake() bool {
 
 func (l *link) reject(metric string, code uint32, err error) {
 	l.g.met.drops.WithLabelValues("link_" + metric).Inc()
-	l.log.WithError(err).WithField("code", code).Warn("closing node link")
+	l.g.badLog.Warn(l.log.WithError(err).WithField("code", code), "closing node link")
 	l.closeWith(code, err.Error())
 }
 

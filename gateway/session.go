@@ -34,7 +34,6 @@ type session struct {
 	v2      bool
 	window  time.Duration
 	secret  [32]byte // digest of the resume secret (v2)
-	log     logrus.FieldLogger
 
 	mu       sync.Mutex
 	core     *resume.Session
@@ -144,7 +143,7 @@ func (s *session) stalledLocked() {
 	if !s.v2 {
 		if c := s.conn; c != nil {
 			s.g.met.drops.WithLabelValues("slow_client").Inc()
-			s.g.slowLog.Warn(s.log, "client cannot keep up; disconnecting")
+			s.g.slowLog.Warn(s.logger(), "client cannot keep up; disconnecting")
 			c.kick(wire.CodeSlow, "too slow to read")
 		}
 		return
@@ -281,7 +280,7 @@ func (s *session) detach(c *client) {
 	s.g.away[s] = struct{}{}
 	s.g.dirtyMu.Unlock()
 	s.tellBoundLocked(func(*link) []byte { return wire.AppendRef(nil, wire.KindSessionPaused, s.account, s.sid) })
-	s.log.WithField("window", s.window).Info("client disconnected; session kept for a resume")
+	s.logger().WithField("window", s.window).Info("client disconnected; session kept for a resume")
 }
 
 // end ends the session once: bound nodes lose the account (unless it was
@@ -328,14 +327,14 @@ func (s *session) end(why string, tellNodes bool) {
 	if tellNodes {
 		g.store.enqueue(func(ctx context.Context) {
 			if _, err := g.sessions.End(ctx, s.account, s.sid, g.node.GetID()); err != nil {
-				s.log.WithError(err).Debug("could not delete the session record")
+				s.logger().WithError(err).Debug("could not delete the session record")
 			}
 			if bindings {
 				_ = login.TouchBindings(ctx, g.cfg.Redis, g.cfg.Cluster, s.account, g.cfg.Affinity)
 			}
 		})
 	}
-	s.log.WithField("reason", why).Info("session ended")
+	s.logger().WithField("reason", why).Info("session ended")
 }
 
 // routeLocked picks the link for a message of type t: the bound instance
@@ -360,7 +359,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 		return nil, common.NodeID{}
 	}
 	s.bindings[t] = repl.id
-	s.log.WithFields(logrus.Fields{"type": t.String(), "from": bound.String(), "to": repl.id.String()}).Info("account rebound")
+	s.logger().WithFields(logrus.Fields{"type": t.String(), "from": bound.String(), "to": repl.id.String()}).Info("account rebound")
 	g.met.rebinds.Inc()
 	// The new owner first gets what was waiting for the old one.
 	g.movePending(bound, s, repl)
@@ -369,7 +368,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 	rec.Bindings = copyBindings(s.bindings)
 	g.store.enqueue(func(ctx context.Context) {
 		if _, err := login.Rebind(ctx, g.cfg.Redis, g.cfg.Cluster, s.account, t, bound, repl.id, g.cfg.Affinity); err != nil {
-			s.log.WithError(err).Warn("could not record the rebind in Redis; the session keeps it")
+			s.logger().WithError(err).Warn("could not record the rebind in Redis; the session keeps it")
 		}
 		_ = g.sessions.UpdateBindings(ctx, s.account, s.sid, g.node.GetID(), rec.Bindings)
 	})
@@ -451,7 +450,7 @@ func (s *session) takenOver() {
 	}
 	s.g.removeSession(s)
 	s.g.met.ended.WithLabelValues("taken_over").Inc()
-	s.log.Info("session resumed on another gateway")
+	s.logger().Info("session resumed on another gateway")
 }
 
 // readyCh is the channel a resumed session's reader waits on before
@@ -528,9 +527,9 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 		s.tellBoundLocked(func(*link) []byte {
 			return wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), wire.OnlineResumed)
 		})
-		s.log.WithField("away", g.now().Sub(s.away).Round(time.Millisecond)).Info("session resumed")
+		s.logger().WithField("away", g.now().Sub(s.away).Round(time.Millisecond)).Info("session resumed")
 	} else {
-		s.log.Info("session resumed on a new connection")
+		s.logger().Info("session resumed on a new connection")
 	}
 	return wire.CodeOK
 }
@@ -596,7 +595,7 @@ func (s *session) onResumeState(l *link, st *wire.ResumeState) {
 	s.mu.Unlock()
 	if lost {
 		s.g.met.drops.WithLabelValues("stream_lost").Inc()
-		s.log.WithField("node", l.id.String()).Warn("a node lost messages of this session; ending it")
+		s.logger().WithField("node", l.id.String()).Warn("a node lost messages of this session; ending it")
 		s.kick(wire.CodeLost, "messages were lost; log in again")
 	}
 }
@@ -608,7 +607,7 @@ func (s *session) finishResume(timeout bool) {
 	defer s.mu.Unlock()
 	if s.state == sessResuming {
 		if timeout {
-			s.log.WithField("missing", len(s.waitFor)).Warn("nodes did not answer the resume in time")
+			s.logger().WithField("missing", len(s.waitFor)).Warn("nodes did not answer the resume in time")
 		}
 		s.finishResumeLocked()
 	}
@@ -624,6 +623,10 @@ func (s *session) finishResumeLocked() {
 		s.conn.out.Append(wire.AppendMsgAck(nil, f))
 	}
 }
+
+// logger is the session's log context, built when a line is written:
+// idle sessions keep none.
+func (s *session) logger() logrus.FieldLogger { return s.g.log.WithField("account", s.account) }
 
 func (s *session) String() string { return fmt.Sprintf("%s/%x", s.account, s.sid) }
 

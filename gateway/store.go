@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/internal/lograte"
 )
 
 // storeQueue runs Redis writes off the data path, in order, on a few
@@ -16,13 +18,13 @@ type storeQueue struct {
 	timeout time.Duration
 	jobs    chan func(context.Context)
 	wg      sync.WaitGroup
-	drops   *rateLog
+	drops   *lograte.Limiter
 }
 
 const storeWorkers = 4
 
 func newStoreQueue(log logrus.FieldLogger, timeout time.Duration) *storeQueue {
-	return &storeQueue{log: log, timeout: timeout, jobs: make(chan func(context.Context), 8192), drops: newRateLog(10 * time.Second)}
+	return &storeQueue{log: log, timeout: timeout, jobs: make(chan func(context.Context), 8192), drops: lograte.New(10 * time.Second)}
 }
 
 // enqueue schedules job; it never blocks. false: the queue was full and

@@ -22,7 +22,7 @@ func (g *Gateway) newSession(account string, sid uint64, v2 bool, b map[common.N
 		window = g.cfg.ResumeWindow
 	}
 	return &session{g: g, account: account, sid: sid, v2: v2, window: window,
-		core: resume.NewSession(sid, v2), bindings: b, log: g.log.WithField("account", account)}
+		core: resume.NewSession(sid, v2), bindings: b}
 }
 
 // addSession attaches c to s and makes s the account's session here; an

@@ -198,7 +198,7 @@ func (r *relay) checkStalls(now time.Time) {
 	n := r.n
 	for _, l := range r.mgr.Servers() {
 		if exp := l.takePending(false, now); len(exp) > 0 {
-			r.lookLog.warn(l.log.WithField("messages", len(exp)), "a gateway did not forward node messages in time; reporting them undeliverable")
+			r.lookLog.Warn(l.log.WithField("messages", len(exp)), "a gateway did not forward node messages in time; reporting them undeliverable")
 			n.undelivered(exp, wire.CodeExpired, "the gateway did not forward it in time")
 		}
 		if l.stalled(now, n.cfg.MessageTTL/2) {
