@@ -52,10 +52,13 @@ type Gateway struct {
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
-	badLog      *rateLog // bad input and refusals
-	slowLog     *rateLog // slow clients
-	redisLog    *rateLog // Redis failures
-	firstMarker string   // the Redis marker seen at start (refreshLoop's)
+	t0          time.Time   // the clock's origin (see clock)
+	rateLimits  []rateLimit // cfg.RateLimits with their counters
+	rateLog     *rateLog    // sessions over their rate limits
+	badLog      *rateLog    // bad input and refusals
+	slowLog     *rateLog    // slow clients
+	redisLog    *rateLog    // Redis failures
+	firstMarker string      // the Redis marker seen at start (refreshLoop's)
 
 	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
 	sessMap map[string]*session
@@ -118,6 +121,13 @@ func New(cfg Config) (*Gateway, error) {
 		badLog:   newRateLog(10 * time.Second),
 		slowLog:  newRateLog(10 * time.Second),
 		redisLog: newRateLog(10 * time.Second),
+		rateLog:  newRateLog(10 * time.Second),
+		t0:       time.Now(),
+	}
+	for _, r := range cfg.RateLimits {
+		g.rateLimits = append(g.rateLimits, rateLimit{RateLimit: r,
+			errors: g.met.rateLimited.WithLabelValues(r.Scope(), "error"),
+			kicks:  g.met.rateLimited.WithLabelValues(r.Scope(), "kick")})
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")

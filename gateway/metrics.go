@@ -23,6 +23,7 @@ type metrics struct {
 	rebinds      prometheus.Counter
 	restored     prometheus.Counter
 	holderLost   prometheus.Counter
+	rateLimited  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -51,6 +52,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.rebinds = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_rebinds_total", Help: "Accounts rebound from an unreachable instance to another."})
 	m.restored = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_restored_total", Help: "Session records restored after Redis lost them."})
 	m.holderLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_superseded_total", Help: "Sessions ended because the Redis record named another holder."})
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_rate_limited_total", Help: "Client messages over a rate limit, by the limit's scope and the action taken (error, kick)."}, []string{"limit", "action"})
+	reg.MustRegister(m.rateLimited)
 	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost)
 	return m
 }
