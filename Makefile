@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-failover proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -42,9 +42,15 @@ web-sdk: ## rebuild the JS SDK and copy its browser modules into the login examp
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
-bench: ## gateway allocations per frame and memory per idle client, then relay vs one-hop echo round trips (last line: ratio K=1000)
+bench: bench-micro bench-procs ## the in-process micro-benchmarks, then the real-process relay and resume benchmark
+
+bench-micro: ## in-process: gateway allocations per frame, memory per idle client, relay vs one-hop echo round trips (last line: ratio K=1000)
 	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
+
+XBENCH_ARGS ?= -k 1,100,1000 -reps 3 -resume 200
+bench-procs: build ## real processes (redis-server, mgrserver, gateway, echo, login from bin/) under an external load, against a one-hop raw echo in the same run (XBENCH_ARGS to change K, -reps, -d)
+	$(GO) run ./internal/xbench -bin bin $(XBENCH_ARGS)
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/

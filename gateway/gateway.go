@@ -22,6 +22,7 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
@@ -49,16 +50,19 @@ type Gateway struct {
 	sessions *login.Sessions
 	store    *storeQueue
 	bring    *bcastRing
+	groups   *groupIndex
+	fanMu    sync.Mutex // serializes broadcast fan-out, so every session sees broadcasts in order; guards fanBuf
+	fanBuf   []*session // a group's members, reused by each group broadcast
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
-	t0          time.Time   // the clock's origin (see clock)
-	rateLimits  []rateLimit // cfg.RateLimits with their counters
-	rateLog     *rateLog    // sessions over their rate limits
-	badLog      *rateLog    // bad input and refusals
-	slowLog     *rateLog    // slow clients
-	redisLog    *rateLog    // Redis failures
-	firstMarker string      // the Redis marker seen at start (refreshLoop's)
+	t0          time.Time        // the clock's origin (see clock)
+	rateLimits  []rateLimit      // cfg.RateLimits with their counters
+	rateLog     *lograte.Limiter // sessions over their rate limits
+	badLog      *lograte.Limiter // bad input and refusals
+	slowLog     *lograte.Limiter // slow clients
+	redisLog    *lograte.Limiter // Redis failures
+	firstMarker string           // the Redis marker seen at start (refreshLoop's)
 
 	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
 	sessMap map[string]*session
@@ -117,11 +121,12 @@ func New(cfg Config) (*Gateway, error) {
 		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
+		groups:   newGroupIndex(),
 		now:      time.Now,
-		badLog:   newRateLog(10 * time.Second),
-		slowLog:  newRateLog(10 * time.Second),
-		redisLog: newRateLog(10 * time.Second),
-		rateLog:  newRateLog(10 * time.Second),
+		badLog:   lograte.New(10 * time.Second),
+		slowLog:  lograte.New(10 * time.Second),
+		redisLog: lograte.New(10 * time.Second),
+		rateLog:  lograte.New(10 * time.Second),
 		t0:       time.Now(),
 	}
 	for _, r := range cfg.RateLimits {
@@ -422,13 +427,15 @@ func (g *Gateway) serveClient(c net.Conn) {
 	g.conns[c] = struct{}{}
 	g.connWG.Add(1)
 	g.mu.Unlock()
-	go func() {
-		defer g.connWG.Done()
-		newClient(g, c).run()
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-	}()
+	go newClient(g, c).run()
+}
+
+// connEnded forgets a client connection that serveClient took.
+func (g *Gateway) connEnded(c net.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.connWG.Done()
 }
 
 // refuseWhy explains each refusal reason in the log.
