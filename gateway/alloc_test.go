@@ -35,17 +35,10 @@ func benchGateway(b *testing.B, v2 bool) (*Gateway, *client, *link) {
 	g.links[ln.id] = ln
 	g.reindexLocked(ln.typ)
 	g.sessMap[s.account] = s
-	for _, o := range []*intranet.Outbox{ln.out, c.out} {
-		o := o
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		conn := ln.conn
-		if o == c.out {
-			conn = c.conn
-		}
-		go func() { defer close(done); _ = o.WriteLoop(conn, time.Minute, stop) }()
-		b.Cleanup(func() { close(stop); <-done })
-	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ln.out.WriteLoop(ln.conn, time.Minute, stop) }()
+	b.Cleanup(func() { close(stop); <-done; c.out.Close(); <-c.out.Done() })
 	return g, c, ln
 }
 

@@ -18,27 +18,52 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
-	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/resume"
 	"github.com/xserver/xserver/login"
 )
 
 // client is one player connection. A version 2 session outlives it (see
-// session); sess is set by the reader goroutine when the login or resume
-// succeeds and not changed after.
+// session); sess is set when the login or resume succeeds and not changed
+// after.
+//
+// An idle connection holds no goroutine stack of its own beyond one
+// parked read and no buffer: reading is done in bursts. A burst starts
+// when the parked read (into a few bytes inside the struct) returns data;
+// it takes a pooled buffer, handles every whole frame, reads on only
+// while a frame is incomplete, then gives the buffer back and parks again
+// on a fresh goroutine, so whatever stack the work grew is freed. Sending
+// has its own goroutine only while frames are queued (clientOut). One
+// goroutine at a time reads: the parked read hands over to the burst and
+// the burst to the next parked read.
 type client struct {
 	g      *Gateway
 	conn   net.Conn
-	out    *intranet.Outbox
-	log    logrus.FieldLogger
+	out    *clientOut
 	sess   *session
-	stop   chan struct{} // closed to make the writer give up at once
-	kicked atomic.Bool   // set before the reader is woken to stop
+	kicked atomic.Bool // stop reading; set before the reader is woken
+
+	// Owned by the goroutine reading at the time.
+	in    []byte // read buffer during a burst; nil while parked
+	r, w  int    // unread bytes are in[r:w]
+	armed time.Time
+	peek  [peekSize]byte
 
 	mu     sync.Mutex // guards endWhy, fate
 	endWhy string
 	fate   connFate // what ending this connection does to its session
 }
+
+// peekSize is what a parked read takes at once: enough for a ping.
+const peekSize = 16
+
+// inSize is the pooled read buffer's size; a longer frame gets a buffer
+// of its own for as long as it is read.
+const inSize = 4 << 10
+
+var inPool = sync.Pool{New: func() any { b := make([]byte, inSize); return &b }}
+
+// errParked is next's answer when no byte is buffered: park.
+var errParked = errors.New("gateway: nothing buffered")
 
 // connFate says what the end of a connection does to its session.
 type connFate uint8
@@ -51,11 +76,31 @@ const (
 	fateKeep                     // the gateway is draining: leave the session for a resume elsewhere
 )
 
-func newClient(g *Gateway, c net.Conn) *client {
-	return &client{
-		g: g, conn: c, out: intranet.NewOutbox(g.cfg.ClientQueueBytes), stop: make(chan struct{}),
-		log: g.log.WithField("client", c.RemoteAddr().String()),
+func newClient(g *Gateway, conn net.Conn) *client {
+	c := &client{g: g, conn: conn}
+	c.out = newClientOut(conn, g.cfg.WriteTimeout, g.cfg.ClientQueueBytes, c.written)
+	return c
+}
+
+// written runs when the send queue is finished: everything queued (a kick
+// included) is written, or never will be. The reader is woken so the
+// connection ends.
+func (c *client) written(err error) {
+	if err != nil {
+		c.logger().WithError(err).Debug("client write failed")
+		c.setWhy("write failed")
 	}
+	c.kicked.Store(true)
+	_ = c.conn.SetReadDeadline(time.Now())
+}
+
+// logger is the connection's log context, built when a line is written.
+func (c *client) logger() logrus.FieldLogger {
+	l := c.g.log.WithField("client", c.conn.RemoteAddr().String())
+	if s := c.sess; s != nil {
+		l = l.WithField("account", s.account)
+	}
+	return l
 }
 
 // refuse tells a connection why it is not served and closes it.
@@ -76,9 +121,11 @@ func (c *client) kickWith(code uint16, reason string, fate connFate) {
 	}
 	c.mu.Unlock()
 	noteCloseCode(c.conn, code)
-	c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientKick, code, reason))
+	// The flag first: the reader checks it after arming its deadline, and
+	// the wake-up (written, once the kick is out) comes after the flag.
 	c.kicked.Store(true)
-	// The writer wakes the reader once the kick is written: waking it now
+	c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientKick, code, reason))
+	// The queue wakes the reader once the kick is written: waking it now
 	// would let a WebSocket close before the kick goes out. A client too
 	// slow to read will not read the kick either: stop it at once.
 	if code == wire.CodeSlow {
@@ -107,30 +154,32 @@ func (c *client) ending() (string, connFate) {
 	return why, c.fate
 }
 
+// run serves a new connection: the login or resume (its Redis work grows
+// this goroutine's stack, which ends with it), then the first burst.
 func (c *client) run() {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		if err := c.out.WriteLoop(c.conn, c.g.cfg.WriteTimeout, c.stop); err != nil {
-			c.log.WithError(err).Debug("client write failed")
-			c.setWhy("write failed")
-		}
-		// Everything queued (a kick included) is written, or never will
-		// be: wake the reader so the session ends.
-		_ = c.conn.SetReadDeadline(time.Now())
-	}()
-	c.read()
+	if !c.handshake() {
+		c.end()
+		return
+	}
+	c.burst()
+}
+
+// end closes the connection once the reader stopped: the session learns
+// of it, what is queued is written (at most WriteTimeout), the socket is
+// closed and the gateway forgets the connection.
+func (c *client) end() {
+	c.release()
 	if s := c.sess; s != nil {
 		c.finish(s)
 	}
 	c.out.Close()
 	select {
-	case <-writerDone:
+	case <-c.out.Done():
 	case <-time.After(c.g.cfg.WriteTimeout):
-		close(c.stop)
-		<-writerDone
 	}
 	_ = c.conn.Close()
+	<-c.out.Done()
+	c.g.connEnded(c.conn)
 }
 
 // finish applies the connection's end to its session.
@@ -161,16 +210,83 @@ func (c *client) finish(s *session) {
 	}
 }
 
-// read handles the login or resume and then relays frames until the
-// connection ends.
-func (c *client) read() {
+// next returns the next whole frame. It reads from the connection only
+// while a frame is incomplete, unless block is set; with nothing buffered
+// and block unset it returns errParked. The payload aliases the read
+// buffer until the next call.
+func (c *client) next(block bool) (wire.Kind, []byte, error) {
+	max := c.g.cfg.MaxFrame
+	for {
+		avail := c.in[c.r:c.w]
+		need := 4
+		if len(avail) >= 4 {
+			n := int(binary.BigEndian.Uint32(avail))
+			if n < 2 {
+				return 0, nil, fmt.Errorf("%w: length %d", wire.ErrFrameTooShort, n)
+			}
+			if n > max {
+				return 0, nil, fmt.Errorf("%w: %d bytes, limit %d", wire.ErrFrameTooLarge, n, max)
+			}
+			if len(avail) >= 4+n {
+				c.r += 4 + n
+				return wire.Kind(binary.BigEndian.Uint16(avail[4:6])), avail[6 : 4+n], nil
+			}
+			need = 4 + n
+		}
+		if len(avail) == 0 && !block {
+			return 0, nil, errParked
+		}
+		c.room(need)
+		n, err := c.conn.Read(c.in[c.w:])
+		c.w += n
+		if err != nil && n == 0 {
+			if c.r != c.w && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, err
+		}
+	}
+}
+
+// room makes the read buffer hold at least need bytes from c.r on.
+func (c *client) room(need int) {
+	if c.in == nil {
+		c.in = *inPool.Get().(*[]byte)
+		c.r, c.w = 0, 0
+	}
+	if len(c.in)-c.r >= need && c.w < len(c.in) {
+		return
+	}
+	if need > len(c.in) {
+		nb := make([]byte, need)
+		copy(nb, c.in[c.r:c.w])
+		c.release()
+		c.in, c.w = nb, c.w-c.r
+		c.r = 0
+		return
+	}
+	copy(c.in, c.in[c.r:c.w])
+	c.w -= c.r
+	c.r = 0
+}
+
+// release gives the read buffer back (unread bytes are dropped).
+func (c *client) release() {
+	if c.in != nil && len(c.in) == inSize {
+		b := c.in
+		inPool.Put(&b)
+	}
+	c.in, c.r, c.w = nil, 0, 0
+}
+
+// handshake reads the login or resume; false ends the connection.
+func (c *client) handshake() bool {
 	cfg := &c.g.cfg
-	r := wire.NewReader(c.conn, cfg.MaxFrame, 1024)
 	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.LoginTimeout))
-	kind, p, err := r.ReadFrame()
+	kind, p, err := c.next(true)
 	if err != nil {
 		c.readFailed(err, true)
-		return
+		return false
 	}
 	switch kind {
 	case wire.KindClientLogin:
@@ -180,10 +296,10 @@ func (c *client) read() {
 		}
 		if err != nil {
 			c.fail(wire.CodeBadFrame, "bad_frame", err)
-			return
+			return false
 		}
 		if !c.login(lg) {
-			return
+			return false
 		}
 	case wire.KindClientResume:
 		rs, err := wire.DecodeResume(p)
@@ -192,14 +308,14 @@ func (c *client) read() {
 		}
 		if err != nil {
 			c.fail(wire.CodeBadFrame, "bad_frame", err)
-			return
+			return false
 		}
 		if !c.resume(&rs) {
-			return
+			return false
 		}
 	default:
 		c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: %s frame before login", common.ErrBadInput, kind))
-		return
+		return false
 	}
 	s := c.sess
 	if ready := s.readyCh(); ready != nil {
@@ -212,62 +328,110 @@ func (c *client) read() {
 			s.finishResume(true)
 		}
 	}
-	idle := intranet.NewLazyDeadline(c.conn, cfg.Idle)
+	return true
+}
+
+// burst handles every whole frame buffered (reading on while one is
+// incomplete), then parks the connection on a fresh goroutine.
+func (c *client) burst() {
 	var acks []wire.Ack
 	for {
-		idle.Arm()
 		if c.kicked.Load() {
+			c.end()
 			return
 		}
-		kind, p, err := r.ReadFrame()
+		kind, p, err := c.next(false)
+		if err == errParked {
+			break
+		}
 		if err != nil {
 			c.readFailed(err, false)
+			c.end()
 			return
 		}
-		switch {
-		case kind == wire.KindClientData && !s.v2:
-			cmd, data, err := wire.DecodeData(p)
-			if err != nil {
-				c.fail(wire.CodeBadFrame, "bad_frame", err)
-				return
-			}
-			if !c.relay(s, 0, cmd, data) {
-				return
-			}
-		case kind == wire.KindClientMsg && s.v2:
-			seq, cmd, data, err := wire.DecodeMsg(p)
-			if err != nil {
-				c.fail(wire.CodeBadFrame, "bad_frame", err)
-				return
-			}
-			if !c.relay(s, seq, cmd, data) {
-				return
-			}
-		case kind == wire.KindClientLogout && s.v2:
-			if len(p) != 0 {
-				c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: logout of %d bytes", common.ErrBadInput, len(p)))
-				return
-			}
-			c.mu.Lock()
-			c.endWhy, c.fate = "logout", fateEnd
-			c.mu.Unlock()
-			return
-		case kind == wire.KindClientAck && s.v2:
-			if acks, err = wire.DecodeAck(acks[:0], p); err != nil {
-				c.fail(wire.CodeBadFrame, "bad_frame", err)
-				return
-			}
-			s.onClientAck(acks)
-		case kind == wire.KindClientPing:
-			if len(p) != 8 {
-				c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: ping of %d bytes", common.ErrBadInput, len(p)))
-				return
-			}
-			c.out.Append(append(wire.AppendHeader(make([]byte, 0, wire.HeaderSize+8), wire.KindClientPong, 8), p...))
-		default:
-			c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: unexpected %s frame", common.ErrBadInput, kind))
+		if !c.handle(kind, p, &acks) {
+			c.end()
 			return
 		}
+	}
+	c.release()
+	go c.park()
+}
+
+// park waits for the connection's next bytes with the idle deadline
+// armed, then runs a burst.
+func (c *client) park() {
+	if d := c.g.cfg.Idle; d > 0 {
+		// Re-armed at most once per quarter of the window: a silent
+		// client is dropped between d and 1.25·d after its last frame.
+		if now := time.Now(); now.Sub(c.armed) >= d/4 {
+			c.armed = now
+			_ = c.conn.SetReadDeadline(now.Add(d + d/4))
+		}
+	}
+	if c.kicked.Load() {
+		c.end()
+		return
+	}
+	n, err := c.conn.Read(c.peek[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		c.readFailed(err, false)
+		c.end()
+		return
+	}
+	c.room(n)
+	c.w += copy(c.in[c.w:], c.peek[:n])
+	c.burst()
+}
+
+// handle acts on one frame after the login; false ends the connection.
+func (c *client) handle(kind wire.Kind, p []byte, acks *[]wire.Ack) bool {
+	s := c.sess
+	switch {
+	case kind == wire.KindClientData && !s.v2:
+		cmd, data, err := wire.DecodeData(p)
+		if err != nil {
+			c.fail(wire.CodeBadFrame, "bad_frame", err)
+			return false
+		}
+		return c.relay(s, 0, cmd, data)
+	case kind == wire.KindClientMsg && s.v2:
+		seq, cmd, data, err := wire.DecodeMsg(p)
+		if err != nil {
+			c.fail(wire.CodeBadFrame, "bad_frame", err)
+			return false
+		}
+		return c.relay(s, seq, cmd, data)
+	case kind == wire.KindClientLogout && s.v2:
+		if len(p) != 0 {
+			c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: logout of %d bytes", common.ErrBadInput, len(p)))
+			return false
+		}
+		c.mu.Lock()
+		c.endWhy, c.fate = "logout", fateEnd
+		c.mu.Unlock()
+		return false
+	case kind == wire.KindClientAck && s.v2:
+		var err error
+		if *acks, err = wire.DecodeAck((*acks)[:0], p); err != nil {
+			c.fail(wire.CodeBadFrame, "bad_frame", err)
+			return false
+		}
+		s.onClientAck(*acks)
+		return true
+	case kind == wire.KindClientPing:
+		if len(p) != 8 {
+			c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: ping of %d bytes", common.ErrBadInput, len(p)))
+			return false
+		}
+		c.out.Append(append(wire.AppendHeader(make([]byte, 0, wire.HeaderSize+8), wire.KindClientPong, 8), p...))
+		return true
+	default:
+		c.fail(wire.CodeBadFrame, "bad_frame", fmt.Errorf("%w: unexpected %s frame", common.ErrBadInput, kind))
+		return false
 	}
 }
 
@@ -275,7 +439,7 @@ func (c *client) read() {
 // rate-limited log line and a counter.
 func (c *client) fail(code uint16, metric string, err error) {
 	c.g.met.drops.WithLabelValues(metric).Inc()
-	c.g.badLog.Warn(c.log.WithError(err).WithField("code", code), "closing client connection")
+	c.g.badLog.Warn(c.logger().WithError(err).WithField("code", code), "closing client connection")
 	c.kick(code, err.Error())
 }
 
@@ -302,7 +466,7 @@ func (c *client) readFailed(err error, handshake bool) {
 		c.setWhy("disconnect")
 	default:
 		c.setWhy("disconnect")
-		c.log.WithError(err).Debug("client connection lost")
+		c.logger().WithError(err).Debug("client connection lost")
 	}
 }
 
@@ -352,7 +516,7 @@ func (c *client) login(lg wire.Login) bool {
 			code, metric = wire.CodeBadToken, "bad_token"
 		}
 		g.met.logins.WithLabelValues(metric).Inc()
-		g.badLog.Warn(c.log.WithError(err).WithField("account", lg.Account), "login refused")
+		g.badLog.Warn(c.logger().WithError(err).WithField("account", lg.Account), "login refused")
 		c.setWhy("login refused")
 		noteCloseCode(c.conn, code)
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, code, wire.CodeText(code)))
@@ -360,10 +524,8 @@ func (c *client) login(lg wire.Login) bool {
 	}
 	// Other gateways: their session of this account is replaced.
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), lg.Account, sid)).Err(); err != nil {
-		c.log.WithError(err).Debug("could not announce the login; an older session elsewhere ends at its next refresh")
+		c.logger().WithError(err).Debug("could not announce the login; an older session elsewhere ends at its next refresh")
 	}
-	c.log = c.log.WithField("account", lg.Account)
-	s.log = c.log
 	if !g.addSession(s, c) {
 		noteCloseCode(c.conn, wire.CodeShutdown)
 		c.out.CloseWith(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeShutdown, wire.CodeText(wire.CodeShutdown)))
@@ -377,7 +539,12 @@ func (c *client) login(lg wire.Login) bool {
 	if v2 {
 		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.waitMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
-		s.bpos = g.bring.last()
+	}
+	s.bpos, s.bready = g.bring.last(), true
+	if len(s.groups) == 0 && old != nil && old.ID != sid {
+		// Replacing a session held by another gateway: its memberships
+		// carry over.
+		s.inheritGroupsLocked(old.Groups)
 	}
 	// Owners of the previous session that this one is not bound to lose
 	// the account; this one's owners learn the new session.
@@ -394,7 +561,7 @@ func (c *client) login(lg wire.Login) bool {
 		return wire.AppendSessionOnline(nil, lg.Account, sid, s.waitMs(), 0)
 	})
 	s.mu.Unlock()
-	c.log.WithField("resume", v2 && s.window > 0).Info("client logged in")
+	c.logger().WithField("resume", v2 && s.window > 0).Info("client logged in")
 	return true
 }
 
@@ -402,10 +569,10 @@ func (c *client) login(lg wire.Login) bool {
 // another one (it died, or the client moved).
 func (c *client) resume(r *wire.Resume) bool {
 	g := c.g
-	c.log = c.log.WithField("account", r.Account)
+
 	refuse := func(code uint16, metric string, err error) bool {
 		g.met.resumes.WithLabelValues(metric).Inc()
-		g.badLog.Warn(c.log.WithError(err).WithField("code", code), "resume refused")
+		g.badLog.Warn(c.logger().WithError(err).WithFields(logrus.Fields{"code": code, "account": r.Account}), "resume refused")
 		c.setWhy("resume refused")
 		c.out.CloseWith(wire.AppendResumed(nil, &wire.Resumed{Code: code, Text: wire.CodeText(code)}))
 		return false
@@ -439,17 +606,17 @@ func (c *client) resume(r *wire.Resume) bool {
 		return refuse(wire.CodeUnavailable, "unavailable", err)
 	}
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), r.Account, r.ID)).Err(); err != nil {
-		c.log.WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
+		c.logger().WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
 	}
 	s := g.newSession(r.Account, r.ID, true, rec.Bindings)
-	s.window, s.secret, s.log, s.attempt = rec.Window, rec.SecretHash, c.log, r.Attempt
+	s.window, s.secret, s.attempt = rec.Window, rec.SecretHash, r.Attempt
 	if !g.addSession(s, c) {
 		return refuse(wire.CodeShutdown, "shutdown", errors.New("gateway shutting down"))
 	}
 	c.sess = s
-	s.adopt(c, r, rec.Gateway)
+	s.adopt(c, r, rec.Gateway, rec.Groups)
 	g.met.resumes.WithLabelValues("moved").Inc()
-	c.log.WithField("from", rec.Gateway.String()).Info("session resumed from another gateway")
+	c.logger().WithField("from", rec.Gateway.String()).Info("session resumed from another gateway")
 	return true
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
@@ -49,13 +50,16 @@ type Gateway struct {
 	sessions *login.Sessions
 	store    *storeQueue
 	bring    *bcastRing
+	groups   *groupIndex
+	fanMu    sync.Mutex // serializes broadcast fan-out, so every session sees broadcasts in order; guards fanBuf
+	fanBuf   []*session // a group's members, reused by each group broadcast
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
-	badLog      *rateLog // bad input and refusals
-	slowLog     *rateLog // slow clients
-	redisLog    *rateLog // Redis failures
-	firstMarker string   // the Redis marker seen at start (refreshLoop's)
+	badLog      *lograte.Limiter // bad input and refusals
+	slowLog     *lograte.Limiter // slow clients
+	redisLog    *lograte.Limiter // Redis failures
+	firstMarker string           // the Redis marker seen at start (refreshLoop's)
 
 	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
 	sessMap map[string]*session
@@ -114,10 +118,11 @@ func New(cfg Config) (*Gateway, error) {
 		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
+		groups:   newGroupIndex(),
 		now:      time.Now,
-		badLog:   newRateLog(10 * time.Second),
-		slowLog:  newRateLog(10 * time.Second),
-		redisLog: newRateLog(10 * time.Second),
+		badLog:   lograte.New(10 * time.Second),
+		slowLog:  lograte.New(10 * time.Second),
+		redisLog: lograte.New(10 * time.Second),
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")
@@ -412,13 +417,15 @@ func (g *Gateway) serveClient(c net.Conn) {
 	g.conns[c] = struct{}{}
 	g.connWG.Add(1)
 	g.mu.Unlock()
-	go func() {
-		defer g.connWG.Done()
-		newClient(g, c).run()
-		g.mu.Lock()
-		delete(g.conns, c)
-		g.mu.Unlock()
-	}()
+	go newClient(g, c).run()
+}
+
+// connEnded forgets a client connection that serveClient took.
+func (g *Gateway) connEnded(c net.Conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	g.mu.Unlock()
+	g.connWG.Done()
 }
 
 // refuseWhy explains each refusal reason in the log.

@@ -34,7 +34,6 @@ type session struct {
 	v2      bool
 	window  time.Duration
 	secret  [32]byte // digest of the resume secret (v2)
-	log     logrus.FieldLogger
 
 	mu       sync.Mutex
 	core     *resume.Session
@@ -42,10 +41,17 @@ type session struct {
 	conn     *client   // the attached connection; nil while detached
 	away     time.Time // when the last connection was lost (detached sessions)
 	state    sessState
-	bpos     uint32 // broadcasts delivered through this sequence number
-	bstall   bool   // a broadcast could not be queued: replay when the queue drains
-	owed     bool   // version 1: deliveries not yet acknowledged to nodes
-	dirty    bool   // on the gateway's dirty list
+	bpos     uint32            // broadcasts delivered (or settled) through this sequence number
+	bready   bool              // the client was told where stream 0 starts: broadcasts may be queued
+	bstall   bool              // a broadcast could not be queued: replay when the queue drains
+	bowed    uint32            // version 2: broadcasts for this client not queued since it stalled
+	bseen    uint32            // the last broadcast the fan-out brought to this session
+	shed     uint32            // version 1: broadcasts dropped since the last ClientShed notice
+	groups   map[string]uint32 // group → the broadcast number when it joined
+	gdirty   bool              // groups changed since the last write to Redis
+	gsaving  bool              // a write of the groups to Redis is queued or running
+	owed     bool              // version 1: deliveries not yet acknowledged to nodes
+	dirty    bool              // on the gateway's dirty list
 	waitFor  map[common.NodeID]bool
 	procs    resume.Processed
 	ready    chan struct{} // closed when the resume wait is over
@@ -137,7 +143,7 @@ func (s *session) stalledLocked() {
 	if !s.v2 {
 		if c := s.conn; c != nil {
 			s.g.met.drops.WithLabelValues("slow_client").Inc()
-			s.g.slowLog.Warn(s.log, "client cannot keep up; disconnecting")
+			s.g.slowLog.Warn(s.logger(), "client cannot keep up; disconnecting")
 			c.kick(wire.CodeSlow, "too slow to read")
 		}
 		return
@@ -182,6 +188,16 @@ func (s *session) tick() bool {
 		}
 	}
 	c := s.conn
+	if c != nil && !s.v2 && s.shed > 0 {
+		// Tell a version 1 client how many broadcasts it lost, once its
+		// queue drained to half; broadcasts flow again after the notice.
+		if c.out.Len() > g.cfg.ClientQueueBytes/2 || !c.out.Append(wire.AppendShed(nil, wire.Shed{Count: s.shed})) {
+			s.dirty = true
+			return true
+		}
+		g.met.shedNotices.Inc()
+		s.shed = 0
+	}
 	if c == nil || !s.v2 {
 		return false
 	}
@@ -200,7 +216,16 @@ func (s *session) tick() bool {
 	}
 	if s.bstall {
 		s.bstall = false
-		g.bring.replay(s, c)
+		g.bring.replay(s, c, func(through uint32, kept int) {
+			// The history no longer has some broadcasts for this client:
+			// say how many, never a silent gap.
+			if lost := int(s.bowed) - kept; lost > 0 {
+				c.out.Force(wire.AppendShed(nil, wire.Shed{Through: through, Count: uint32(lost)}))
+				g.met.shedNotices.Inc()
+				g.met.shed.Add(float64(lost))
+				s.bowed = uint32(kept)
+			}
+		})
 	}
 	return false
 }
@@ -255,7 +280,7 @@ func (s *session) detach(c *client) {
 	s.g.away[s] = struct{}{}
 	s.g.dirtyMu.Unlock()
 	s.tellBoundLocked(func(*link) []byte { return wire.AppendRef(nil, wire.KindSessionPaused, s.account, s.sid) })
-	s.log.WithField("window", s.window).Info("client disconnected; session kept for a resume")
+	s.logger().WithField("window", s.window).Info("client disconnected; session kept for a resume")
 }
 
 // end ends the session once: bound nodes lose the account (unless it was
@@ -271,6 +296,7 @@ func (s *session) end(why string, tellNodes bool) {
 	wasAway := s.conn == nil && s.v2
 	s.state = sessEnded
 	s.endWhy = why
+	s.dropGroupsLocked()
 	if s.ready != nil {
 		select {
 		case <-s.ready:
@@ -301,14 +327,14 @@ func (s *session) end(why string, tellNodes bool) {
 	if tellNodes {
 		g.store.enqueue(func(ctx context.Context) {
 			if _, err := g.sessions.End(ctx, s.account, s.sid, g.node.GetID()); err != nil {
-				s.log.WithError(err).Debug("could not delete the session record")
+				s.logger().WithError(err).Debug("could not delete the session record")
 			}
 			if bindings {
 				_ = login.TouchBindings(ctx, g.cfg.Redis, g.cfg.Cluster, s.account, g.cfg.Affinity)
 			}
 		})
 	}
-	s.log.WithField("reason", why).Info("session ended")
+	s.logger().WithField("reason", why).Info("session ended")
 }
 
 // routeLocked picks the link for a message of type t: the bound instance
@@ -333,7 +359,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 		return nil, common.NodeID{}
 	}
 	s.bindings[t] = repl.id
-	s.log.WithFields(logrus.Fields{"type": t.String(), "from": bound.String(), "to": repl.id.String()}).Info("account rebound")
+	s.logger().WithFields(logrus.Fields{"type": t.String(), "from": bound.String(), "to": repl.id.String()}).Info("account rebound")
 	g.met.rebinds.Inc()
 	// The new owner first gets what was waiting for the old one.
 	g.movePending(bound, s, repl)
@@ -342,7 +368,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 	rec.Bindings = copyBindings(s.bindings)
 	g.store.enqueue(func(ctx context.Context) {
 		if _, err := login.Rebind(ctx, g.cfg.Redis, g.cfg.Cluster, s.account, t, bound, repl.id, g.cfg.Affinity); err != nil {
-			s.log.WithError(err).Warn("could not record the rebind in Redis; the session keeps it")
+			s.logger().WithError(err).Warn("could not record the rebind in Redis; the session keeps it")
 		}
 		_ = g.sessions.UpdateBindings(ctx, s.account, s.sid, g.node.GetID(), rec.Bindings)
 	})
@@ -407,6 +433,7 @@ func (s *session) takenOver() {
 	}
 	s.state = sessEnded
 	s.endWhy = "taken over"
+	s.dropGroupsLocked()
 	wasAway := c == nil
 	if s.ready != nil {
 		select {
@@ -423,7 +450,7 @@ func (s *session) takenOver() {
 	}
 	s.g.removeSession(s)
 	s.g.met.ended.WithLabelValues("taken_over").Inc()
-	s.log.Info("session resumed on another gateway")
+	s.logger().Info("session resumed on another gateway")
 }
 
 // readyCh is the channel a resumed session's reader waits on before
@@ -483,12 +510,15 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 		flags |= wire.ResumedBroadcastGap
 		s.bpos = g.bring.last()
 	}
+	s.bready, s.bstall, s.bowed = true, false, 0
 	c.out.Append(wire.AppendResumed(nil, &wire.Resumed{MsgAck: s.core.Floor(), Flags: flags}))
 	if !replay {
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
-	} else if !g.bring.replay(s, c) {
-		// The history no longer reaches back: say so.
-		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
+	} else {
+		g.bring.replay(s, c, func(uint32, int) {
+			// The history no longer reaches back: say so.
+			c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
+		})
 	}
 	for _, l := range g.allLinks() {
 		l.out.Append(wire.AppendResumeReq(nil, s.account, s.sid, req[l.id]))
@@ -497,9 +527,9 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 		s.tellBoundLocked(func(*link) []byte {
 			return wire.AppendSessionOnline(nil, s.account, s.sid, s.waitMs(), wire.OnlineResumed)
 		})
-		s.log.WithField("away", g.now().Sub(s.away).Round(time.Millisecond)).Info("session resumed")
+		s.logger().WithField("away", g.now().Sub(s.away).Round(time.Millisecond)).Info("session resumed")
 	} else {
-		s.log.Info("session resumed on a new connection")
+		s.logger().Info("session resumed on a new connection")
 	}
 	return wire.CodeOK
 }
@@ -507,7 +537,7 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 // adopt attaches connection c to a session just taken over from gateway
 // from: every node is asked for its state and to resend, and client
 // messages wait (see readyCh) until every node answered.
-func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID) {
+func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID, groups []string) {
 	g := s.g
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -518,6 +548,8 @@ func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID) {
 	s.ready = make(chan struct{})
 	s.waitFor = make(map[common.NodeID]bool)
 	s.bpos = g.bring.last()
+	s.bready = true
+	s.inheritGroupsLocked(groups)
 	c.out.Append(wire.AppendResumed(nil, &wire.Resumed{MsgAck: r.MsgAck, Flags: wire.ResumedBroadcastGap}))
 	c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 	for _, l := range g.allLinks() {
@@ -563,7 +595,7 @@ func (s *session) onResumeState(l *link, st *wire.ResumeState) {
 	s.mu.Unlock()
 	if lost {
 		s.g.met.drops.WithLabelValues("stream_lost").Inc()
-		s.log.WithField("node", l.id.String()).Warn("a node lost messages of this session; ending it")
+		s.logger().WithField("node", l.id.String()).Warn("a node lost messages of this session; ending it")
 		s.kick(wire.CodeLost, "messages were lost; log in again")
 	}
 }
@@ -575,7 +607,7 @@ func (s *session) finishResume(timeout bool) {
 	defer s.mu.Unlock()
 	if s.state == sessResuming {
 		if timeout {
-			s.log.WithField("missing", len(s.waitFor)).Warn("nodes did not answer the resume in time")
+			s.logger().WithField("missing", len(s.waitFor)).Warn("nodes did not answer the resume in time")
 		}
 		s.finishResumeLocked()
 	}
@@ -591,6 +623,10 @@ func (s *session) finishResumeLocked() {
 		s.conn.out.Append(wire.AppendMsgAck(nil, f))
 	}
 }
+
+// logger is the session's log context, built when a line is written:
+// idle sessions keep none.
+func (s *session) logger() logrus.FieldLogger { return s.g.log.WithField("account", s.account) }
 
 func (s *session) String() string { return fmt.Sprintf("%s/%x", s.account, s.sid) }
 

@@ -22,7 +22,7 @@ func (g *Gateway) newSession(account string, sid uint64, v2 bool, b map[common.N
 		window = g.cfg.ResumeWindow
 	}
 	return &session{g: g, account: account, sid: sid, v2: v2, window: window,
-		core: resume.NewSession(sid, v2), bindings: b, log: g.log.WithField("account", account)}
+		core: resume.NewSession(sid, v2), bindings: b}
 }
 
 // addSession attaches c to s and makes s the account's session here; an
@@ -38,6 +38,13 @@ func (g *Gateway) addSession(s *session, c *client) bool {
 	g.sessMap[s.account] = s
 	g.mu.Unlock()
 	if prev != nil {
+		// A new login of the account here: it keeps the memberships.
+		prev.mu.Lock()
+		names := prev.groupNamesLocked()
+		prev.mu.Unlock()
+		s.mu.Lock()
+		s.inheritGroupsLocked(names)
+		s.mu.Unlock()
 		prev.replaced()
 	} else {
 		g.nclients.Add(1)

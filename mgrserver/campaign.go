@@ -3,12 +3,10 @@ package mgrserver
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"time"
 
-	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
@@ -124,7 +122,8 @@ func (s *Server) becomeLeader(rec lease.Record) {
 		cancel()
 		return
 	}
-	s.leading, s.rec, s.seq, s.warm = true, rec, 0, true
+	s.leading, s.rec, s.warm = true, rec, true
+	s.fan.reset(rec.Epoch)
 	if rec.Epoch > s.maxEpoch {
 		s.maxEpoch = rec.Epoch
 	}
@@ -146,11 +145,9 @@ func (s *Server) endWarm(epoch uint64) {
 		return
 	}
 	s.warm = false
-	frame := s.snapshotLocked()
-	for _, m := range s.members {
-		m.sess.out.Force(frame)
-	}
-	s.log.WithField("members", len(s.members)).Info("settle window over; complete snapshot sent")
+	s.fan.setComplete()
+	s.kickFlush()
+	s.log.WithField("members", s.fan.len()).Info("settle window over; complete snapshot sent")
 }
 
 // stepDown stops leading: every connection is closed with code.
@@ -162,7 +159,7 @@ func (s *Server) stepDown(reason string, code uint32) {
 		s.warmTimer.Stop()
 		s.warmTimer = nil
 	}
-	s.members = make(map[common.NodeID]*member)
+	s.fan.reset(0)
 	conns := make([]*session, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -180,43 +177,6 @@ func (s *Server) stepDown(reason string, code uint32) {
 	}
 }
 
-// snapshotLocked encodes the member list; s.mu must be held. The frame is
-// assembled from each member's pre-encoded entry, so a snapshot of n
-// members costs n copies rather than n encodings while the lock is held.
-func (s *Server) snapshotLocked() []byte {
-	size := 0
-	for _, m := range s.members {
-		size += len(m.enc)
-	}
-	b := make([]byte, wire.HeaderSize, wire.HeaderSize+3*(1+binary.MaxVarintLen64)+size)
-	// Snapshot fields: 1 epoch, 2 seq (varints), 3 complete (bool), 4 nodes.
-	if s.rec.Epoch != 0 {
-		b = binary.AppendUvarint(append(b, 1<<3), s.rec.Epoch)
-	}
-	if s.seq != 0 {
-		b = binary.AppendUvarint(append(b, 2<<3), s.seq)
-	}
-	if !s.warm {
-		b = append(b, 3<<3, 1)
-	}
-	for _, m := range s.members {
-		b = append(b, m.enc...)
-	}
-	wire.AppendHeader(b[:0], wire.KindSnapshot, len(b)-wire.HeaderSize)
-	return b
-}
-
-// snapshotEntry encodes info as one Snapshot.nodes field (number 4,
-// length-delimited).
-func snapshotEntry(info *pb.NodeInfo) []byte {
-	n := info.Size()
-	b := binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64+n), 4<<3|2), uint64(n))
-	start := len(b)
-	b = b[:start+n]
-	_, _ = info.MarshalToSizedBuffer(b[start:])
-	return b
-}
-
 // heartbeatLoop pings every connection each interval, and resyncs peers
 // whose queue overflowed once it has drained.
 func (s *Server) heartbeatLoop() {
@@ -229,16 +189,18 @@ func (s *Server) heartbeatLoop() {
 		case <-s.stop:
 			return
 		}
+		// One frame shared by every queue; pings jump the event backlog.
 		ping, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: s.now().UnixNano()})
 		s.mu.Lock()
 		for c := range s.conns {
-			if !c.registered {
+			if !c.registered || !c.synced.Load() {
 				continue
 			}
-			c.out.Append(ping)
-			if c.needSync && c.out.Len() < s.cfg.QueueBytes/2 {
+			c.out.Urgent(ping)
+			if c.needSync && !c.gone && c.out.Len() < s.cfg.QueueBytes/2 {
 				c.needSync = false
-				c.out.Force(s.snapshotLocked())
+				s.fan.want(c)
+				s.kickFlush()
 			}
 		}
 		s.mu.Unlock()

@@ -42,24 +42,14 @@ type Server struct {
 	leading   bool
 	rec       lease.Record // lease held while leading
 	maxEpoch  uint64       // highest epoch seen in Redis or from peers
-	seq       uint64       // last membership event of this epoch
 	warm      bool         // inside the settle window: snapshots are partial
 	warmTimer *time.Timer
-	members   map[common.NodeID]*member
+	fan       *fanout[*session] // the members and what they are owed
 	conns     map[*session]struct{}
 
+	kick chan struct{} // cap 1: membership changed, flush soon
 	stop chan struct{} // closed by Close
 	wg   sync.WaitGroup
-}
-
-type member struct {
-	sess *session
-	info *pb.NodeInfo
-	enc  []byte // info as an encoded Snapshot.nodes entry, for cheap snapshots
-}
-
-func newMember(sess *session, info *pb.NodeInfo) *member {
-	return &member{sess: sess, info: info, enc: snapshotEntry(info)}
 }
 
 // New validates cfg and returns a server that is not yet listening.
@@ -69,14 +59,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s := &Server{
-		cfg:     cfg,
-		now:     time.Now,
-		log:     cfg.Logger.WithField("component", "mgrserver"),
-		reg:     reg,
-		met:     newMetrics(reg),
-		members: make(map[common.NodeID]*member),
-		conns:   make(map[*session]struct{}),
-		stop:    make(chan struct{}),
+		cfg:   cfg,
+		now:   time.Now,
+		log:   cfg.Logger.WithField("component", "mgrserver"),
+		reg:   reg,
+		met:   newMetrics(reg),
+		fan:   newFanout[*session](),
+		conns: make(map[*session]struct{}),
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
 	}
 	reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(s.maxEpochSeen))
 	return s, nil
@@ -124,10 +115,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.WithField("admin", bound).Info("admin listening")
 	}
 
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.campaignLoop()
 	go s.heartbeatLoop()
+	go s.flushLoop()
 	s.log.WithField("cluster", s.cfg.Cluster).Info("mgrserver started")
 	return nil
 }
@@ -183,13 +175,13 @@ type Status struct {
 // Status returns the registered members, sorted by type then ID.
 func (s *Server) Status() Status {
 	s.mu.Lock()
-	st := Status{Leader: s.leading, Epoch: s.rec.Epoch, Nodes: make([]NodeStatus, 0, len(s.members))}
-	for id, m := range s.members {
+	st := Status{Leader: s.leading, Epoch: s.rec.Epoch, Nodes: make([]NodeStatus, 0, s.fan.len())}
+	s.fan.each(func(id common.NodeID, _ *session, in *pb.NodeInfo) {
 		st.Nodes = append(st.Nodes, NodeStatus{
-			ID: id, Type: common.NodeType(m.info.Type), Addrs: nonNil(m.info.Addrs),
-			Ports: nonNil(m.info.Ports), Overload: nonNil(m.info.Overload), Version: m.info.Version,
+			ID: id, Type: common.NodeType(in.Type), Addrs: nonNil(in.Addrs),
+			Ports: nonNil(in.Ports), Overload: nonNil(in.Overload), Version: in.Version,
 		})
-	}
+	})
 	s.mu.Unlock()
 	sort.Slice(st.Nodes, func(i, j int) bool {
 		a, b := st.Nodes[i], st.Nodes[j]
@@ -266,7 +258,7 @@ func (s *Server) crash() {
 	}
 	s.closed = true
 	s.leading = false
-	s.members = make(map[common.NodeID]*member) // a dead process tells nobody
+	s.fan.reset(0) // a dead process tells nobody
 	s.mu.Unlock()
 	close(s.stop)
 	_ = s.ln.Close()

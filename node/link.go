@@ -98,7 +98,7 @@ func (n *Node) findLeader() (lease.Record, bool) {
 type link struct {
 	n          *Node
 	conn       net.Conn
-	out        *intranet.Outbox
+	out        *intranet.CtlQueue
 	registered bool      // n.mu
 	snapCh     chan bool // a snapshot arrived; value: complete
 	stop       chan struct{}
@@ -115,7 +115,16 @@ func (l *link) send(kind wire.Kind, m wire.Marshaler) bool {
 	if err != nil {
 		return false
 	}
-	return l.out.Append(f)
+	return l.out.Bulk(f)
+}
+
+// heartbeat sends a ping or pong ahead of anything else queued.
+func (l *link) heartbeat(kind wire.Kind, m wire.Marshaler) bool {
+	f, err := wire.Frame(kind, m)
+	if err != nil {
+		return false
+	}
+	return l.out.Urgent(f)
 }
 
 func (l *link) sendUpdate(u *pb.UpdateSelf) {
@@ -143,9 +152,9 @@ func (n *Node) session(rec lease.Record) error {
 	if err != nil {
 		return fmt.Errorf("node: dial mgrserver: %w", err)
 	}
-	l := &link{n: n, conn: c, out: intranet.NewOutbox(n.cfg.QueueBytes), snapCh: make(chan bool, 1), stop: make(chan struct{})}
+	l := &link{n: n, conn: c, out: intranet.NewCtlQueue(n.cfg.QueueBytes), snapCh: make(chan bool, 1), stop: make(chan struct{})}
 	defer l.close()
-	r := wire.NewReader(c, n.cfg.MaxFrame, 32<<10)
+	r := wire.NewReader(intranet.Rechecked(c), n.cfg.MaxFrame, 32<<10)
 
 	_ = c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	kind, p, err := r.ReadFrame()
@@ -191,7 +200,7 @@ func (n *Node) session(rec lease.Record) error {
 	if err != nil {
 		return err
 	}
-	l.out.Force(f)
+	l.out.UrgentForce(f) // before any heartbeat
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -282,7 +291,7 @@ func (n *Node) session(rec lease.Record) error {
 			if err := m.Unmarshal(p); err != nil {
 				return fmt.Errorf("%w: ping: %v", common.ErrBadInput, err)
 			}
-			l.send(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
+			l.heartbeat(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
 		case wire.KindPong:
 		case wire.KindError:
 			return peerError(p)
@@ -363,7 +372,7 @@ func (l *link) pingLoop(interval time.Duration) {
 	for {
 		select {
 		case <-t.C:
-			l.send(wire.KindPing, &pb.Ping{UnixNano: time.Now().UnixNano()})
+			l.heartbeat(wire.KindPing, &pb.Ping{UnixNano: time.Now().UnixNano()})
 		case <-l.stop:
 			return
 		}
