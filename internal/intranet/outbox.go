@@ -14,11 +14,12 @@ import (
 // never block on the network.
 //
 // On a TCP connection an idle outbox skips the hand-off: the producer that
-// finds nothing queued and nothing being written offers its frame to the
-// kernel itself, in one non-blocking write, and leaves to the writer
-// goroutine only what the kernel did not take. A lone request/response
-// exchange so crosses no goroutine; under load the writer is busy, frames
-// queue behind it and go out coalesced as before.
+// finds nothing queued, nothing being written and nothing written in the
+// last coalesceAfter offers its frame to the kernel itself, in one
+// non-blocking write, and leaves to the writer goroutine only what the
+// kernel did not take. A lone request/response exchange so crosses no
+// goroutine; under load frames follow each other closely, queue behind
+// the writer and go out coalesced as before.
 //
 // Concurrency: Append/Force/Close are safe from any goroutine; WriteLoop
 // runs in exactly one goroutine per connection.
@@ -29,6 +30,7 @@ type Outbox struct {
 	closing bool
 	raw     syscall.RawConn // set while WriteLoop runs on a connection that has one
 	writing bool            // a Write (the writer's, or a producer's direct one) is under way
+	wrote   time.Time       // when the last Write ended
 
 	max    int
 	signal chan struct{} // cap 1: "there is something to write"
@@ -121,7 +123,7 @@ func (o *Outbox) Done() <-chan struct{} { return o.done }
 // being written, else wakes the writer. It is called with o.mu held and
 // releases it.
 func (o *Outbox) flushLocked() {
-	if o.raw == nil || o.writing || o.closing {
+	if o.raw == nil || o.writing || o.closing || time.Since(o.wrote) < coalesceAfter {
 		o.mu.Unlock()
 		o.wake()
 		return
@@ -135,6 +137,7 @@ func (o *Outbox) flushLocked() {
 
 	o.mu.Lock()
 	o.writing = false
+	o.wrote = time.Now()
 	if n < len(b) {
 		// The kernel took part of it (or none): the rest goes first.
 		rest := b[:copy(b, b[n:])]
@@ -147,6 +150,11 @@ func (o *Outbox) flushLocked() {
 		o.wake()
 	}
 }
+
+// coalesceAfter is how soon after a write a frame is left to the writer
+// goroutine rather than written directly: frames that follow each other
+// this closely are a busy connection's, and are worth one write together.
+const coalesceAfter = 50 * time.Microsecond
 
 // writeNow offers b to the kernel in one non-blocking write and returns
 // how much it took. Whatever went wrong (a full socket buffer, an expired
@@ -236,6 +244,9 @@ func (o *Outbox) WriteLoop(c net.Conn, timeout time.Duration, stop <-chan struct
 		}
 		o.mu.Lock()
 		o.writing = false
+		if len(b) > 0 {
+			o.wrote = time.Now()
+		}
 		o.keepSpare(b)
 		if o.closing && len(o.buf) == 0 {
 			o.mu.Unlock()
