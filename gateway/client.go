@@ -580,6 +580,9 @@ func (c *client) login(lg wire.Login) bool {
 	var b map[common.NodeType]common.NodeID
 	if err == nil {
 		b, err = login.LoadBindings(ctx, g.cfg.Redis, g.cfg.Cluster, lg.Account)
+		if len(b) == 0 {
+			b = nil // an idle session keeps no empty map
+		}
 	}
 	v2 := lg.Version == wire.ProtocolV2
 	sid, secret, rerr := newSessionID()
