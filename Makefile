@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-mem bench-failover proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -42,9 +42,15 @@ web-sdk: ## rebuild the JS SDK and copy its browser modules into the login examp
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
-bench: ## gateway allocations per frame and memory per idle client, then relay vs one-hop echo round trips (last line: ratio K=1000)
-	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/
+BENCH_SESSIONS ?= 10000
+
+bench: bench-mem ## gateway memory per idle session (bench-mem), allocations per frame, then relay vs one-hop echo round trips (last line: ratio K=1000)
+	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
+
+bench-mem: build ## gateway process RSS per idle logged-in session (BENCH_SESSIONS real v2 logins over TCP, then WebSocket) against a bare process holding as many sockets, and Redis commands per login and per idle session
+	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS)
+	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS) -ws
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/
