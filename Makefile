@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-mem bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-mem bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -42,18 +42,28 @@ web-sdk: ## rebuild the JS SDK and copy its browser modules into the login examp
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
-BENCH_SESSIONS ?= 10000
+bench: bench-micro bench-procs bench-mem ## the in-process micro-benchmarks, then the real-process relay and resume benchmark, then gateway memory per idle session
 
-bench: bench-mem ## gateway memory per idle session (bench-mem), allocations per frame, then relay vs one-hop echo round trips (last line: ratio K=1000)
+bench-micro: ## in-process: gateway allocations per frame, Redis commands per push, relay vs one-hop echo round trips (last line: ratio K=1000)
 	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
+	$(GO) test -run '^$$' -bench 'RedisPerPush' -benchtime 1x ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
 
+XBENCH_ARGS ?= -k 1,100,1000 -reps 3 -resume 200
+bench-procs: build ## real processes (redis-server, mgrserver, gateway, echo, login from bin/) under an external load, against a one-hop raw echo in the same run (XBENCH_ARGS to change K, -reps, -d)
+	$(GO) run ./internal/xbench -bin bin $(XBENCH_ARGS)
+
+BENCH_SESSIONS ?= 10000
 bench-mem: build ## gateway process RSS per idle logged-in session (BENCH_SESSIONS real v2 logins over TCP, then WebSocket) against a bare process holding as many sockets, and Redis commands per login and per idle session
 	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS)
 	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS) -ws
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/
+
+bench-control: ## cold start of N = 1000, 3000, 5000 simulated nodes on one mgrserver process (needs redis-server; CONTROL_ARGS="-n 1000,8000" to change)
+	$(GO) build -o bin/ ./cmd/mgrserver
+	$(GO) run ./internal/ctlbench -bin bin $(CONTROL_ARGS)
 
 proto: ## regenerate proto/*.pb.go (needs protoc; installs protoc-gen-gogofaster)
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }

@@ -54,6 +54,7 @@ const (
 	EvResumed                           // resumed (Away, Resent, BroadcastGap, Gateway set)
 	EvEnded                             // the session is over (Err set: a *KickError, or ErrClosed)
 	EvNotDelivered                      // the gateway could not deliver a message (Code, Cmd set)
+	EvShed                              // broadcasts for this client were dropped: it did not read fast enough (Shed set)
 )
 
 // Event is something that happened to the session.
@@ -65,6 +66,7 @@ type Event struct {
 	BroadcastGap bool          // EvResumed: broadcasts sent while away may be lost
 	Code         uint16        // EvNotDelivered
 	Cmd          uint64        // EvNotDelivered
+	Shed         int           // EvShed: how many broadcast or group messages were dropped
 	Err          error
 }
 
@@ -699,6 +701,12 @@ func (c *Client) handle(k wire.Kind, p []byte, out *intranet.Outbox) error {
 			return fmt.Errorf("client: gateway shutting down: %s", text)
 		}
 		return &KickError{Code: code, Reason: text}
+	case wire.KindClientShed:
+		sh, err := wire.DecodeShed(p)
+		if err != nil {
+			return err
+		}
+		c.event(Event{Kind: EvShed, Shed: int(sh.Count)})
 	case wire.KindClientPong, wire.KindClientResumed:
 	}
 	return nil

@@ -103,6 +103,10 @@ type INode interface {
 	// Calls to other nodes, through a gateway: a request and its reply
 	// (decoded into reply; nil ignores it). They block until the reply,
 	// an error or the end of ctx, whose deadline travels with the call.
+	// Errors: ErrNoNode (no such member), ErrUndeliverable (it did not
+	// reach the member), ErrTimeout (no reply by the deadline), ctx's
+	// error when cancelled, and *RemoteError (the callee's answer; a call
+	// handler returns one to choose the code).
 	RegisterFuncOnCall(f FuncTypeOnCall)
 	Call(ctx context.Context, id NodeID, cmd uint64, req, reply proto.Message) error                   // exactly that member
 	CallOne(ctx context.Context, t NodeType, cmd uint64, req, reply proto.Message) error               // one member chosen by the selector
@@ -119,6 +123,15 @@ type INode interface {
 	BroadcastClientMsg(cmd uint64, data []byte) error                   // to every player on every gateway
 	Kick(account, reason string) error                                  // ends the player's session
 	RegisterFuncOnUndeliverable(f FuncTypeOnUndeliverable)
+
+	// Groups of players (rooms, channels, guilds): named sets of accounts,
+	// cluster-wide. A membership belongs to the account's session: kept
+	// while the client is away, carried to another gateway on a resume,
+	// ended with the session. A group broadcast crosses each gateway once.
+	JoinGroup(group, account string) error                            // queues; group: 1–64 bytes of printable UTF-8
+	LeaveGroup(group, account string) error                           // queues
+	BroadcastGroup(group string, cmd uint64, data []byte) error       // queues; to every member's client
+	GroupMembers(ctx context.Context, group string) ([]string, error) // blocks: asks every gateway
 
 	// Players' sessions.
 	RegisterFuncOnLoseAccount(f FuncTypeOnLoseAccount) // no longer bound here; once per ownership

@@ -134,6 +134,11 @@ type Manager[S Server] struct {
 	// resetCh (capacity 1) asks Run to re-arm its timer.
 	resetCh chan struct{}
 
+	// beforeNotifyLock, when set (tests only), runs in NotifyFailedServer
+	// between the lock-free head check and taking listMu: the window in
+	// which another writer may change the head.
+	beforeNotifyLock func()
+
 	pinger      Pinger[S]
 	cluster     ClusterInfo
 	log         logrus.FieldLogger
@@ -256,6 +261,9 @@ func (m *Manager[S]) NotifyFailedServer(s S) {
 	}
 	defer m.notifyBarrier.Store(false)
 
+	if m.beforeNotifyLock != nil {
+		m.beforeNotifyLock()
+	}
 	m.listMu.Lock()
 	defer m.listMu.Unlock()
 	l = m.load()

@@ -714,3 +714,41 @@ func TestManagerResetRebalanceTimer(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A writer that changes the head between NotifyFailedServer's lock-free
+// check and its lock (here the failed head is removed, or another notify
+// already rotated it) must not make the notify rotate the new, healthy
+// head: the head is checked again under the lock.
+func TestManagerNotifyRechecksHeadUnderLock(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(m *Manager[tServer], head tServer)
+		want   []tServer
+	}{
+		{"head removed", func(m *Manager[tServer], head tServer) { m.RemoveServer(head) }, srvs("b", "c")},
+		{"head updated", func(m *Manager[tServer], head tServer) { m.AddServer(tServer{name: "a", ver: 2}) },
+			[]tServer{{name: "a", ver: 2}, srv("b"), srv("c")}},
+		{"head rotated by another writer", func(m *Manager[tServer], head tServer) {
+			m.listMu.Lock()
+			m.store(cycled(m.load()))
+			m.listMu.Unlock()
+		}, srvs("b", "c", "a")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestManager(alwaysHealthy(), 1)
+			for _, s := range srvs("a", "b", "c") {
+				m.AddServer(s)
+			}
+			head, _ := m.FindServer()
+			calls := 0
+			m.beforeNotifyLock = func() { calls++; tc.change(m, head) }
+			m.NotifyFailedServer(head)
+			if calls != 1 {
+				t.Fatalf("hook ran %d times, want 1", calls)
+			}
+			if got := m.Servers(); !slices.Equal(got, tc.want) {
+				t.Fatalf("list %v, want %v: the notify acted on a head that had changed", keys(got), keys(tc.want))
+			}
+		})
+	}
+}

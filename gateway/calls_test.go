@@ -56,6 +56,7 @@ func TestCall(t *testing.T) {
 	e := newEnv(t, 1)
 	var sawDeadline atomic.Int64
 	var cancelled atomic.Bool
+	var slowRunning atomic.Int32
 	callee := e.startCallee(func(ctx context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
 		if dl, ok := ctx.Deadline(); ok {
 			sawDeadline.Store(dl.UnixMilli())
@@ -68,6 +69,8 @@ func TestCall(t *testing.T) {
 		case 3:
 			return nil, errors.New("database down")
 		case 4: // slow: until the caller gives up
+			slowRunning.Add(1)
+			defer slowRunning.Add(-1)
 			<-ctx.Done()
 			cancelled.Store(errors.Is(ctx.Err(), context.Canceled))
 			return nil, ctx.Err()
@@ -105,21 +108,35 @@ func TestCall(t *testing.T) {
 	start := time.Now()
 	err := caller.Call(short, callee.GetID(), 4, nil, nil)
 	cancelShort()
-	if !errors.Is(err, node.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > time.Second {
+	if !errors.Is(err, node.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
 		t.Fatalf("timeout: %v after %v", err, time.Since(start))
 	}
+	// The deadline travels in whole milliseconds, so the callee's fires up
+	// to 1 ms before the caller's: its handler's failure (ctx expired)
+	// reaches the caller first. The caller still sees a timeout, not the
+	// handler's error.
+	for i := 0; i < 5; i++ {
+		d := time.Now().Add(100 * time.Millisecond).Truncate(time.Millisecond).Add(999 * time.Microsecond)
+		late, cancelLate := context.WithDeadline(ctx, d)
+		err := caller.Call(late, callee.GetID(), 4, nil, nil)
+		cancelLate()
+		if !errors.Is(err, node.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a handler failing at its deadline: %v, want a timeout", err)
+		}
+	}
+	waitFor(t, 3*time.Second, "the slow handlers returned", func() bool { return slowRunning.Load() == 0 })
 	// Cancelling frees the call at once and reaches the callee.
 	cctx, ccancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- caller.Call(cctx, callee.GetID(), 4, nil, nil) }()
-	time.Sleep(50 * time.Millisecond) // let the call reach the callee
+	waitFor(t, 3*time.Second, "the call running at the callee", func() bool { return slowRunning.Load() == 1 })
 	ccancel()
 	select {
 	case err := <-done:
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("cancelled call: %v", err)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(3 * time.Second):
 		t.Fatal("a cancelled call did not return")
 	}
 	waitFor(t, 2*time.Second, "the callee's ctx cancelled", cancelled.Load)

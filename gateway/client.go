@@ -130,14 +130,6 @@ func (c *client) logger() logrus.FieldLogger {
 	return l
 }
 
-// refuse tells a connection why it is not served and closes it.
-func refuse(c net.Conn, code uint16, timeout time.Duration) {
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	_, _ = c.Write(wire.AppendCoded(nil, wire.KindClientKick, code, wire.CodeText(code)))
-	noteCloseCode(c, code)
-	_ = c.Close()
-}
-
 // kick queues a kick frame and ends the connection once it is written.
 // fate says what happens to the session.
 func (c *client) kickWith(code uint16, reason string, fate connFate) {
@@ -626,7 +618,12 @@ func (c *client) login(lg wire.Login) bool {
 	if v2 {
 		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.waitMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
-		s.bpos = g.bring.last()
+	}
+	s.bpos, s.bready = g.bring.last(), true
+	if len(s.groups) == 0 && old != nil && old.ID != sid {
+		// Replacing a session held by another gateway: its memberships
+		// carry over.
+		s.inheritGroupsLocked(old.Groups)
 	}
 	// Owners of the previous session that this one is not bound to lose
 	// the account; this one's owners learn the new session.
@@ -696,7 +693,7 @@ func (c *client) resume(r *wire.Resume) bool {
 		return refuse(wire.CodeShutdown, "shutdown", errors.New("gateway shutting down"))
 	}
 	c.sess = s
-	s.adopt(c, r, rec.Gateway)
+	s.adopt(c, r, rec.Gateway, rec.Groups)
 	g.met.resumes.WithLabelValues("moved").Inc()
 	c.logger().WithField("from", rec.Gateway.String()).Info("session resumed from another gateway")
 	return true

@@ -50,6 +50,21 @@ func (o *clientOut) Append(frame []byte) bool {
 	return true
 }
 
+// Force queues frame regardless of the limit (a small notice that must
+// not be lost to a full queue). It returns false only when the queue is
+// closing.
+func (o *clientOut) Force(frame []byte) bool {
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return false
+	}
+	o.buf = append(o.buf, frame...)
+	o.startLocked()
+	o.mu.Unlock()
+	return true
+}
+
 // AppendWith queues n bytes written by fill into the queue's own memory.
 // fill must write exactly n bytes and must not retain the slice.
 func (o *clientOut) AppendWith(n int, fill func([]byte)) bool {

@@ -22,6 +22,8 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
@@ -49,13 +51,17 @@ type Gateway struct {
 	sessions *login.Sessions
 	store    *storeQueue
 	bring    *bcastRing
+	groups   *groupIndex
+	fanMu    sync.Mutex // serializes broadcast fan-out, so every session sees broadcasts in order; guards fanBuf
+	fanBuf   []*session // a group's members, reused by each group broadcast
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
-	badLog      *rateLog // bad input and refusals
-	slowLog     *rateLog // slow clients
-	redisLog    *rateLog // Redis failures
-	firstMarker string   // the Redis marker seen at start (refreshLoop's)
+	badLog      *lograte.Limiter // bad input and refusals
+	slowLog     *lograte.Limiter // slow clients
+	redisLog    *lograte.Limiter // Redis failures
+	refuser     *intranet.Refuser
+	firstMarker string // the Redis marker seen at start (refreshLoop's)
 
 	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
 	sessMap map[string]*session
@@ -115,10 +121,12 @@ func New(cfg Config) (*Gateway, error) {
 		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
+		groups:   newGroupIndex(),
 		now:      time.Now,
-		badLog:   newRateLog(10 * time.Second),
-		slowLog:  newRateLog(10 * time.Second),
-		redisLog: newRateLog(10 * time.Second),
+		badLog:   lograte.New(10 * time.Second),
+		slowLog:  lograte.New(10 * time.Second),
+		redisLog: lograte.New(10 * time.Second),
+		refuser:  intranet.NewRefuser(cfg.WriteTimeout, 64),
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")
@@ -339,6 +347,7 @@ func (g *Gateway) Close() error {
 		}
 		g.linkWG.Wait()
 		g.wg.Wait()
+		g.refuser.Wait()
 		g.store.drain()
 		if g.node != nil {
 			_ = g.node.Close()
@@ -415,7 +424,9 @@ func (g *Gateway) serveClient(c net.Conn) {
 		}
 		g.met.drops.WithLabelValues(reason).Inc()
 		g.badLog.Warn(g.log.WithField("peer", c.RemoteAddr().String()), "refusing client connections: "+refuseWhy[reason])
-		refuse(c, code, g.cfg.WriteTimeout)
+		// Off this goroutine (the accept loop's): over TLS the write runs
+		// the handshake, and a silent peer would stall every accept.
+		g.refuser.Refuse(c, wire.AppendCoded(nil, wire.KindClientKick, code, wire.CodeText(code)), func() { noteCloseCode(c, code) })
 		return
 	}
 	g.conns[c] = struct{}{}

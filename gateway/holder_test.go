@@ -1,10 +1,16 @@
 package gateway_test
 
 import (
+	"context"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/gateway"
+	"github.com/xserver/xserver/login"
 )
 
 // A newer login elsewhere ends the older session even when the Pub/Sub
@@ -62,5 +68,53 @@ func TestLoseAccountWhenGatewayDies(t *testing.T) {
 	time.Sleep(3 * time.Second) // nothing more may come
 	if n := lobby.lostCount("orphan"); n != 1 {
 		t.Fatalf("lose-account fired %d times", n)
+	}
+}
+
+// An older login's announcement delivered late (Pub/Sub gives no order
+// across a subscriber's reconnection or a Redis Cluster failover) must not
+// end the newer session: the record names it, and the record decides.
+// A genuine announcement, whose record names the other gateway, still
+// replaces at once.
+func TestLateAnnouncementKeepsNewerSession(t *testing.T) {
+	e := newEnv(t, 1)
+	e.startGame(lobbyType)
+	e.ready()
+	newer := e.connect("twin")
+	probe := e.connect("probe")
+	ctx := context.Background()
+	cluster := gateway.DefaultConfig().Cluster
+	ch := "xserver:{" + cluster + "}:logins"
+	elsewhere := common.NewNodeID()
+	sidOf := func(account string) uint64 {
+		v, err := e.rdb.HGet(ctx, login.KeysFor(cluster, account).Sess, "sid").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sid, err := strconv.ParseUint(v, 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sid
+	}
+	// The late one: another gateway's older session of "twin".
+	if err := e.rdb.Publish(ctx, ch, fmt.Sprintf("%s %x twin", elsewhere, sidOf("twin")+1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// A genuine one for "probe": its record now names the other gateway.
+	if err := e.rdb.HSet(ctx, login.KeysFor(cluster, "probe").Sess, "gw", elsewhere.String(), "sid", fmt.Sprintf("%x", sidOf("probe")+1)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Publish(ctx, ch, fmt.Sprintf("%s %x probe", elsewhere, sidOf("probe"))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Announcements are applied in order: once probe is replaced, the
+	// late one has been handled.
+	if got := probe.closedWith(); got != wire.CodeDuplicate {
+		t.Fatalf("genuine announcement: probe closed with %d, want %d", got, wire.CodeDuplicate)
+	}
+	newer.send(uint64(lobbyType)*1000+1, 1)
+	if _, seq, _ := newer.reply(); seq != 1 {
+		t.Fatalf("the newer session answered seq %d", seq)
 	}
 }

@@ -149,7 +149,7 @@ func (l *link) handshake() bool {
 
 func (l *link) reject(metric string, code uint32, err error) {
 	l.g.met.drops.WithLabelValues("link_" + metric).Inc()
-	l.log.WithError(err).WithField("code", code).Warn("closing node link")
+	l.g.badLog.Warn(l.log.WithError(err).WithField("code", code), "closing node link")
 	l.closeWith(code, err.Error())
 }
 
@@ -286,6 +286,28 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 			return err
 		}
 		g.broadcast(cmd, data)
+	case wire.KindGroupJoin, wire.KindGroupLeave:
+		group, account, err := wire.DecodeGroupMember(p)
+		if err != nil {
+			return err
+		}
+		if kind == wire.KindGroupJoin {
+			g.joinGroup(group, account)
+		} else {
+			g.leaveGroup(group, account)
+		}
+	case wire.KindGroupBroadcast:
+		group, cmd, data, err := wire.DecodeGroupBroadcast(p)
+		if err != nil {
+			return err
+		}
+		g.groupBroadcast(group, cmd, data)
+	case wire.KindGroupQuery:
+		id, group, err := wire.DecodeGroupQuery(p)
+		if err != nil {
+			return err
+		}
+		g.groupQuery(l, id, group)
 	case wire.KindKick:
 		account, code, reason, err := wire.DecodeKick(p)
 		if err != nil {

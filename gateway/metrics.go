@@ -5,24 +5,28 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics live on the gateway's own registry. Label values are resolved
 // once so the hot path only does atomic adds.
 type metrics struct {
-	clients      prometheus.Gauge
-	links        prometheus.Gauge
-	framesIn     prometheus.Counter // from clients
-	framesOut    prometheus.Counter // to clients
-	bytesIn      prometheus.Counter
-	bytesOut     prometheus.Counter
-	nodeIn       prometheus.Counter // frames from node links
-	nodeOut      prometheus.Counter // frames to node links
-	drops        *prometheus.CounterVec
-	logins       *prometheus.CounterVec
-	ended        *prometheus.CounterVec
-	loseAccounts prometheus.Counter
-	relay        prometheus.Histogram
-	detached     prometheus.Gauge
-	resumes      *prometheus.CounterVec
-	rebinds      prometheus.Counter
-	restored     prometheus.Counter
-	holderLost   prometheus.Counter
+	clients         prometheus.Gauge
+	links           prometheus.Gauge
+	framesIn        prometheus.Counter // from clients
+	framesOut       prometheus.Counter // to clients
+	bytesIn         prometheus.Counter
+	bytesOut        prometheus.Counter
+	nodeIn          prometheus.Counter // frames from node links
+	nodeOut         prometheus.Counter // frames to node links
+	drops           *prometheus.CounterVec
+	logins          *prometheus.CounterVec
+	ended           *prometheus.CounterVec
+	loseAccounts    prometheus.Counter
+	relay           prometheus.Histogram
+	detached        prometheus.Gauge
+	resumes         *prometheus.CounterVec
+	rebinds         prometheus.Counter
+	restored        prometheus.Counter
+	holderLost      prometheus.Counter
+	staleAnnounce   prometheus.Counter
+	shed            prometheus.Counter
+	shedNotices     prometheus.Counter
+	groupBroadcasts prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -51,6 +55,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.rebinds = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_rebinds_total", Help: "Accounts rebound from an unreachable instance to another."})
 	m.restored = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_restored_total", Help: "Session records restored after Redis lost them."})
 	m.holderLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_superseded_total", Help: "Sessions ended because the Redis record named another holder."})
-	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost)
+	m.staleAnnounce = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_stale_login_announcements_total", Help: "Other gateways' login announcements ignored because the Redis record still names this gateway's session (an older login's, delivered late)."})
+	m.shed = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_broadcasts_shed_total", Help: "Broadcast and group messages dropped for clients too slow to read them (each client is told, ClientShed)."})
+	m.shedNotices = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_shed_notices_total", Help: "ClientShed notices sent to slow clients."})
+	m.groupBroadcasts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_group_broadcasts_total", Help: "Group broadcasts received from nodes (each fanned out to the members held here)."})
+	reg.MustRegister(m.shed, m.shedNotices, m.groupBroadcasts)
+	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost, m.staleAnnounce)
 	return m
 }

@@ -99,8 +99,11 @@ func (g *Gateway) refresh() bool {
 		for i, r := range res {
 			s := keep[i]
 			switch r {
+			case login.HoldKept:
+				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
+				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
 				s.logger().Info("the session record names another holder; ending this one")
@@ -145,6 +148,11 @@ func (g *Gateway) kickLoop() {
 			case s == nil:
 			case s.sid == sid:
 				s.takenOver()
+			case g.stillHolds(s):
+				// An older login's announcement, delivered late (a
+				// subscriber's reconnection, a Redis Cluster failover):
+				// the record names this session, which stays.
+				g.met.staleAnnounce.Inc()
 			default:
 				s.replaced()
 			}
@@ -152,6 +160,17 @@ func (g *Gateway) kickLoop() {
 			return
 		}
 	}
+}
+
+// stillHolds reports whether the session record still names s: the record,
+// not the order Pub/Sub messages arrive in, says which login is the newer.
+// When Redis cannot answer, the announcement is trusted (it was published
+// after its record was written).
+func (g *Gateway) stillHolds(s *session) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), min(g.cfg.LoginTimeout, 2*time.Second))
+	defer cancel()
+	gw, sid, err := g.sessions.Lookup(ctx, s.account)
+	return err == nil && gw == g.node.GetID() && sid == s.sid
 }
 
 func parseAnnounce(p string) (common.NodeID, uint64, string, bool) {

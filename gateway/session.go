@@ -41,10 +41,17 @@ type session struct {
 	conn     *client   // the attached connection; nil while detached
 	away     time.Time // when the last connection was lost (detached sessions)
 	state    sessState
-	bpos     uint32 // broadcasts delivered through this sequence number
-	bstall   bool   // a broadcast could not be queued: replay when the queue drains
-	owed     bool   // version 1: deliveries not yet acknowledged to nodes
-	dirty    bool   // on the gateway's dirty list
+	bpos     uint32            // broadcasts delivered (or settled) through this sequence number
+	bready   bool              // the client was told where stream 0 starts: broadcasts may be queued
+	bstall   bool              // a broadcast could not be queued: replay when the queue drains
+	bowed    uint32            // version 2: broadcasts for this client not queued since it stalled
+	bseen    uint32            // the last broadcast the fan-out brought to this session
+	shed     uint32            // version 1: broadcasts dropped since the last ClientShed notice
+	groups   map[string]uint32 // group → the broadcast number when it joined
+	gdirty   bool              // groups changed since the last write to Redis
+	gsaving  bool              // a write of the groups to Redis is queued or running
+	owed     bool              // version 1: deliveries not yet acknowledged to nodes
+	dirty    bool              // on the gateway's dirty list
 	waitFor  map[common.NodeID]bool
 	procs    resume.Processed
 	ready    chan struct{} // closed when the resume wait is over
@@ -181,6 +188,16 @@ func (s *session) tick() bool {
 		}
 	}
 	c := s.conn
+	if c != nil && !s.v2 && s.shed > 0 {
+		// Tell a version 1 client how many broadcasts it lost, once its
+		// queue drained to half; broadcasts flow again after the notice.
+		if c.out.Len() > g.cfg.ClientQueueBytes/2 || !c.out.Append(wire.AppendShed(nil, wire.Shed{Count: s.shed})) {
+			s.dirty = true
+			return true
+		}
+		g.met.shedNotices.Inc()
+		s.shed = 0
+	}
 	if c == nil || !s.v2 {
 		return false
 	}
@@ -199,7 +216,16 @@ func (s *session) tick() bool {
 	}
 	if s.bstall {
 		s.bstall = false
-		g.bring.replay(s, c)
+		g.bring.replay(s, c, func(through uint32, kept int) {
+			// The history no longer has some broadcasts for this client:
+			// say how many, never a silent gap.
+			if lost := int(s.bowed) - kept; lost > 0 {
+				c.out.Force(wire.AppendShed(nil, wire.Shed{Through: through, Count: uint32(lost)}))
+				g.met.shedNotices.Inc()
+				g.met.shed.Add(float64(lost))
+				s.bowed = uint32(kept)
+			}
+		})
 	}
 	return false
 }
@@ -270,6 +296,7 @@ func (s *session) end(why string, tellNodes bool) {
 	wasAway := s.conn == nil && s.v2
 	s.state = sessEnded
 	s.endWhy = why
+	s.dropGroupsLocked()
 	if s.ready != nil {
 		select {
 		case <-s.ready:
@@ -406,6 +433,7 @@ func (s *session) takenOver() {
 	}
 	s.state = sessEnded
 	s.endWhy = "taken over"
+	s.dropGroupsLocked()
 	wasAway := c == nil
 	if s.ready != nil {
 		select {
@@ -482,12 +510,15 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 		flags |= wire.ResumedBroadcastGap
 		s.bpos = g.bring.last()
 	}
+	s.bready, s.bstall, s.bowed = true, false, 0
 	c.out.Append(wire.AppendResumed(nil, &wire.Resumed{MsgAck: s.core.Floor(), Flags: flags}))
 	if !replay {
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
-	} else if !g.bring.replay(s, c) {
-		// The history no longer reaches back: say so.
-		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
+	} else {
+		g.bring.replay(s, c, func(uint32, int) {
+			// The history no longer reaches back: say so.
+			c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
+		})
 	}
 	for _, l := range g.allLinks() {
 		l.out.Append(wire.AppendResumeReq(nil, s.account, s.sid, req[l.id]))
@@ -506,7 +537,7 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 // adopt attaches connection c to a session just taken over from gateway
 // from: every node is asked for its state and to resend, and client
 // messages wait (see readyCh) until every node answered.
-func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID) {
+func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID, groups []string) {
 	g := s.g
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -517,6 +548,8 @@ func (s *session) adopt(c *client, r *wire.Resume, from common.NodeID) {
 	s.ready = make(chan struct{})
 	s.waitFor = make(map[common.NodeID]bool)
 	s.bpos = g.bring.last()
+	s.bready = true
+	s.inheritGroupsLocked(groups)
 	c.out.Append(wire.AppendResumed(nil, &wire.Resumed{MsgAck: r.MsgAck, Flags: wire.ResumedBroadcastGap}))
 	c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 	for _, l := range g.allLinks() {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/xserver/xserver/internal/lograte"
 )
 
 // storeQueue runs Redis writes off the data path, in order, on a few
@@ -16,21 +18,24 @@ type storeQueue struct {
 	timeout time.Duration
 	jobs    chan func(context.Context)
 	wg      sync.WaitGroup
-	drops   *rateLog
+	drops   *lograte.Limiter
 }
 
 const storeWorkers = 4
 
 func newStoreQueue(log logrus.FieldLogger, timeout time.Duration) *storeQueue {
-	return &storeQueue{log: log, timeout: timeout, jobs: make(chan func(context.Context), 8192), drops: newRateLog(10 * time.Second)}
+	return &storeQueue{log: log, timeout: timeout, jobs: make(chan func(context.Context), 8192), drops: lograte.New(10 * time.Second)}
 }
 
-// enqueue schedules job; it never blocks.
-func (q *storeQueue) enqueue(job func(context.Context)) {
+// enqueue schedules job; it never blocks. false: the queue was full and
+// the job was dropped.
+func (q *storeQueue) enqueue(job func(context.Context)) bool {
 	select {
 	case q.jobs <- job:
+		return true
 	default:
 		q.drops.Warn(q.log, "Redis write queue full; a write was skipped (the periodic refresh restores the state)")
+		return false
 	}
 }
 

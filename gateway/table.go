@@ -38,6 +38,13 @@ func (g *Gateway) addSession(s *session, c *client) bool {
 	g.sessMap[s.account] = s
 	g.mu.Unlock()
 	if prev != nil {
+		// A new login of the account here: it keeps the memberships.
+		prev.mu.Lock()
+		names := prev.groupNamesLocked()
+		prev.mu.Unlock()
+		s.mu.Lock()
+		s.inheritGroupsLocked(names)
+		s.mu.Unlock()
 		prev.replaced()
 	} else {
 		g.nclients.Add(1)

@@ -40,6 +40,11 @@ type SessionRecord struct {
 	Window     time.Duration
 	Bindings   map[common.NodeType]common.NodeID
 	Attempt    uint32 // the last resume attempt accepted (0: none)
+	// Groups are the groups the account's session is a member of, kept
+	// so that they follow the session to another gateway (field grp:
+	// the names, newline-separated). Written by the holder at every
+	// join and leave, never per message.
+	Groups []string
 }
 
 // HashSecret is the digest a SessionRecord keeps of a resume secret.
@@ -130,6 +135,9 @@ func parseRecord(m map[string]string) (*SessionRecord, error) {
 	}
 	if a, err := strconv.ParseUint(m["att"], 10, 32); err == nil {
 		r.Attempt = uint32(a)
+	}
+	if g := m["grp"]; g != "" {
+		r.Groups = strings.Split(g, "\n")
 	}
 	return &r, nil
 }
@@ -232,6 +240,18 @@ return 1
 var updateScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'gw') == ARGV[1] and redis.call('HGET', KEYS[1], 'sid') == ARGV[2] then
   redis.call('HSET', KEYS[1], 'b', ARGV[3])
+  return 1
+end
+return 0
+`)
+
+// groupsScript rewrites the groups of the record if this gateway and
+// session still hold it.
+//
+//	KEYS[1] sess; ARGV gw, sid, grp
+var groupsScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'gw') == ARGV[1] and redis.call('HGET', KEYS[1], 'sid') == ARGV[2] then
+  if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'grp') else redis.call('HSET', KEYS[1], 'grp', ARGV[3]) end
   return 1
 end
 return 0
@@ -374,6 +394,18 @@ func (s *Sessions) UpdateBindings(ctx context.Context, account string, id uint64
 	}
 	if err := updateScript.Run(ctx, s.Redis, []string{KeysFor(s.Cluster, account).Sess}, gw.String(), strconv.FormatUint(id, 16), EncodeBindings(b)).Err(); err != nil {
 		return unavailable("update session bindings", err)
+	}
+	return nil
+}
+
+// UpdateGroups rewrites the groups kept with the session (names without
+// a newline), if gw and id still hold it.
+func (s *Sessions) UpdateGroups(ctx context.Context, account string, id uint64, gw common.NodeID, groups []string) error {
+	if err := checkNames(s.Cluster, account); err != nil {
+		return err
+	}
+	if err := groupsScript.Run(ctx, s.Redis, []string{KeysFor(s.Cluster, account).Sess}, gw.String(), strconv.FormatUint(id, 16), strings.Join(groups, "\n")).Err(); err != nil {
+		return unavailable("update session groups", err)
 	}
 	return nil
 }

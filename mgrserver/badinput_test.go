@@ -47,6 +47,11 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		{"unknown frame after registration", func(p *rawPeer) { p.register(); p.write(frameOf(wire.Kind(999), []byte("x"))) }, intranet.CodeUnexpected, "unexpected"},
 		{"garbage after registration", func(p *rawPeer) { p.register(); p.write(frameOf(wire.KindUpdateSelf, []byte{0x0a, 0xff})) }, intranet.CodeMalformed, "malformed"},
 	}
+	// Every good node's connection must survive: a leader that dropped them
+	// all would see them register again and converge, which the checks on
+	// views alone cannot tell from nothing having happened.
+	regsBefore := counter(t, m, "xserver_mgr_registrations_total", "")
+	failedBefore := counter(t, m, "xserver_mgr_leaves_total", "failed")
 	registered := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,17 +72,28 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	// The well-behaved members never noticed, beyond the two peers that had
 	// registered before misbehaving (each a failure leave on every node).
 	waitFor(t, 10*time.Second, "members intact", func() bool { return converged(m, nodes) })
+	if got := counter(t, m, "xserver_mgr_registrations_total", "") - regsBefore; got != float64(registered) {
+		t.Fatalf("%v registrations during the bad input, want %d (the misbehaving peers only): good nodes were dropped and came back", got, registered)
+	}
+	if got := counter(t, m, "xserver_mgr_leaves_total", "failed") - failedBefore; got != float64(registered) {
+		t.Fatalf("%v failed leaves during the bad input, want %d (the misbehaving peers only)", got, registered)
+	}
 	want := int64(registered * len(nodes))
 	waitFor(t, 10*time.Second, "leave callbacks for the two kicked peers", func() bool { return c.leaves.Load() >= want })
 	if got := c.leaves.Load(); got != want {
 		t.Fatalf("leave callbacks %d, want %d", got, want)
 	}
+	waitFor(t, 10*time.Second, "only the good nodes' connections open", func() bool {
+		return counter(t, m, "xserver_mgr_connections", "") == float64(len(nodes))
+	})
 	// And a newcomer still gets in.
 	n := c.startNode(c.nodeConfig(99))
 	nodes = append(nodes, n)
 	waitFor(t, 10*time.Second, "newcomer registered", func() bool { return converged(m, nodes) })
 }
 
+// counter reads metric name of m: the series labelled reason, or the
+// unlabelled one when reason is "".
 func counter(t *testing.T, m *mgrserver.Server, name, reason string) float64 {
 	t.Helper()
 	mfs, err := m.Registry().Gather()
@@ -89,6 +105,12 @@ func counter(t *testing.T, m *mgrserver.Server, name, reason string) float64 {
 			continue
 		}
 		for _, mt := range mf.GetMetric() {
+			if reason == "" {
+				if mt.GetGauge() != nil {
+					return mt.GetGauge().GetValue()
+				}
+				return mt.GetCounter().GetValue()
+			}
 			for _, lp := range mt.GetLabel() {
 				if lp.GetName() == "reason" && lp.GetValue() == reason {
 					return mt.GetCounter().GetValue()

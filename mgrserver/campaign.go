@@ -3,12 +3,12 @@ package mgrserver
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"time"
 
-	"github.com/xserver/xserver/common"
+	"github.com/sirupsen/logrus"
+
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
@@ -20,7 +20,6 @@ func (s *Server) campaignLoop() {
 	defer s.wg.Done()
 	var (
 		lastRedisErr time.Time // last time Redis did not answer
-		lastRenew    time.Time // send time of the last renewal Redis confirmed
 		failing      bool      // renewals are failing
 	)
 	timer := time.NewTimer(0)
@@ -46,7 +45,11 @@ func (s *Server) campaignLoop() {
 				if failing {
 					s.log.Info("lease renewals confirmed again")
 				}
-				failing, lastRenew = false, sent
+				failing = false
+				s.mu.Lock()
+				s.lease.Confirmed(sent)
+				s.mu.Unlock()
+				s.kickFlush() // events held while the lease was unconfirmed
 				wait = s.cfg.LeaseTTL / 3
 			case errors.Is(err, lease.ErrHeld):
 				s.log.Warn("lease taken by another mgrserver; stepping down")
@@ -56,11 +59,12 @@ func (s *Server) campaignLoop() {
 				s.stepDown("epoch superseded", intranet.CodeNotLeader)
 			default:
 				s.met.renewFailures.Inc()
-				if !failing {
-					s.log.WithError(err).Warn("lease renewal failed; Redis unreachable")
-				}
+				s.warnRedis(err, "lease renewal failed")
 				failing = true
-				if s.now().Sub(lastRenew) > s.cfg.LeaseTTL+s.cfg.RedisGrace {
+				s.mu.Lock()
+				giveUp := s.lease.GiveUp(s.now())
+				s.mu.Unlock()
+				if giveUp {
 					s.log.Warn("lease unconfirmed for longer than TTL + grace; stepping down")
 					s.stepDown("lease unconfirmed", intranet.CodeNotLeader)
 				}
@@ -80,19 +84,27 @@ func (s *Server) campaignLoop() {
 				sent := s.now()
 				got, err := lease.Acquire(ctx, s.cfg.Redis, s.cfg.Cluster, s.addr, newToken(), s.cfg.LeaseTTL, floor)
 				if err == nil {
-					lastRenew, failing = sent, false
-					s.becomeLeader(got)
+					failing = false
+					s.becomeLeader(got, sent)
 					wait = s.cfg.LeaseTTL / 3
 				} else if !errors.Is(err, lease.ErrHeld) {
 					lastRedisErr = s.now()
+					s.warnRedis(err, "cannot campaign for the lease")
 				}
 			default:
 				lastRedisErr = s.now()
+				s.warnRedis(err, "cannot read the leader record")
 			}
 			cancel()
 		}
 		timer.Reset(wait)
 	}
+}
+
+// warnRedis says, at most every 10 s, that Redis does not answer.
+func (s *Server) warnRedis(err error, what string) {
+	s.warnLog.Log(s.log.WithError(err), logrus.WarnLevel, "redis",
+		"cannot reach Redis at "+lease.Where(s.cfg.Redis)+": "+what+"; is it running and reachable from this mgrserver?")
 }
 
 // opCtx bounds one Redis operation by a third of the lease TTL.
@@ -114,7 +126,9 @@ func (s *Server) seeEpoch(e uint64) {
 	s.mu.Unlock()
 }
 
-func (s *Server) becomeLeader(rec lease.Record) {
+// becomeLeader starts leading under rec, acquired by a request sent at
+// sent.
+func (s *Server) becomeLeader(rec lease.Record, sent time.Time) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -124,7 +138,9 @@ func (s *Server) becomeLeader(rec lease.Record) {
 		cancel()
 		return
 	}
-	s.leading, s.rec, s.seq, s.warm = true, rec, 0, true
+	s.leading, s.rec, s.warm = true, rec, true
+	s.lease.Confirmed(sent)
+	s.fan.reset(rec.Epoch)
 	if rec.Epoch > s.maxEpoch {
 		s.maxEpoch = rec.Epoch
 	}
@@ -137,6 +153,16 @@ func (s *Server) becomeLeader(rec lease.Record) {
 	s.log.WithField("epoch", epoch).Info("leading")
 }
 
+// servingLocked reports whether this server may accept registrations and
+// send membership changes now: it leads and its lease is provably valid
+// (see lease.Holder). A leader whose renewals go unconfirmed keeps its
+// connections (so a Redis blip does not churn the cluster) but serves
+// nothing until a renewal is confirmed again; it steps down after TTL +
+// RedisGrace. s.mu must be held.
+func (s *Server) servingLocked() bool {
+	return s.leading && !s.closed && s.lease.Valid(s.now())
+}
+
 // endWarm closes the settle window: every member gets a complete snapshot,
 // which removes from their views the members that did not re-register.
 func (s *Server) endWarm(epoch uint64) {
@@ -146,11 +172,9 @@ func (s *Server) endWarm(epoch uint64) {
 		return
 	}
 	s.warm = false
-	frame := s.snapshotLocked()
-	for _, m := range s.members {
-		m.sess.out.Force(frame)
-	}
-	s.log.WithField("members", len(s.members)).Info("settle window over; complete snapshot sent")
+	s.fan.setComplete()
+	s.kickFlush()
+	s.log.WithField("members", s.fan.len()).Info("settle window over; complete snapshot sent")
 }
 
 // stepDown stops leading: every connection is closed with code.
@@ -158,11 +182,12 @@ func (s *Server) stepDown(reason string, code uint32) {
 	s.mu.Lock()
 	was := s.leading
 	s.leading, s.warm = false, false
+	s.lease.Drop()
 	if s.warmTimer != nil {
 		s.warmTimer.Stop()
 		s.warmTimer = nil
 	}
-	s.members = make(map[common.NodeID]*member)
+	s.fan.reset(0)
 	conns := make([]*session, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -180,43 +205,6 @@ func (s *Server) stepDown(reason string, code uint32) {
 	}
 }
 
-// snapshotLocked encodes the member list; s.mu must be held. The frame is
-// assembled from each member's pre-encoded entry, so a snapshot of n
-// members costs n copies rather than n encodings while the lock is held.
-func (s *Server) snapshotLocked() []byte {
-	size := 0
-	for _, m := range s.members {
-		size += len(m.enc)
-	}
-	b := make([]byte, wire.HeaderSize, wire.HeaderSize+3*(1+binary.MaxVarintLen64)+size)
-	// Snapshot fields: 1 epoch, 2 seq (varints), 3 complete (bool), 4 nodes.
-	if s.rec.Epoch != 0 {
-		b = binary.AppendUvarint(append(b, 1<<3), s.rec.Epoch)
-	}
-	if s.seq != 0 {
-		b = binary.AppendUvarint(append(b, 2<<3), s.seq)
-	}
-	if !s.warm {
-		b = append(b, 3<<3, 1)
-	}
-	for _, m := range s.members {
-		b = append(b, m.enc...)
-	}
-	wire.AppendHeader(b[:0], wire.KindSnapshot, len(b)-wire.HeaderSize)
-	return b
-}
-
-// snapshotEntry encodes info as one Snapshot.nodes field (number 4,
-// length-delimited).
-func snapshotEntry(info *pb.NodeInfo) []byte {
-	n := info.Size()
-	b := binary.AppendUvarint(append(make([]byte, 0, 1+binary.MaxVarintLen64+n), 4<<3|2), uint64(n))
-	start := len(b)
-	b = b[:start+n]
-	_, _ = info.MarshalToSizedBuffer(b[start:])
-	return b
-}
-
 // heartbeatLoop pings every connection each interval, and resyncs peers
 // whose queue overflowed once it has drained.
 func (s *Server) heartbeatLoop() {
@@ -229,16 +217,18 @@ func (s *Server) heartbeatLoop() {
 		case <-s.stop:
 			return
 		}
+		// One frame shared by every queue; pings jump the event backlog.
 		ping, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: s.now().UnixNano()})
 		s.mu.Lock()
 		for c := range s.conns {
-			if !c.registered {
+			if !c.registered || !c.synced.Load() {
 				continue
 			}
-			c.out.Append(ping)
-			if c.needSync && c.out.Len() < s.cfg.QueueBytes/2 {
+			c.out.Urgent(ping)
+			if c.needSync && !c.gone && c.out.Len() < s.cfg.QueueBytes/2 {
 				c.needSync = false
-				c.out.Force(s.snapshotLocked())
+				s.fan.want(c)
+				s.kickFlush()
 			}
 		}
 		s.mu.Unlock()

@@ -36,6 +36,7 @@ type Config struct {
 	MaxFrame         int           // largest accepted frame
 	MaxConns         int           // concurrent intranet connections
 	QueueBytes       int           // per-peer send queue; overflowing events are dropped and the peer resynced
+	EventDelay       time.Duration // membership changes gathered into one batch for this long before they are sent
 
 	Logger logrus.FieldLogger
 }
@@ -54,6 +55,7 @@ func DefaultConfig() Config {
 		MaxFrame:         wire.DefaultMaxFrame,
 		MaxConns:         20000,
 		QueueBytes:       8 << 20,
+		EventDelay:       10 * time.Millisecond,
 	}
 }
 
@@ -82,6 +84,7 @@ func (c *Config) validate() error {
 	setDur(&c.CampaignInterval, d.CampaignInterval)
 	setDur(&c.PingInterval, d.PingInterval)
 	setDur(&c.HandshakeTimeout, d.HandshakeTimeout)
+	setDur(&c.EventDelay, d.EventDelay)
 	if c.RedisGrace < 0 {
 		return fmt.Errorf("%w: negative redis grace", ErrConfig)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
+	"github.com/xserver/xserver/internal/lograte"
 	pb "github.com/xserver/xserver/proto"
 )
 
@@ -32,6 +33,9 @@ type Server struct {
 	ln   net.Listener
 	addr string           // advertised intranet address
 	now  func() time.Time // the clock; tests in this package may replace it before Start
+	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
+	warnLog *lograte.Limiter
+	refuser *intranet.Refuser // refusals written off the accept loop
 
 	admin     *admin.Server
 	adminAddr string
@@ -41,25 +45,16 @@ type Server struct {
 	closed    bool
 	leading   bool
 	rec       lease.Record // lease held while leading
+	lease     lease.Holder // how long the lease is provably held
 	maxEpoch  uint64       // highest epoch seen in Redis or from peers
-	seq       uint64       // last membership event of this epoch
 	warm      bool         // inside the settle window: snapshots are partial
 	warmTimer *time.Timer
-	members   map[common.NodeID]*member
+	fan       *fanout[*session] // the members and what they are owed
 	conns     map[*session]struct{}
 
+	kick chan struct{} // cap 1: membership changed, flush soon
 	stop chan struct{} // closed by Close
 	wg   sync.WaitGroup
-}
-
-type member struct {
-	sess *session
-	info *pb.NodeInfo
-	enc  []byte // info as an encoded Snapshot.nodes entry, for cheap snapshots
-}
-
-func newMember(sess *session, info *pb.NodeInfo) *member {
-	return &member{sess: sess, info: info, enc: snapshotEntry(info)}
 }
 
 // New validates cfg and returns a server that is not yet listening.
@@ -71,13 +66,17 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		now:     time.Now,
+		warnLog: lograte.New(lograte.DefaultEvery),
+		refuser: intranet.NewRefuser(cfg.WriteTimeout, 64),
 		log:     cfg.Logger.WithField("component", "mgrserver"),
 		reg:     reg,
 		met:     newMetrics(reg),
-		members: make(map[common.NodeID]*member),
+		fan:     newFanout[*session](),
 		conns:   make(map[*session]struct{}),
+		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
+	s.lease = lease.Holder{TTL: cfg.LeaseTTL, Margin: lease.DefaultMargin(cfg.LeaseTTL), Grace: cfg.RedisGrace}
 	reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(s.maxEpochSeen))
 	return s, nil
 }
@@ -124,10 +123,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.WithField("admin", bound).Info("admin listening")
 	}
 
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.campaignLoop()
 	go s.heartbeatLoop()
+	go s.flushLoop()
 	s.log.WithField("cluster", s.cfg.Cluster).Info("mgrserver started")
 	return nil
 }
@@ -183,13 +183,13 @@ type Status struct {
 // Status returns the registered members, sorted by type then ID.
 func (s *Server) Status() Status {
 	s.mu.Lock()
-	st := Status{Leader: s.leading, Epoch: s.rec.Epoch, Nodes: make([]NodeStatus, 0, len(s.members))}
-	for id, m := range s.members {
+	st := Status{Leader: s.leading, Epoch: s.rec.Epoch, Nodes: make([]NodeStatus, 0, s.fan.len())}
+	s.fan.each(func(id common.NodeID, _ *session, in *pb.NodeInfo) {
 		st.Nodes = append(st.Nodes, NodeStatus{
-			ID: id, Type: common.NodeType(m.info.Type), Addrs: nonNil(m.info.Addrs),
-			Ports: nonNil(m.info.Ports), Overload: nonNil(m.info.Overload), Version: m.info.Version,
+			ID: id, Type: common.NodeType(in.Type), Addrs: nonNil(in.Addrs),
+			Ports: nonNil(in.Ports), Overload: nonNil(in.Overload), Version: in.Version,
 		})
-	}
+	})
 	s.mu.Unlock()
 	sort.Slice(st.Nodes, func(i, j int) bool {
 		a, b := st.Nodes[i], st.Nodes[j]
@@ -250,6 +250,7 @@ func (s *Server) Close() error {
 	s.stepDown("shutting down", intranet.CodeShutdown)
 	s.closeAll()
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -266,7 +267,7 @@ func (s *Server) crash() {
 	}
 	s.closed = true
 	s.leading = false
-	s.members = make(map[common.NodeID]*member) // a dead process tells nobody
+	s.fan.reset(0) // a dead process tells nobody
 	s.mu.Unlock()
 	close(s.stop)
 	_ = s.ln.Close()
@@ -274,6 +275,7 @@ func (s *Server) crash() {
 		c.abort()
 	}
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -325,8 +327,9 @@ func (s *Server) acceptLoop() {
 		s.mu.Unlock()
 		if full {
 			s.met.rejected.WithLabelValues("too_many").Inc()
-			s.log.WithField("peer", c.RemoteAddr().String()).Warn("connection limit reached; closing")
-			writeErrorAndClose(c, intranet.CodeTooMany, "connection limit reached", s.cfg.WriteTimeout)
+			s.warnLog.Warn(s.log.WithField("peer", c.RemoteAddr().String()), "connection limit reached; refusing connections")
+			f, _ := wire.Frame(wire.KindError, &pb.Error{Code: intranet.CodeTooMany, Reason: "connection limit reached"})
+			s.refuser.Refuse(c, f, nil) // never on this goroutine: a TLS peer may be silent
 			continue
 		}
 		sess := newSession(s, c)
@@ -337,13 +340,6 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go sess.run()
 	}
-}
-
-func writeErrorAndClose(c net.Conn, code uint32, reason string, timeout time.Duration) {
-	f, _ := wire.Frame(wire.KindError, &pb.Error{Code: code, Reason: reason})
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	_, _ = c.Write(f)
-	_ = c.Close()
 }
 
 // advertised picks the address nodes should dial.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -22,9 +23,13 @@ import (
 type session struct {
 	s    *Server
 	conn net.Conn
-	out  *intranet.Outbox
+	out  *intranet.CtlQueue
 	log  logrus.FieldLogger
 	stop chan struct{} // closed by abort: stop writing now
+
+	// synced: the first snapshot is queued; nothing else may precede it,
+	// so heartbeats start only then.
+	synced atomic.Bool
 
 	// s.mu
 	registered bool
@@ -37,7 +42,7 @@ type session struct {
 
 func newSession(s *Server, c net.Conn) *session {
 	return &session{
-		s: s, conn: c, out: intranet.NewOutbox(s.cfg.QueueBytes), stop: make(chan struct{}),
+		s: s, conn: c, out: intranet.NewCtlQueue(s.cfg.QueueBytes), stop: make(chan struct{}),
 		log: s.log.WithField("peer", c.RemoteAddr().String()),
 	}
 }
@@ -60,8 +65,23 @@ func (c *session) abort() {
 // reject logs why a peer is dropped, counts it and closes with an error.
 func (c *session) reject(metric string, code uint32, err error) {
 	c.s.met.rejected.WithLabelValues(metric).Inc()
-	c.log.WithError(err).WithField("code", code).Warn("closing intranet connection")
+	c.s.warnLog.Log(c.log.WithError(err).WithField("code", code), logrus.WarnLevel, metric, "closing intranet connection: "+rejectWhy(metric))
 	c.closeWith(code, err.Error())
+}
+
+// rejectWhy explains a rejection reason to the operator.
+func rejectWhy(metric string) string {
+	switch metric {
+	case "auth":
+		return "authentication failed: every member must share XSERVER_SECRET"
+	case "stale_epoch":
+		return "the peer has seen a newer leader epoch; this leader steps down"
+	case "handshake":
+		return "no registration before the handshake deadline"
+	case "heartbeat":
+		return "peer silent for too long"
+	}
+	return "bad input (" + metric + ")"
 }
 
 func (c *session) run() {
@@ -85,10 +105,10 @@ func (c *session) run() {
 // ends; every way out leaves a reason in the log.
 func (c *session) read() {
 	cfg := &c.s.cfg
-	r := wire.NewReader(c.conn, cfg.MaxFrame, 4096)
+	r := wire.NewReader(intranet.Rechecked(c.conn), cfg.MaxFrame, 4096)
 
 	c.s.mu.Lock()
-	leading, epoch := c.s.leading, c.s.rec.Epoch
+	leading, epoch := c.s.servingLocked(), c.s.rec.Epoch
 	c.s.mu.Unlock()
 	if !leading {
 		c.s.met.rejected.WithLabelValues("not_leader").Inc()
@@ -104,7 +124,7 @@ func (c *session) read() {
 		Nonce: nonce, Epoch: epoch, Cluster: cfg.Cluster,
 		PingIntervalMs: cfg.PingInterval.Milliseconds(), PingMisses: uint32(cfg.PingMisses),
 	})
-	c.out.Force(hello)
+	c.out.UrgentForce(hello)
 
 	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	kind, p, err := r.ReadFrame()
@@ -156,8 +176,12 @@ func (c *session) read() {
 				c.s.unregister(c, true, "malformed frame")
 				return
 			}
-			f, _ := wire.Frame(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
-			c.out.Append(f)
+			// Answered ahead of queued events; not before the first
+			// snapshot, which must be the first frame after Register.
+			if c.synced.Load() {
+				f, _ := wire.Frame(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
+				c.out.Urgent(f)
+			}
 		case wire.KindPong:
 		case wire.KindUpdateSelf:
 			var m pb.UpdateSelf
@@ -205,31 +229,28 @@ func (c *session) readFailed(err error, handshake bool) {
 	}
 }
 
-// register adds the member and tells everyone: the newcomer gets a
-// snapshot, the others a join (or an update when the ID was already known:
-// a restarted node replaces its former session without a leave).
+// register adds the member. The newcomer is owed a snapshot and the
+// others a join (or an update when the ID was already known: a restarted
+// node replaces its former session without a leave); both go out at the
+// next flush.
 func (s *Server) register(c *session, info *pb.NodeInfo, epoch uint64) error {
 	id, _ := common.NodeIDFromBytes(info.Id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.leading || s.rec.Epoch != epoch || s.closed {
-		return errors.New("leadership changed during the handshake")
-	}
-	kind := pb.MemberEvent_JOIN
-	if old, ok := s.members[id]; ok {
-		kind = pb.MemberEvent_UPDATE
-		old.sess.gone = true
-		old.sess.closeWith(intranet.CodeReplaced, "replaced by a new session of the same node")
-		old.sess.log.Info("session replaced by a new registration")
-		s.met.leaves.WithLabelValues("replaced").Inc()
+	if !s.servingLocked() || s.rec.Epoch != epoch {
+		return errors.New("leadership changed during the handshake, or the lease is not confirmed")
 	}
 	c.id, c.registered = id, true
 	c.log = c.log.WithFields(logrus.Fields{"node": id.String(), "type": common.NodeType(info.Type).String()})
-	s.members[id] = newMember(c, info)
-	s.broadcastLocked(kind, info, false, c)
-	c.out.Force(s.snapshotLocked())
+	if old, replaced := s.fan.join(id, c, info); replaced {
+		old.gone = true
+		old.closeWith(intranet.CodeReplaced, "replaced by a new session of the same node")
+		old.log.Info("session replaced by a new registration")
+		s.met.leaves.WithLabelValues("replaced").Inc()
+	}
+	s.kickFlush()
 	s.met.registrations.Inc()
-	s.met.members.Set(float64(len(s.members)))
+	s.met.members.Set(float64(s.fan.len()))
 	c.log.Info("registered")
 	return nil
 }
@@ -242,13 +263,11 @@ func (s *Server) unregister(c *session, failed bool, reason string) {
 		return
 	}
 	c.gone = true
-	m, ok := s.members[c.id]
-	if !ok || m.sess != c {
+	if _, ok := s.fan.leave(c.id, c, failed); !ok {
 		return
 	}
-	delete(s.members, c.id)
-	s.broadcastLocked(pb.MemberEvent_LEAVE, m.info, failed, nil)
-	s.met.members.Set(float64(len(s.members)))
+	s.kickFlush()
+	s.met.members.Set(float64(s.fan.len()))
 	label := "graceful"
 	if failed {
 		label = "failed"
@@ -260,47 +279,79 @@ func (s *Server) unregister(c *session, failed bool, reason string) {
 func (s *Server) update(c *session, u *pb.UpdateSelf) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.members[c.id]
-	if !ok || m.sess != c {
-		return
+	if s.fan.update(c.id, c, u) {
+		s.kickFlush()
 	}
-	in := *m.info
-	if u.SetOverload {
-		in.Overload = u.Overload
-	}
-	if u.SetVersion {
-		in.Version = u.Version
-	}
-	m.info, m.enc = &in, snapshotEntry(&in)
-	s.broadcastLocked(pb.MemberEvent_UPDATE, &in, false, nil)
 }
 
 func (s *Server) resync(c *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.leading && c.registered {
-		c.needSync = false
-		c.out.Force(s.snapshotLocked())
+	if s.leading && c.registered && !c.gone {
+		s.fan.want(c) // sent by the next flush, once the lease is confirmed
+		s.kickFlush()
 	}
 }
 
-// broadcastLocked queues one event to every member but skip. The event is
-// encoded once. A member whose queue is full misses it and is resynced.
-func (s *Server) broadcastLocked(kind pb.MemberEvent_Kind, info *pb.NodeInfo, failed bool, skip *session) {
-	s.seq++
-	f, err := wire.Frame(wire.KindMemberEvent, &pb.MemberEvent{Seq: s.seq, Kind: kind, Info: info, Failed: failed})
-	if err != nil {
-		s.log.WithError(err).Error("encode event")
-		return
+// kickFlush asks the flush loop for a flush soon. It never blocks.
+func (s *Server) kickFlush() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
-	for _, m := range s.members {
-		if m.sess == skip {
-			continue
+}
+
+// flushLoop sends the membership changes in batches: woken by a change, it
+// waits for more to gather (EventDelay, longer with many members: see
+// batchDelay), then hands the batch and the owed
+// snapshots to the peers' queues. Every buffer is shared by all its
+// recipients, so a flush costs one queue append per peer, not a copy.
+func (s *Server) flushLoop() {
+	defer s.wg.Done()
+	t := time.NewTimer(0)
+	<-t.C
+	defer t.Stop()
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			return
 		}
-		if !m.sess.out.Append(f) {
-			m.sess.needSync = true
+		s.mu.Lock()
+		n := s.fan.len()
+		s.mu.Unlock()
+		t.Reset(batchDelay(n, s.cfg.EventDelay))
+		select {
+		case <-t.C:
+		case <-s.stop:
+			return
+		}
+		s.mu.Lock()
+		if s.servingLocked() {
+			s.flushLocked()
+		} // else held: the next confirmed renewal kicks a flush
+		s.mu.Unlock()
+	}
+}
+
+// flushLocked delivers one flush; s.mu must be held.
+func (s *Server) flushLocked() {
+	p := s.fan.flush()
+	for _, c := range p.FirstTo {
+		// Urgent: nothing is queued yet but the Hello, and the snapshot
+		// must come before any heartbeat.
+		c.out.UrgentForce(p.Snapshot)
+		c.synced.Store(true)
+	}
+	for _, c := range p.EventsTo {
+		if !c.out.Bulk(p.Events) {
+			c.needSync = true
 			s.met.dropped.Inc()
 		}
+	}
+	for _, c := range p.ResyncTo {
+		c.needSync = false
+		c.out.BulkForce(p.Snapshot)
 	}
 }
 

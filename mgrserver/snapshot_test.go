@@ -11,33 +11,41 @@ import (
 
 // The hand-assembled snapshot decodes to what gogo/protobuf would encode.
 func TestSnapshotAssembly(t *testing.T) {
-	for _, warm := range []bool{true, false} {
-		s := &Server{members: map[common.NodeID]*member{}, warm: warm, seq: 300}
-		s.rec.Epoch = 7
+	for _, complete := range []bool{false, true} {
+		f := newFanout[int]()
+		f.reset(7)
 		for i := 0; i < 3; i++ {
 			id := common.NewNodeID()
-			s.members[id] = newMember(nil, &pb.NodeInfo{Id: id.Bytes(), Type: uint32(4 + i), Addrs: []string{"10.0.0.1", "1.2.3.4"}, Ports: []int32{7000, 7001}, Overload: []uint32{uint32(i)}, Version: "v1"})
+			f.join(id, i, &pb.NodeInfo{Id: id.Bytes(), Type: uint32(4 + i), Addrs: []string{"10.0.0.1", "1.2.3.4"}, Ports: []int32{7000, 7001}, Overload: []uint32{uint32(i)}, Version: "v1"})
 		}
-		f := s.snapshotLocked()
-		k, p, err := wire.NewReader(bytes.NewReader(f), 1<<20, 0).ReadFrame()
-		if err != nil || k != wire.KindSnapshot {
-			t.Fatalf("frame: %s %v", k, err)
+		if complete {
+			f.setComplete()
 		}
-		var got pb.Snapshot
-		if err := got.Unmarshal(p); err != nil {
-			t.Fatal(err)
-		}
-		if got.Epoch != 7 || got.Seq != 300 || got.Complete == warm || len(got.Nodes) != 3 {
+		got := decodeSnapshot(t, f.snapshot())
+		if got.Epoch != 7 || got.Seq != 3 || got.Complete != complete || len(got.Nodes) != 3 {
 			t.Fatalf("decoded %+v", got)
 		}
 		for _, n := range got.Nodes {
 			id, _ := common.NodeIDFromBytes(n.Id)
-			want := s.members[id].info
+			_, want, _ := f.get(id)
 			if !bytes.Equal(mustMarshal(t, n), mustMarshal(t, want)) {
 				t.Fatalf("node %s differs", id)
 			}
 		}
 	}
+}
+
+func decodeSnapshot(t *testing.T, f []byte) *pb.Snapshot {
+	t.Helper()
+	k, p, err := wire.NewReader(bytes.NewReader(f), 1<<20, 0).ReadFrame()
+	if err != nil || k != wire.KindSnapshot {
+		t.Fatalf("frame: %s %v", k, err)
+	}
+	var got pb.Snapshot
+	if err := got.Unmarshal(p); err != nil {
+		t.Fatal(err)
+	}
+	return &got
 }
 
 func mustMarshal(t *testing.T, m *pb.NodeInfo) []byte {

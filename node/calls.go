@@ -15,43 +15,28 @@ import (
 	"github.com/xserver/xserver/discovery"
 )
 
-// Errors of calls and node messages.
+// Errors of calls and node messages: the same values as package common's,
+// so a service written against common.INode needs no import of node.
 var (
-	// ErrUndeliverable: the message or call did not reach its node (not
-	// linked to the gateway, its queue full, or too late). The wrapped text
-	// says which.
-	ErrUndeliverable = errors.New("node: undeliverable")
-	// ErrTimeout: the call's deadline passed without a reply. It also
-	// matches context.DeadlineExceeded (errors.Is).
-	ErrTimeout = fmt.Errorf("node: call timed out: %w", context.DeadlineExceeded)
+	// ErrUndeliverable: the message or call did not reach its node.
+	ErrUndeliverable = common.ErrUndeliverable
+	// ErrTimeout: the call's deadline passed without a reply; it also
+	// matches context.DeadlineExceeded.
+	ErrTimeout = common.ErrTimeout
 	// ErrNoHandler: the called node registered no call handler.
-	ErrNoHandler = errors.New("node: no call handler")
+	ErrNoHandler = common.ErrNoHandler
 )
 
 // Remote error codes a callee's node answers with (RemoteError.Code).
 const (
-	CodeApp       uint16 = 1 // the handler returned an error
-	CodeNoHandler uint16 = 2 // no handler registered
-	CodeBusy      uint16 = 3 // too many calls running on the callee
-	CodeLate      uint16 = 4 // the deadline passed before the handler ran
+	CodeApp       = common.CodeApp
+	CodeNoHandler = common.CodeNoHandler
+	CodeBusy      = common.CodeBusy
+	CodeLate      = common.CodeLate
 )
 
-// RemoteError is the error a called node answered with. A handler returns
-// one to choose the code its caller sees; any other error arrives as
-// CodeApp with the error's text.
-type RemoteError struct {
-	Code    uint16
-	Message string
-}
-
-func (e *RemoteError) Error() string {
-	return fmt.Sprintf("node: the called node answered with an error (code %d): %s", e.Code, e.Message)
-}
-
-// Is makes a RemoteError with CodeNoHandler match ErrNoHandler.
-func (e *RemoteError) Is(target error) bool {
-	return target == ErrNoHandler && e.Code == CodeNoHandler
-}
+// RemoteError is the error a called node answered with: common.RemoteError.
+type RemoteError = common.RemoteError
 
 // sentMsg is a node message handed to a gateway and not yet acknowledged
 // by it (NodeAck): the gateway may be stalled.
@@ -213,7 +198,7 @@ func (r *relay) checkStalls(now time.Time) {
 	n := r.n
 	for _, l := range r.mgr.Servers() {
 		if exp := l.takePending(false, now); len(exp) > 0 {
-			r.lookLog.warn(l.log.WithField("messages", len(exp)), "a gateway did not forward node messages in time; reporting them undeliverable")
+			r.lookLog.Warn(l.log.WithField("messages", len(exp)), "a gateway did not forward node messages in time; reporting them undeliverable")
 			n.undelivered(exp, wire.CodeExpired, "the gateway did not forward it in time")
 		}
 		if l.stalled(now, n.cfg.MessageTTL/2) {
@@ -317,8 +302,28 @@ func (n *Node) serveCall(m *wire.NodeMsg) {
 		if ctx.Err() != nil && err == nil && errors.Is(context.Cause(ctx), context.Canceled) {
 			return // the caller gave up: nobody reads the reply
 		}
-		reply(out, err)
+		reply(out, lateErr(ctx, err))
 	}()
+}
+
+// lateErr is the error a handler's failure is answered with: CodeLate when
+// the call's deadline passed while it ran (the handler most likely failed
+// because of it), so that the caller sees a timeout and not an application
+// error, whichever of the two clocks fired first.
+func lateErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &RemoteError{Code: CodeLate, Message: "the deadline passed while the call ran"}
+	}
+	return err
+}
+
+// remoteTimeout maps a callee's CodeLate answer to ErrTimeout.
+func remoteTimeout(err error) error {
+	var re *RemoteError
+	if errors.As(err, &re) && re.Code == CodeLate {
+		return ErrTimeout
+	}
+	return err
 }
 
 // --- public API ---
@@ -433,7 +438,7 @@ func (n *Node) call(ctx context.Context, to common.NodeID, cmd uint64, req, repl
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return r.err
+			return remoteTimeout(r.err)
 		}
 		if reply != nil {
 			if err := proto.Unmarshal(r.data, reply); err != nil {

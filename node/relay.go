@@ -17,36 +17,11 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/resume"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
-
-// lograte logs one line per period for one kind of event, with the number
-// of events since the last line.
-type lograte struct {
-	every time.Duration
-	mu    sync.Mutex // guards last, n
-	last  time.Time
-	n     int
-}
-
-func (r *lograte) warn(log logrus.FieldLogger, msg string) {
-	r.mu.Lock()
-	r.n++
-	now := time.Now()
-	if now.Sub(r.last) < r.every {
-		r.mu.Unlock()
-		return
-	}
-	k := r.n
-	r.last, r.n = now, 0
-	r.mu.Unlock()
-	if k > 1 {
-		log = log.WithField("events", k)
-	}
-	log.Warn(msg)
-}
 
 // relay keeps one data link to every gateway in the membership and sends
 // node messages through the head of a Consul-style server list: on a
@@ -73,7 +48,8 @@ type relay struct {
 	kick    chan struct{}
 	cb      *lanes // the user callbacks, off the links' readers
 	wg      sync.WaitGroup
-	lookLog *lograte
+	lookLog *lograte.Limiter
+	gq      groupQueries // GroupMembers calls waiting for the gateways
 
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
 	dropped       atomic.Uint64 // client messages that could not be delivered
@@ -81,7 +57,7 @@ type relay struct {
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
-		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: &lograte{every: 10 * time.Second}, cb: newLanes()}
+		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: lograte.New(10 * time.Second), cb: newLanes()}
 	r.core = resume.NewNodeCore(resume.NodeConfig{
 		StreamLimit: n.cfg.StreamLimit,
 		TotalLimit:  n.cfg.StreamTotal,
@@ -316,6 +292,7 @@ func (l *gwLink) serve(ctx context.Context) {
 	defer func() {
 		r.mgr.RemoveServer(l)
 		n.undelivered(l.takePending(true, time.Time{}), wire.CodeLinkLost, "the gateway link was lost before the gateway forwarded it")
+		r.gq.linkDown(l.id)
 		r.do(func() *resume.Output {
 			if r.links[l.id] != l {
 				return r.core.Tick(time.Now()) // replaced by a newer link: nothing went down
@@ -458,8 +435,14 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		if err != nil {
 			return err
 		}
-		r.lookLog.warn(l.log.WithFields(logrus.Fields{"to": u.To.String(), "cmd": u.Cmd, "why": wire.CodeText(u.Code)}), "node message undeliverable")
+		r.lookLog.Warn(l.log.WithFields(logrus.Fields{"to": u.To.String(), "cmd": u.Cmd, "why": wire.CodeText(u.Code)}), "node message undeliverable")
 		n.undelivered([]sentMsg{{op: u.Op, to: u.To, cmd: u.Cmd, id: u.ID}}, u.Code, wire.CodeText(u.Code))
+	case wire.KindGroupMembers:
+		id, last, accounts, err := wire.DecodeGroupMembers(nil, p)
+		if err != nil {
+			return err
+		}
+		r.gq.answer(l.id, id, last, accounts)
 	case wire.KindPing:
 		var m pb.Ping
 		if err := m.Unmarshal(p); err != nil {
@@ -528,7 +511,7 @@ func (r *relay) lookupLoop(ctx context.Context) {
 			case errors.Is(err, login.ErrNoSession):
 				r.do(func() *resume.Output { return r.core.Offline(now, a) })
 			default:
-				r.lookLog.warn(r.n.log.WithError(err), "cannot look up a player's gateway in Redis; retrying")
+				r.lookLog.Warn(r.n.log.WithError(err), "cannot look up a player's gateway in Redis; retrying")
 				r.do(func() *resume.Output { return r.core.LookupFailed(now, a) })
 			}
 		case <-ctx.Done():

@@ -19,8 +19,8 @@ import (
 // caller as another message. While it waits, the caller runs the queue
 // itself (so the callee's handler runs, on the same goroutine): Call
 // returns once its reply has been handled, with everything queued before
-// it handled too. Errors are package node's: node.ErrUndeliverable,
-// *node.RemoteError (node.ErrNoHandler), node.ErrTimeout, and ctx's.
+// it handled too. Errors are a real node's: common.ErrUndeliverable,
+// *common.RemoteError (common.ErrNoHandler), common.ErrTimeout, and ctx's.
 // Calls time out only by their ctx, which runs on the wall clock: the
 // cluster's clock does not move while a call waits.
 
@@ -102,7 +102,7 @@ func (n *Node) call(ctx context.Context, to common.NodeID, cmd uint64, req, repl
 	data, err = pc.data, pc.err
 	n.c.mu.Unlock()
 	if err != nil {
-		return err
+		return lateTimeout(err)
 	}
 	if reply != nil {
 		if err := proto.Unmarshal(data, reply); err != nil {
@@ -149,7 +149,7 @@ func (n *Node) BroadcastCall(ctx context.Context, t common.NodeType, cmd uint64,
 	}
 	return n.c.await(ctx, pcs, func(pc *pendingCall) error {
 		if pc.err != nil {
-			return fmt.Errorf("nodetest: call %s: %w", pc.to, pc.err)
+			return fmt.Errorf("nodetest: call %s: %w", pc.to, lateTimeout(pc.err))
 		}
 		if collect != nil {
 			return collect(from[pc], pc.data)
@@ -187,7 +187,7 @@ func (c *Cluster) serveCall(caller *Node, src *info, pc *pendingCall, to common.
 	c.mu.Lock()
 	dst := c.byID[to]
 	if dst == nil || !dst.linkedLocked() {
-		caller.postAnswerLocked(pc, nil, fmt.Errorf("%w: %s is not linked to the gateway", node.ErrUndeliverable, to))
+		caller.postAnswerLocked(pc, nil, fmt.Errorf("%w: %s is not linked to the gateway", common.ErrUndeliverable, to))
 		c.mu.Unlock()
 		return
 	}
@@ -205,27 +205,30 @@ func (c *Cluster) serveCall(caller *Node, src *info, pc *pendingCall, to common.
 	)
 	switch {
 	case h == nil:
-		err = &node.RemoteError{Code: node.CodeNoHandler, Message: "no call handler registered"}
+		err = &common.RemoteError{Code: common.CodeNoHandler, Message: "no call handler registered"}
 	case !abandoned && time.Now().After(deadline):
-		err = &node.RemoteError{Code: node.CodeLate, Message: "the deadline passed before the call could run"}
+		err = &common.RemoteError{Code: common.CodeLate, Message: "the deadline passed before the call could run"}
 	default:
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		if abandoned {
 			cancel()
 		}
 		out, err = h(ctx, from, cmd, append([]byte(nil), data...))
+		if err != nil && !abandoned && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = &common.RemoteError{Code: common.CodeLate, Message: "the deadline passed while the call ran"}
+		}
 		cancel()
 	}
 	if err != nil {
-		var re *node.RemoteError
+		var re *common.RemoteError
 		if !errors.As(err, &re) {
-			re = &node.RemoteError{Code: node.CodeApp, Message: err.Error()}
+			re = &common.RemoteError{Code: common.CodeApp, Message: err.Error()}
 		}
 		msg := re.Message
 		if len(msg) > wire.MaxReason {
 			msg = msg[:wire.MaxReason]
 		}
-		err = &node.RemoteError{Code: re.Code, Message: msg}
+		err = &common.RemoteError{Code: re.Code, Message: msg}
 	}
 	c.mu.Lock()
 	if dst.linkedLocked() { // a handler that closed its own node sends nothing
@@ -249,9 +252,19 @@ func (n *Node) postAnswerLocked(pc *pendingCall, data []byte, err error) {
 	})
 }
 
+// lateTimeout maps a callee's CodeLate answer to common.ErrTimeout, as a
+// real node does.
+func lateTimeout(err error) error {
+	var re *common.RemoteError
+	if errors.As(err, &re) && re.Code == common.CodeLate {
+		return common.ErrTimeout
+	}
+	return err
+}
+
 func callCtxErr(err error) error {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return node.ErrTimeout
+		return common.ErrTimeout
 	}
 	return err
 }
@@ -315,7 +328,7 @@ func (c *Cluster) await(ctx context.Context, pcs []*pendingCall, each func(*pend
 			c.mu.Lock()
 			c.failLocked(fmt.Errorf("%w: %d events waiting for a call (Config.MaxSteps)", ErrRunaway, c.cfg.MaxSteps))
 			c.mu.Unlock()
-			return node.ErrTimeout
+			return common.ErrTimeout
 		}
 		ran, blocked := c.stepOrBlocked()
 		switch {
@@ -323,7 +336,7 @@ func (c *Cluster) await(ctx context.Context, pcs []*pendingCall, each func(*pend
 			// What is left waits for lanes held by callbacks that are
 			// waiting themselves: no answer can come before the deadline.
 			c.abandon(pcs)
-			return node.ErrTimeout
+			return common.ErrTimeout
 		case !ran:
 			// Nothing left to run and no answer: the caller closed.
 			c.abandon(pcs)

@@ -897,3 +897,65 @@ func TestStepAndNodeConfig(t *testing.T) {
 		t.Error("String")
 	}
 }
+
+func TestGroups(t *testing.T) {
+	c, err := nodetest.New(nodetest.Config{Stateful: []common.NodeType{4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.AddNode(4)
+	n.EnableMessageRelay(true)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c.Run()
+	a, b, x := c.NewPlayer("a"), c.NewPlayer("b"), c.NewPlayer("x")
+	for _, p := range []*nodetest.Player{a, b, x} {
+		if err := p.Login(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, acc := range []string{"a", "b"} {
+		if err := n.JoinGroup("room", acc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.JoinGroup("", "a"); err == nil {
+		t.Fatal("empty group name accepted")
+	}
+	c.Run()
+	if got, _ := n.GroupMembers(context.Background(), "room"); strings.Join(got, ",") != "a,b" {
+		t.Fatalf("members %v", got)
+	}
+	b.Disconnect()
+	if err := n.BroadcastGroup("room", 9, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	c.Run()
+	if got := a.Received(9); len(got) != 1 || got[0].Kind != nodetest.KindGroup || got[0].Group != "room" {
+		t.Fatalf("a got %+v", got)
+	}
+	if got := x.Received(9); len(got) != 0 {
+		t.Fatalf("non-member got %+v", got)
+	}
+	if err := b.Resume(); err != nil { // away: still a member, gets it now
+		t.Fatal(err)
+	}
+	if got := b.Received(9); len(got) != 1 {
+		t.Fatalf("b after resume got %+v", got)
+	}
+	a2 := c.NewPlayer("a") // a new login keeps the memberships
+	if err := a2.Login(); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.LeaveGroup("room", "b")
+	c.Run()
+	if got := c.Members("room"); strings.Join(got, ",") != "a" {
+		t.Fatalf("members after relogin and leave %v", got)
+	}
+	a2.Logout()
+	c.Run()
+	if got := c.Members("room"); len(got) != 0 {
+		t.Fatalf("members after logout %v", got)
+	}
+}

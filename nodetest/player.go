@@ -29,6 +29,9 @@ const (
 	// Kick, wire.CodeDuplicate when the account logged in again,
 	// wire.CodeBadCmd for a cmd that names no node type.
 	KindKick
+	// KindGroup is a node's message to every member of a group
+	// (BroadcastGroup); Group names it.
+	KindGroup
 )
 
 func (k Kind) String() string {
@@ -41,6 +44,8 @@ func (k Kind) String() string {
 		return "error"
 	case KindKick:
 		return "kick"
+	case KindGroup:
+		return "group"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -53,6 +58,7 @@ type Message struct {
 	From   common.NodeID // push, broadcast: the sending node
 	Code   uint16        // error, kick: a wire code
 	Reason string        // kick
+	Group  string        // group
 }
 
 // State is where a player's session is.
@@ -104,6 +110,7 @@ type session struct {
 	ended   bool
 	expiry  *Timer
 	held    []heldMsg // while away
+	groups  map[string]bool
 }
 
 type heldMsg struct {
@@ -223,6 +230,7 @@ func (p *Player) LoginAt(ids ...common.NodeID) error {
 			}
 		}
 		old.held = nil
+		s.groups, old.groups = old.groups, nil // the memberships carry over
 		c.endLocked(old, &Message{Kind: KindKick, Code: wire.CodeDuplicate, Reason: wire.CodeText(wire.CodeDuplicate)}, false)
 	}
 	c.binds[p.account] = &binding{ids: ids2}

@@ -201,3 +201,100 @@ func FuzzRelayFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestGroupCodecs(t *testing.T) {
+	k, p := payloadOf(t, AppendGroupMember(nil, KindGroupJoin, "world", "alice"))
+	g, a, err := DecodeGroupMember(p)
+	if k != KindGroupJoin || err != nil || string(g) != "world" || string(a) != "alice" {
+		t.Fatal(k, string(g), string(a), err)
+	}
+	_, p = payloadOf(t, AppendGroupBroadcast(nil, "room 1", 77, []byte("hi")))
+	g, cmd, data, err := DecodeGroupBroadcast(p)
+	if err != nil || string(g) != "room 1" || cmd != 77 || string(data) != "hi" {
+		t.Fatal(string(g), cmd, string(data), err)
+	}
+	_, p = payloadOf(t, AppendGroupQuery(nil, 9, "guild"))
+	id, g, err := DecodeGroupQuery(p)
+	if err != nil || id != 9 || string(g) != "guild" {
+		t.Fatal(id, string(g), err)
+	}
+	_, p = payloadOf(t, AppendGroupMembers(nil, 9, true, []string{"a", "bob"}))
+	id, last, accts, err := DecodeGroupMembers(nil, p)
+	if err != nil || id != 9 || !last || len(accts) != 2 || accts[1] != "bob" {
+		t.Fatal(id, last, accts, err)
+	}
+	_, p = payloadOf(t, AppendShed(nil, Shed{Through: 5, Count: 3}))
+	if s, err := DecodeShed(p); err != nil || s.Through != 5 || s.Count != 3 {
+		t.Fatal(s, err)
+	}
+	bad := [][]byte{nil, {0}, {1, 'g'}, {1, 'g', 0}, {1, '\n', 1, 'a'}, {65}, {1, 'g', 1, 'a', 'x'}}
+	for i, b := range bad {
+		if _, _, err := DecodeGroupMember(b); !errors.Is(err, common.ErrBadInput) {
+			t.Errorf("member case %d: %v", i, err)
+		}
+	}
+	if _, _, _, err := DecodeGroupMembers(nil, []byte{0, 0, 0, 0, 0, 0, 0, 1, 2, 0, 0}); err == nil {
+		t.Error("unknown flags accepted")
+	}
+	if _, _, _, err := DecodeGroupMembers(nil, []byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1}); err == nil {
+		t.Error("missing member accepted")
+	}
+}
+
+// FuzzGroupFrame covers the group decoders: whatever decodes must encode
+// back to the same bytes.
+func FuzzGroupFrame(f *testing.F) {
+	f.Add(AppendGroupMember(nil, KindGroupJoin, "world", "alice"))
+	f.Add(AppendGroupMember(nil, KindGroupLeave, "w", "b"))
+	f.Add(AppendGroupBroadcast(nil, "world", 1, []byte("x")))
+	f.Add(AppendGroupQuery(nil, 3, "world"))
+	f.Add(AppendGroupMembers(nil, 3, true, []string{"a", "b"}))
+	f.Add(AppendShed(nil, Shed{Through: 1, Count: 2}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := NewReader(bytes.NewReader(in), 1<<16, 64)
+		for i := 0; i < 100; i++ {
+			k, p, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			var again []byte
+			switch k {
+			case KindGroupJoin, KindGroupLeave:
+				g, a, err := DecodeGroupMember(p)
+				if err != nil {
+					continue
+				}
+				again = AppendGroupMember(nil, k, string(g), string(a))
+			case KindGroupBroadcast:
+				g, cmd, d, err := DecodeGroupBroadcast(p)
+				if err != nil {
+					continue
+				}
+				again = AppendGroupBroadcast(nil, string(g), cmd, d)
+			case KindGroupQuery:
+				id, g, err := DecodeGroupQuery(p)
+				if err != nil {
+					continue
+				}
+				again = AppendGroupQuery(nil, id, string(g))
+			case KindGroupMembers:
+				id, last, accts, err := DecodeGroupMembers(nil, p)
+				if err != nil {
+					continue
+				}
+				again = AppendGroupMembers(nil, id, last, accts)
+			case KindClientShed:
+				s, err := DecodeShed(p)
+				if err != nil {
+					continue
+				}
+				again = AppendShed(nil, s)
+			default:
+				continue
+			}
+			if !bytes.Equal(again[HeaderSize:], p) {
+				t.Fatalf("%s does not round-trip", k)
+			}
+		}
+	})
+}

@@ -63,6 +63,8 @@ var kindNames = map[Kind]string{
 	KindClientPush: "client-push", KindClientStream: "client-stream", KindClientAck: "client-ack",
 	KindClientMsgAck: "client-msg-ack", KindClientResume: "client-resume", KindClientResumed: "client-resumed",
 	KindClientStreamEnd: "client-stream-end", KindClientLogout: "client-logout",
+	KindGroupJoin: "group-join", KindGroupLeave: "group-leave", KindGroupBroadcast: "group-broadcast",
+	KindGroupQuery: "group-query", KindGroupMembers: "group-members", KindClientShed: "client-shed",
 }
 
 // Marshaler is what gogofaster-generated messages implement; encoding through

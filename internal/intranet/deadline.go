@@ -1,7 +1,10 @@
 package intranet
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"time"
 )
 
@@ -29,4 +32,27 @@ func (l *LazyDeadline) Arm() {
 	}
 	l.armed = now
 	_ = l.c.SetReadDeadline(now.Add(l.d + l.d/4))
+}
+
+// Recheck is how long a reader whose read deadline fired looks once more
+// for bytes that arrived while it waited to be scheduled.
+const Recheck = 50 * time.Millisecond
+
+// Rechecked wraps c's reads so that an expired read deadline is only
+// reported once nothing arrives during one more short wait. On a busy
+// machine a reader may run long after its peer's heartbeat reached the
+// socket; Go then reports the deadline without looking at the buffered
+// bytes, and a live peer would be declared silent. The extra wait starts
+// when the reader runs, so such bytes are always seen.
+func Rechecked(c net.Conn) io.Reader { return recheckReader{c} }
+
+type recheckReader struct{ c net.Conn }
+
+func (r recheckReader) Read(p []byte) (int, error) {
+	n, err := r.c.Read(p)
+	if n == 0 && err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		_ = r.c.SetReadDeadline(time.Now().Add(Recheck))
+		n, err = r.c.Read(p)
+	}
+	return n, err
 }
