@@ -283,10 +283,9 @@ func (c *client) room(need int) {
 	}
 	if need > len(c.in) {
 		nb := make([]byte, need)
-		copy(nb, c.in[c.r:c.w])
+		n := copy(nb, c.in[c.r:c.w])
 		c.release()
-		c.in, c.w = nb, c.w-c.r
-		c.r = 0
+		c.in, c.r, c.w = nb, 0, n
 		return
 	}
 	copy(c.in, c.in[c.r:c.w])
