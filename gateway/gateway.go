@@ -87,6 +87,7 @@ type Gateway struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup // accept loops and background loops
 	connWG    sync.WaitGroup // client connections
+	poll      *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
 	linkWG    sync.WaitGroup // node links
 	closeOne  sync.Once
 	loadMu    sync.Mutex // orders overload publications (loadLoop, markDraining)
@@ -199,6 +200,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 	// Report this gateway restored (it holds no session yet) before it
 	// joins: logins wait for every live gateway after Redis lost data.
 	g.firstMarker = g.checkMarker("")
+	if p, err := newPoller(g.cfg.Idle); err == nil {
+		g.poll = p
+	} else {
+		g.log.WithError(err).Debug("idle client connections park a goroutine each")
+	}
 	g.wg.Add(8)
 	go g.probeLoop()
 	go g.acceptClients(g.clientLn)
@@ -337,6 +343,9 @@ func (g *Gateway) Close() error {
 			_ = c.SetReadDeadline(time.Now())
 		}
 		g.connWG.Wait()
+		if g.poll != nil {
+			g.poll.close()
+		}
 		g.mu.Lock()
 		var links []*link
 		for _, l := range g.links {
