@@ -44,8 +44,9 @@ e2e: ## browser test: two headless Chromium players chat through a whole cluster
 
 bench: bench-micro bench-procs bench-mem ## the in-process micro-benchmarks, then the real-process relay and resume benchmark, then gateway memory per idle session
 
-bench-micro: ## in-process: gateway allocations per frame, Redis commands per push, relay vs one-hop echo round trips (last line: ratio K=1000)
+bench-micro: ## in-process: gateway allocations per frame, Redis commands per push, node calls vs one-way messages, relay vs one-hop echo round trips (last line: ratio K=1000)
 	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
+	$(GO) test -run '^$$' -bench '^BenchmarkCall$$' -benchtime 20000x ./gateway/
 	$(GO) test -run '^$$' -bench 'RedisPerPush' -benchtime 1x ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
 
