@@ -302,7 +302,8 @@ func (s *Server) kickFlush() {
 }
 
 // flushLoop sends the membership changes in batches: woken by a change, it
-// waits EventDelay for more to gather, then hands the batch and the owed
+// waits for more to gather (EventDelay, longer with many members: see
+// batchDelay), then hands the batch and the owed
 // snapshots to the peers' queues. Every buffer is shared by all its
 // recipients, so a flush costs one queue append per peer, not a copy.
 func (s *Server) flushLoop() {
@@ -316,7 +317,10 @@ func (s *Server) flushLoop() {
 		case <-s.stop:
 			return
 		}
-		t.Reset(s.cfg.EventDelay)
+		s.mu.Lock()
+		n := s.fan.len()
+		s.mu.Unlock()
+		t.Reset(batchDelay(n, s.cfg.EventDelay))
 		select {
 		case <-t.C:
 		case <-s.stop:
