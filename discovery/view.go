@@ -94,6 +94,19 @@ func (v *View) Begin(epoch uint64) error {
 	return nil
 }
 
+// Fence records that a leader of epoch exists (the node read it in Redis)
+// while it may still follow an older one: from now on nothing from a
+// leader older than epoch is applied (its events are ignored as if no
+// snapshot had been applied, its snapshots are refused as stale) until a
+// snapshot of epoch or newer arrives. It reports whether the epoch rose.
+func (v *View) Fence(epoch uint64) bool {
+	if epoch <= v.epoch {
+		return false
+	}
+	v.epoch, v.seq, v.synced = epoch, 0, false
+	return true
+}
+
 // ApplySnapshot merges a snapshot. Members it lists are added or updated;
 // when it is complete, members it does not list are removed.
 func (v *View) ApplySnapshot(s *pb.Snapshot) ([]Change, error) {

@@ -142,3 +142,29 @@ func TestViewEpochs(t *testing.T) {
 		t.Fatal("members are kept across a leader change")
 	}
 }
+
+// Once a newer leader is known, the old one's events and snapshots are
+// never applied, whatever arrives on the old connection.
+func TestViewFenceRefusesTheOldLeader(t *testing.T) {
+	v := NewView()
+	a := &pb.NodeInfo{Id: common.NewNodeID().Bytes(), Type: uint32(common.FirstGameType)}
+	if _, err := v.ApplySnapshot(&pb.Snapshot{Epoch: 3, Complete: true, Nodes: []*pb.NodeInfo{a}}); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Fence(4) || v.Fence(4) || v.Fence(2) {
+		t.Fatal("Fence must report only a rise")
+	}
+	ch, gap, err := v.ApplyEvent(&pb.MemberEvent{Seq: 1, Kind: pb.MemberEvent_LEAVE, Info: a})
+	if len(ch) != 0 || !gap || err != nil {
+		t.Fatalf("old leader's event after the fence: %v %v %v, want ignored", ch, gap, err)
+	}
+	if _, err := v.ApplySnapshot(&pb.Snapshot{Epoch: 3, Complete: true}); !errors.Is(err, ErrStaleEpoch) {
+		t.Fatalf("old leader's snapshot after the fence: %v, want ErrStaleEpoch", err)
+	}
+	if v.Len() != 1 {
+		t.Fatal("the fence must not change the members")
+	}
+	if _, err := v.ApplySnapshot(&pb.Snapshot{Epoch: 4, Complete: true, Nodes: []*pb.NodeInfo{a}}); err != nil {
+		t.Fatalf("new leader's snapshot: %v", err)
+	}
+}

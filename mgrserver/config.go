@@ -26,7 +26,7 @@ type Config struct {
 
 	LeaseTTL         time.Duration // lease lifetime; renewed every TTL/3
 	CampaignInterval time.Duration // how often a standby polls the lease
-	RedisGrace       time.Duration // how long past the TTL a leader that cannot reach Redis keeps leading
+	RedisGrace       time.Duration // how long past the TTL a leader that cannot reach Redis keeps its connections (serving nothing) before stepping down
 	SettleWindow     time.Duration // after taking over, snapshots are partial for this long
 
 	PingInterval     time.Duration // heartbeat period, sent to nodes in Hello

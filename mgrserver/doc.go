@@ -5,10 +5,23 @@
 // Several mgrservers may run; the one holding a Redis lease leads (SET NX
 // PX with a random token and an epoch from INCR, renewed every TTL/3,
 // released on a graceful stop). Standbys poll the lease and take over when
-// it lapses. A leader that loses the lease steps down
-// at once; one that cannot reach Redis keeps serving for Config.RedisGrace
-// beyond the TTL (no other mgrserver can take the lease while Redis is
-// unreachable), then steps down.
+// it lapses. A leader that loses the lease steps down at once.
+//
+// A leader serves (accepts registrations, sends membership changes) only
+// while its lease is provably valid: less than the TTL, minus a margin,
+// has passed on its own monotonic clock since it sent the last renewal
+// Redis confirmed. A leader that cannot reach Redis, or that wakes from a
+// pause, stops serving at that point but keeps its connections for
+// Config.RedisGrace beyond the TTL, so a short Redis outage does not make
+// every node reconnect; then it steps down. Redis being unreachable from
+// the leader does not mean it is unreachable from the others: in a
+// one-sided partition a standby takes the lease after the TTL, and for up
+// to RedisGrace two mgrservers believe they lead. What keeps the cluster
+// consistent is epoch fencing: every leader has a higher epoch than the
+// one before; a node re-reads the leader record about every second, and
+// once it has seen a newer epoch it never applies anything from an older
+// leader again and registers with the newer one. The old leader, whose
+// lease is no longer provably valid by then, sends nothing meanwhile.
 //
 // The leader authenticates each connection (HMAC over a nonce with the
 // shared secret), takes the node's registration, sends it a snapshot of the

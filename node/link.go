@@ -472,7 +472,9 @@ func (l *link) pingLoop(interval time.Duration) {
 }
 
 // watchLeader re-reads the leader record while connected: a newer epoch
-// elsewhere means this leader is stale, so the session is dropped.
+// elsewhere means this leader is stale (it may not know yet: a one-sided
+// partition from Redis), so the view is fenced at the newer epoch and the
+// session is dropped.
 func (n *Node) watchLeader(l *link, cur lease.Record) {
 	t := time.NewTicker(n.cfg.LeaderCheck)
 	defer t.Stop()
@@ -487,6 +489,12 @@ func (n *Node) watchLeader(l *link, cur lease.Record) {
 		cancel()
 		if err == nil && rec.Epoch > cur.Epoch {
 			n.log.WithField("epoch", rec.Epoch).Info("a newer leader is published; switching")
+			// Fence first: whatever the old leader still sends on this
+			// connection (it may believe it leads for a while yet) is
+			// never applied from now on.
+			n.mu.Lock()
+			n.view.Fence(rec.Epoch)
+			n.mu.Unlock()
 			l.switched.Store(true)
 			l.close()
 			return
