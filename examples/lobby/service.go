@@ -429,6 +429,10 @@ func (s *lobbyService) sendOne(from common.Member, o Out, b []byte) error {
 			return fmt.Errorf("%w: no sender to answer", common.ErrNoNode)
 		}
 		return from.SendMsg(o.Cmd, (*common.Raw)(&b))
+	case ToGroup:
+		return s.n.BroadcastGroup(o.Group, o.Cmd, b)
+	case JoinGroup:
+		return s.n.JoinGroup(o.Group, o.Account)
 	}
 	return fmt.Errorf("lobby: unknown destination %v", o.To)
 }
