@@ -36,6 +36,11 @@ type Config struct {
 	LoginTimeout time.Duration  // connect to login frame (default 5s)
 	Affinity     time.Duration  // binding window kept after a session ends (default 5m)
 	Selector     discovery.Mode // stateless routing (default RoundRobin; ConsistentHash keys by account)
+	// Rollouts are gray releases: a message to a stateless type with a
+	// rollout goes to an instance on its account's side (the rollout's
+	// version or the others), and so does a rebind to a stateful one.
+	// Login services must use the same rollouts.
+	Rollouts discovery.Rollouts
 
 	// ResumeWindow is how long a session of a client that asked for one
 	// (protocol version 2) waits for the client to come back after its

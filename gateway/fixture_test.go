@@ -190,9 +190,14 @@ func (e *env) nodeConfig(t common.NodeType, seed int64) node.Config {
 	return nc
 }
 
-func (e *env) startGame(t common.NodeType) *gameNode {
+func (e *env) startGame(t common.NodeType) *gameNode { return e.startGameVersion(t, "") }
+
+// startGameVersion starts a game node publishing version v.
+func (e *env) startGameVersion(t common.NodeType, v string) *gameNode {
 	e.tb.Helper()
-	n, err := node.New(e.nodeConfig(t, int64(len(e.nodes))))
+	nc := e.nodeConfig(t, int64(len(e.nodes)))
+	nc.Version = v
+	n, err := node.New(nc)
 	if err != nil {
 		e.tb.Fatal(err)
 	}

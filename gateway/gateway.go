@@ -60,6 +60,7 @@ type Gateway struct {
 	t0          time.Time        // the clock's origin (see clock)
 	rateLimits  []rateLimit      // cfg.RateLimits with their counters
 	rateLog     *lograte.Limiter // sessions over their rate limits
+	grayTurn    atomic.Uint64    // round-robin position among a gray release's instances
 	badLog      *lograte.Limiter // bad input and refusals
 	slowLog     *lograte.Limiter // slow clients
 	redisLog    *lograte.Limiter // Redis failures

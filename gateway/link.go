@@ -492,6 +492,9 @@ func (g *Gateway) pick(t common.NodeType, account string) *link {
 	if sel == nil {
 		return nil
 	}
+	if r := g.cfg.Rollouts.For(t); r != nil {
+		return g.pickGray(r, sel, account)
+	}
 	l, err := sel.Get(g.cfg.Selector, account)
 	if err != nil {
 		return nil
@@ -499,9 +502,32 @@ func (g *Gateway) pick(t common.NodeType, account string) *link {
 	return l
 }
 
+// pickGray picks among the instances of the account's side of a gray
+// release: by account (rendezvous hashing) with the consistent-hash
+// selector, in turn otherwise.
+func (g *Gateway) pickGray(r *discovery.Rollout, sel *discovery.Selector[*link], account string) *link {
+	all := discovery.Narrow(r, r.In(account), sel.GetAll(), (*link).version)
+	switch {
+	case len(all) == 0:
+		return nil
+	case g.cfg.Selector == discovery.ConsistentHash:
+		return discovery.Rendezvous(account, all)
+	}
+	return all[g.grayTurn.Add(1)%uint64(len(all))]
+}
+
+// version is the version the link's node publishes.
+func (l *link) version() string {
+	if m := l.g.node.GetNode(l.id); m != nil {
+		return m.GetVersion()
+	}
+	return ""
+}
+
 // leastLoaded is the linked node of type t with the lowest overload (ties
-// by ID), for rebinding.
-func (g *Gateway) leastLoaded(t common.NodeType) *link {
+// by ID), for rebinding account: a new binding, so on the account's side
+// of a gray release of t.
+func (g *Gateway) leastLoaded(t common.NodeType, account string) *link {
 	g.mu.RLock()
 	sel := g.byType[t]
 	g.mu.RUnlock()
@@ -511,6 +537,9 @@ func (g *Gateway) leastLoaded(t common.NodeType) *link {
 	all := sel.GetAll()
 	if len(all) == 0 {
 		return nil
+	}
+	if r := g.cfg.Rollouts.For(t); r != nil {
+		all = discovery.Narrow(r, r.In(account), all, (*link).version)
 	}
 	sort.Slice(all, func(i, j int) bool {
 		a, b := all[i].Load(), all[j].Load()

@@ -355,7 +355,7 @@ func (s *session) routeLocked(t common.NodeType) (l *link, wait common.NodeID) {
 	if g.waiting(bound) {
 		return nil, bound
 	}
-	repl := g.leastLoaded(t)
+	repl := g.leastLoaded(t, s.account)
 	if repl == nil {
 		return nil, common.NodeID{}
 	}

@@ -35,6 +35,12 @@ type Config struct {
 	// needs a key per call, so use GetNodeByKey and SendOneByKey for it.
 	Selector discovery.Mode
 
+	// Rollouts are gray releases: GetNodeByKey (and what uses it) picks
+	// among the instances of the key's side of a type's rollout (the key
+	// is taken as the account), and GetNodeOne sends the rollout's share
+	// of its picks to the rollout's version, the rest to the others.
+	Rollouts discovery.Rollouts
+
 	// TLS, when set, secures the connections this node dials (to the
 	// mgrserver and to gateways). ServerName defaults to the dialled host.
 	TLS *tls.Config

@@ -26,6 +26,8 @@ type Node struct {
 	log logrus.FieldLogger
 
 	mu        sync.Mutex // guards every field below, and cfg.Rand
+	grayTurn  uint64     // GetNodeOne picks under a gray release (the side)
+	grayRR    uint64     // and the turn within a side
 	self      *member
 	view      *discovery.View
 	members   map[common.NodeID]*member
@@ -337,11 +339,39 @@ func (n *Node) pick(t common.NodeType, mode discovery.Mode, key string) (*member
 	if ti == nil {
 		return nil, fmt.Errorf("%w: no member of type %s", common.ErrNoNode, t)
 	}
+	if r := n.cfg.Rollouts.For(t); r != nil && len(ti.list) > 0 {
+		return n.pickGrayLocked(r, ti.list, mode, key), nil
+	}
 	m, err := ti.sel.Get(mode, key)
 	if err != nil {
 		return nil, fmt.Errorf("%w: type %s: %v", common.ErrNoNode, t, err)
 	}
 	return m, nil
+}
+
+// pickGrayLocked picks among the members of one side of a gray release:
+// the key's side by its hash (rendezvous among that side's members), or,
+// without a key, the rollout's share of the picks in turn (exactly the
+// share over every 10 000 picks: the turn walks the buckets in a
+// scrambled order) with the node's selector mode among that side.
+func (n *Node) pickGrayLocked(r *discovery.Rollout, list []*member, mode discovery.Mode, key string) *member {
+	if key != "" {
+		return discovery.Rendezvous(key, discovery.Narrow(r, r.In(key), list, (*member).GetVersion))
+	}
+	n.grayTurn++
+	in := float64(n.grayTurn*7919%discovery.ShareBuckets) < r.Share*discovery.ShareBuckets
+	side := discovery.Narrow(r, in, list, (*member).GetVersion)
+	if mode == discovery.LeastLoad {
+		best := side[0]
+		for _, m := range side[1:] {
+			if m.Load() < best.Load() {
+				best = m
+			}
+		}
+		return best
+	}
+	n.grayRR++
+	return side[n.grayRR%uint64(len(side))]
 }
 
 // GetNodeList returns every member of type t, sorted by ID.

@@ -44,7 +44,8 @@ type options struct {
 	listen, wsListen, intranet   string
 	innerIP, outerIP, admin      string
 	version, selector            string
-	rateLimit                    string
+	rateLimit, gray              string
+	rollouts                     discovery.Rollouts  // parsed -gray, set by check
 	rateLimits                   []gateway.RateLimit // parsed -rate-limit, set by check
 	cmdOffset                    uint64
 	idle, loginTimeout, affinity time.Duration
@@ -93,6 +94,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.DurationVar(&o.pingInterval, "ping-interval", d.PingInterval, "node link heartbeat period")
 	fs.IntVar(&o.pingMisses, "ping-misses", d.PingMisses, "silent heartbeat periods before a node link is dropped")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", d.WriteTimeout, "longest one socket write may take")
+	fs.StringVar(&o.gray, "gray", "", "gray `releases`, separated by ';': type=N,version=V,share=P%,accounts=a|b sends that share of accounts (and those listed) "+
+		"to the type's instances publishing version V, the others to the other instances (must match the login service's -gray; empty: none)")
 	fs.StringVar(&o.rateLimit, "rate-limit", "", "per-session `limits` on client messages, separated by ';', each key=value pairs separated by ',': "+
 		"type=N[-M] or cmd=N[-M] (scope; default every message), frames=per second, burst=N, bytes=per second (k/KiB, m/MiB), byte-burst=N, action=error|kick "+
 		"(e.g. 'frames=50,bytes=64KiB; type=7,frames=2,burst=5,action=kick'; empty: no limit)")
@@ -179,6 +182,9 @@ func (o *options) check() error {
 		return service.Usagef("-rate-limit: %v", err)
 	}
 	o.rateLimits = limits
+	if o.rollouts, err = discovery.ParseRollouts(o.gray); err != nil {
+		return service.Usagef("-gray: %v", err)
+	}
 	if o.maxPreLogin < 0 || o.maxPreLogin > o.maxClients {
 		return service.Usagef("-max-prelogin %d: must be between 0 (-max-clients/10) and -max-clients (%d)", o.maxPreLogin, o.maxClients)
 	}
@@ -239,6 +245,7 @@ func (o *options) config() gateway.Config {
 	c.SessionRefresh = o.sessionRefresh
 	c.BroadcastHistory = o.broadcastHistory
 	c.RateLimits = o.rateLimits
+	c.Rollouts = o.rollouts
 	return c
 }
 

@@ -36,6 +36,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/discovery"
 	"github.com/xserver/xserver/examples/login/web"
 	"github.com/xserver/xserver/login"
 	"github.com/xserver/xserver/node"
@@ -61,6 +62,8 @@ func main() {
 type options struct {
 	service.Common
 	listen, stateful   string
+	gray               string
+	rollouts           discovery.Rollouts // parsed -gray, set by check
 	tokenTTL, affinity time.Duration
 	password           string // demo only; never logged
 	maxConns           int
@@ -76,6 +79,8 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	o.Common.RegisterFlags(fs)
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "HTTP `address` serving POST /login and GET /healthz")
 	fs.StringVar(&o.stateful, "stateful", strconv.Itoa(int(common.FirstGameType)), "comma-separated stateful node `types`: each account is bound to one live instance of each (empty: none)")
+	fs.StringVar(&o.gray, "gray", "", "gray `releases`, separated by ';': type=N,version=V,share=P%,accounts=a|b binds that share of new accounts (and those listed) "+
+		"to the type's instances publishing version V, the others to the other instances; existing bindings are kept (must match the gateways' -gray; empty: none)")
 	fs.DurationVar(&o.tokenTTL, "token-ttl", login.DefaultTokenTTL, "how long a ticket's token is accepted by the gateway")
 	fs.DurationVar(&o.affinity, "affinity", login.DefaultAffinity, "how long an account's bindings outlive its session (must match the gateways' -affinity)")
 	fs.IntVar(&o.maxConns, "max-conns", defaultMaxConns, "most HTTP connections served at once; more wait in the listen backlog")
@@ -105,6 +110,9 @@ func (o *options) check() error {
 		return service.Usagef("-stateful %q: %v", o.stateful, err)
 	}
 	o.types = types
+	if o.rollouts, err = discovery.ParseRollouts(o.gray); err != nil {
+		return service.Usagef("-gray: %v", err)
+	}
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
@@ -167,6 +175,7 @@ func serve(ctx context.Context, o *options, log *logrus.Logger) error {
 	lcfg.Cluster = o.Cluster
 	lcfg.Checker = newChecker(o.password)
 	lcfg.StatefulTypes = o.types
+	lcfg.Rollouts = o.rollouts
 	lcfg.TokenTTL = o.tokenTTL
 	lcfg.Affinity = o.affinity
 	ncfg, err := o.NodeConfig(rdb, log) // Redis, cluster, secret, intranet TLS

@@ -97,12 +97,13 @@ func TestFlags(t *testing.T) {
 		o.affinity != login.DefaultAffinity || o.password != "xserver" {
 		t.Errorf("defaults %+v", o)
 	}
-	o, err = parseFlags([]string{"-stateful", "4,6", "-token-ttl", "10s"},
+	o, err = parseFlags([]string{"-stateful", "4,6", "-token-ttl", "10s", "-gray", "type=4,version=v2,share=10%"},
 		env(map[string]string{"XSERVER_SECRET": secret, "XSERVER_PASSWORD": password, "XSERVER_STATEFUL": "9", "XSERVER_AFFINITY": "1m"}), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(o.types, []common.NodeType{4, 6}) || o.tokenTTL != 10*time.Second || o.affinity != time.Minute || o.password != password {
+	if !reflect.DeepEqual(o.types, []common.NodeType{4, 6}) || o.tokenTTL != 10*time.Second || o.affinity != time.Minute || o.password != password ||
+		len(o.rollouts) != 1 || o.rollouts[0].Version != "v2" || o.rollouts[0].Share != 0.1 {
 		t.Errorf("flags and env %+v", o)
 	}
 }
@@ -118,6 +119,7 @@ func TestBadConfigExits2(t *testing.T) {
 		{"no secret", nil, nil, "-secret is required"},
 		{"bad listen", []string{"-listen", "8080"}, withSecret, "-listen"},
 		{"reserved stateful", []string{"-stateful", "2"}, withSecret, "-stateful"},
+		{"bad gray", []string{"-gray", "type=4,version=v2,share=200%"}, withSecret, "-gray"},
 		{"zero ttl", []string{"-token-ttl", "0s"}, withSecret, "-token-ttl"},
 		{"negative affinity", []string{"-affinity", "-1m"}, withSecret, "-affinity"},
 		{"empty password", []string{"-password", ""}, withSecret, "-password is empty"},
