@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-mem bench-failover bench-control proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-mem bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench-micro: ## in-process: gateway allocations per frame, Redis commands per pu
 XBENCH_ARGS ?= -k 1,100,1000 -reps 3 -resume 200
 bench-procs: build ## real processes (redis-server, mgrserver, gateway, echo, login from bin/) under an external load, against a one-hop raw echo in the same run (XBENCH_ARGS to change K, -reps, -d)
 	$(GO) run ./internal/xbench -bin bin $(XBENCH_ARGS)
+
+bench-groups: ## one node broadcasting to a group of 10 000 members on 2 gateways (broadcasts/s, delivery p99), against broadcast-to-all and one send per member
+	$(GO) test -run '^$$' -bench 'GroupBroadcast' -benchtime 50x -timeout 25m ./gateway/
 
 BENCH_SESSIONS ?= 10000
 bench-mem: build ## gateway process RSS per idle logged-in session (BENCH_SESSIONS real v2 logins over TCP, then WebSocket) against a bare process holding as many sockets, and Redis commands per login and per idle session

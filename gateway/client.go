@@ -729,6 +729,19 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 		}
 	}
 	typ := common.NodeType(t)
+	if lim := g.cfg.RateLimits; len(lim) > 0 {
+		now := g.clock()
+		if s.rate == nil {
+			s.rate = newBuckets(lim, now)
+		}
+		size := frameOverhead + len(data)
+		if seq == 0 {
+			size -= 4
+		}
+		if i := s.rate.take(lim, now, typ, cmd, size); i >= 0 {
+			return c.rateLimitedLocked(s, &g.rateLimits[i], seq, cmd)
+		}
+	}
 	if !s.forwardLocked(inflight{s: s, csq: seq, cmd: cmd - t*g.cfg.CmdOffset, full: cmd, typ: typ}, data) {
 		g.met.drops.WithLabelValues("no_node").Inc()
 		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
@@ -740,6 +753,27 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 		return true
 	}
 	g.sampleEnd(start)
+	return true
+}
+
+// rateLimitedLocked handles a message over limit r: dropped with a
+// ClientError (acknowledged like a processed message) or, when the limit
+// says so, the end of the session with a kick. false ends the connection.
+func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uint64) bool {
+	g := c.g
+	if r.Kick {
+		r.kicks.Inc()
+		g.rateLog.Warn(c.logger().WithField("limit", r.String()), "client over its rate limit; kicking")
+		c.kick(wire.CodeRateLimited, wire.CodeText(wire.CodeRateLimited))
+		return false
+	}
+	r.errors.Inc()
+	g.rateLog.Warn(c.logger().WithField("limit", r.String()), "client over its rate limit; dropping its messages")
+	c.out.Append(wire.AppendClientError(nil, wire.CodeRateLimited, cmd))
+	if seq != 0 {
+		s.core.Done(seq)
+		s.markDirtyLocked()
+	}
 	return true
 }
 

@@ -57,6 +57,9 @@ type Gateway struct {
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
+	t0          time.Time        // the clock's origin (see clock)
+	rateLimits  []rateLimit      // cfg.RateLimits with their counters
+	rateLog     *lograte.Limiter // sessions over their rate limits
 	badLog      *lograte.Limiter // bad input and refusals
 	slowLog     *lograte.Limiter // slow clients
 	redisLog    *lograte.Limiter // Redis failures
@@ -127,6 +130,13 @@ func New(cfg Config) (*Gateway, error) {
 		slowLog:  lograte.New(10 * time.Second),
 		redisLog: lograte.New(10 * time.Second),
 		refuser:  intranet.NewRefuser(cfg.WriteTimeout, 64),
+		rateLog:  lograte.New(10 * time.Second),
+		t0:       time.Now(),
+	}
+	for _, r := range cfg.RateLimits {
+		g.rateLimits = append(g.rateLimits, rateLimit{RateLimit: r,
+			errors: g.met.rateLimited.WithLabelValues(r.Scope(), "error"),
+			kicks:  g.met.rateLimited.WithLabelValues(r.Scope(), "kick")})
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")

@@ -4,8 +4,10 @@
 // (account → name, enter time) while its session lives.
 //
 // Players (client cmd 4001–4005, the node receives cmd − 4000) enter with
-// a name, chat to everyone (world) or to one player (private, through the
-// gateway holding that player's session, whichever lobby it is on), list
+// a name, chat to everyone (world: entering joins the player's session to
+// the world group, and a line is one group broadcast that each gateway
+// fans out) or to one player (private, through the gateway holding that
+// player's session, whichever lobby it is on), list
 // who is online across every lobby, and queue for a match. Every request
 // is answered with the same cmd; a request before Enter gets
 // {"ok":false,"error":"enter first"}, a body that is not JSON
@@ -14,12 +16,15 @@
 // enters again.
 //
 // Lobbies keep a cluster-wide online list by telling each other (node cmds
-// NodePresence, NodeWorld, NodeWho): a starting lobby asks the others who
+// NodePresence, NodeWho): a starting lobby asks the others who
 // is online once it is registered and linked to a gateway; a lobby that
-// leaves the cluster takes its players off everyone's list. Tickets go to
-// the match instance that owns the game mode on the consistent-hash ring
-// (GetNodeByKey(MatchType, mode)), so every ticket of a mode meets at one
-// instance; the match answers NodeMatched, pushed to the player.
+// leaves the cluster takes its players off everyone's list. A ticket is a
+// call (CallByKey(MatchType, mode, NodeEnqueue, …)) to the match instance
+// that owns the game mode on the consistent-hash ring, so every ticket of
+// a mode meets at one instance; the player's ack waits for the match's
+// answer, which carries the match when the ticket completed one. The
+// player who waited before hears of it through a NodeMatched call from the
+// match to its lobby. Either way the lobby pushes Matched to the player.
 //
 // The player count is published as overload slot 0, so the login service
 // binds new players to the least crowded lobby.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -126,7 +127,7 @@ func pushes[T any](t *testing.T, p *nodetest.Player, cmd uint64, from int) []T {
 	t.Helper()
 	var out []T
 	for _, m := range p.Received()[from:] {
-		if m.Cmd != cmd || m.Kind != nodetest.KindPush {
+		if m.Cmd != cmd || m.Kind != nodetest.KindPush && m.Kind != nodetest.KindGroup {
 			continue
 		}
 		var v T
@@ -184,7 +185,14 @@ func TestUnitEnter(t *testing.T) {
 func TestUnitWorldChat(t *testing.T) {
 	w := newWorld(t, 2)
 	all := []*nodetest.Player{w.player("a1", 0, "A1"), w.player("a2", 0, "A2"), w.player("b1", 1, "B1"), w.player("b2", 1, "B2")}
+	lurker := w.c.NewPlayer("lurker") // logged in, never entered: not in the world group
+	if err := lurker.Login(); err != nil {
+		t.Fatal(err)
+	}
 	w.c.Advance(3 * time.Second) // the line's time stamp is the cluster's clock
+	if got := w.c.Members(game.WorldGroup); strings.Join(got, ",") != "a1,a2,b1,b2" {
+		t.Fatalf("world group %v, want the players who entered, on both lobbies", got)
+	}
 	marks := make([]int, len(all))
 	for i, p := range all {
 		marks[i] = len(p.Received())
@@ -196,6 +204,16 @@ func TestUnitWorldChat(t *testing.T) {
 	for i, p := range all {
 		if got := pushes[game.ChatLine](t, p, game.PushWorld, marks[i]); len(got) != 1 || got[0] != want {
 			t.Errorf("%s got %+v, want one %+v", p.Account(), got, want)
+		}
+	}
+	if got := pushes[game.ChatLine](t, lurker, game.PushWorld, 0); len(got) != 0 {
+		t.Errorf("a player who never entered got %+v", got)
+	}
+	for i, p := range all { // one group broadcast, not one message per player
+		for _, m := range p.Received()[marks[i]:] {
+			if m.Cmd == game.PushWorld && (m.Kind != nodetest.KindGroup || m.Group != game.WorldGroup) {
+				t.Errorf("%s: the world line came as %s to %q, want a broadcast to the world group", p.Account(), m.Kind, m.Group)
+			}
 		}
 	}
 	if a := ask[game.Ack](w, all[2], game.CmdWorld, game.WorldChat{Text: strings.Repeat("x", game.MaxText+1)}); a.OK {
@@ -534,5 +552,66 @@ func TestUnitNewLoginBeforeAway(t *testing.T) {
 		if pr.Away {
 			t.Errorf("s saw %+v", pr)
 		}
+	}
+}
+
+// The lobby reaches the match by calls: the second player of a pair hears
+// of the match in the reply to its ticket (after its ack), the first one
+// through the match's NodeMatched call to its lobby.
+func TestUnitMatchByCalls(t *testing.T) {
+	w := newWorld(t, 2)
+	a := w.player("a", 0, "A")
+	b := w.player("b", 1, "B")
+	if ack := ask[game.Ack](w, a, game.CmdQueue, game.Queue{Mode: "duel"}); !ack.OK {
+		t.Fatalf("a: %+v", ack)
+	}
+	from := len(b.Received())
+	if ack := ask[game.Ack](w, b, game.CmdQueue, game.Queue{Mode: "duel"}); !ack.OK {
+		t.Fatalf("b: %+v", ack)
+	}
+	var order []uint64
+	for _, m := range b.Received()[from:] {
+		order = append(order, m.Cmd)
+	}
+	if !reflect.DeepEqual(order, []uint64{game.CmdQueue, game.PushMatched}) {
+		t.Errorf("b received cmds %v, want the ack then the match", order)
+	}
+	if got := pushes[game.Matched](t, a, game.PushMatched, 0); len(got) != 1 || got[0].Opponent.Account != "b" {
+		t.Errorf("a told %+v", got)
+	}
+
+	// Only a match instance may tell the lobby of a match.
+	intruder := w.c.AddNode(game.LobbyType + 7)
+	intruder.EnableMessageRelay(true)
+	if err := intruder.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Run()
+	m := common.Raw(`{"match_id":"m-x","account":"a","mode":"duel","opponent":{"account":"z","name":"Z"}}`)
+	if err := intruder.Call(context.Background(), w.nodes[0].GetID(), game.NodeMatched, &m, nil); err == nil {
+		t.Error("the lobby took a match notice from a node that is no match")
+	}
+	if got := pushes[game.Matched](t, a, game.PushMatched, 0); len(got) != 1 {
+		t.Errorf("a told %d matches", len(got))
+	}
+}
+
+// A match instance that answers the ticket's call with an error: the
+// player hears matchmaking is unavailable, not "ok".
+func TestUnitMatchRefuses(t *testing.T) {
+	w := newWorld(t, 1)
+	w.c.KillNode(w.nodes[0].GetNodeOne(game.MatchType).GetID())
+	broken := w.c.AddNode(game.MatchType)
+	broken.RegisterFuncOnCall(func(context.Context, common.Member, uint64, []byte) ([]byte, error) {
+		return nil, errors.New("queue store down")
+	})
+	broken.EnableMessageRelay(true)
+	if err := broken.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Run()
+	p := w.player("p", 0, "P")
+	if ack := ask[game.Ack](w, p, game.CmdQueue, game.Queue{Mode: "duel"}); ack.OK || ack.Error != errNoMatchmaker {
+		t.Errorf("with a failing match: %+v", ack)
 	}
 }

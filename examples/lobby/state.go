@@ -27,10 +27,18 @@ const (
 	ToLobbies
 	// ToSender is the node whose message is being handled.
 	ToSender
-	// ToMatch is the match instance that owns Key (a game mode) on the
-	// consistent-hash ring, so every ticket of a mode meets at one
-	// instance.
+	// ToMatch is a call to the match instance that owns Key (a game mode)
+	// on the consistent-hash ring, so every ticket of a mode meets at one
+	// instance. The reply to a NodeEnqueue goes to Lobby.Enqueued; a call
+	// that fails (no instance, no answer in time, the match's error)
+	// counts as not delivered.
 	ToMatch
+	// ToGroup is every member of Group, cluster-wide: one broadcast that
+	// each gateway fans out to the members it holds.
+	ToGroup
+	// JoinGroup is not a message: Account's session joins Group (it stays
+	// a member until its session ends).
+	JoinGroup
 )
 
 func (d Dest) String() string {
@@ -45,6 +53,10 @@ func (d Dest) String() string {
 		return "sender"
 	case ToMatch:
 		return "match"
+	case ToGroup:
+		return "group"
+	case JoinGroup:
+		return "join"
 	}
 	return fmt.Sprintf("dest(%d)", int(d))
 }
@@ -57,9 +69,10 @@ func (d Dest) String() string {
 // that is how "ok" acks depend on the delivery before them.
 type Out struct {
 	To       Dest
-	Account  string   // ToPlayer
+	Account  string   // ToPlayer, JoinGroup
 	Accounts []string // ToPlayers, sorted
 	Key      string   // ToMatch
+	Group    string   // ToGroup, JoinGroup
 	Cmd      uint64
 	Body     any
 	Fail     *Out
@@ -84,6 +97,7 @@ const (
 	errBadTarget    = "bad target account"
 	errQueued       = "already queued for another mode"
 	errNoMatchmaker = "matchmaking unavailable"
+	errNotSent      = "not sent; try again"
 )
 
 // goneTTL is how long a lobby that left is remembered, so a presence it
@@ -267,6 +281,8 @@ func (l *Lobby) enter(account string, body []byte, now time.Time) []Out {
 	pres := game.Presence{Player: game.Player{Account: account, Name: req.Name}, Online: true}
 	outs := []Out{
 		reply(account, game.CmdEnter, game.EnterReply{OK: true, Account: account, Online: l.Online()}),
+		// World lines reach the player from now on (joining again is harmless).
+		{To: JoinGroup, Group: game.WorldGroup, Account: account},
 		{To: ToLobbies, Cmd: game.NodePresence, Body: pres},
 	}
 	if old == nil || old.name != req.Name || old.away {
@@ -287,9 +303,13 @@ func (l *Lobby) world(account string, p *player, body []byte, now time.Time) []O
 	}
 	l.lines[game.PushWorld]++
 	line := game.ChatLine{From: account, Name: p.name, Text: req.Text, TS: now.UnixMilli()}
-	outs := []Out{ack(account, game.CmdWorld, "")}
-	outs = append(outs, l.pushOwn("", game.PushWorld, line)...)
-	return append(outs, Out{To: ToLobbies, Cmd: game.NodeWorld, Body: line})
+	// One broadcast to the world group: each gateway fans it out to the
+	// players it holds, whichever lobby they are in.
+	notSent := ack(account, game.CmdWorld, errNotSent)
+	return []Out{
+		{To: ToGroup, Group: game.WorldGroup, Cmd: game.PushWorld, Body: line, Fail: &notSent},
+		ack(account, game.CmdWorld, ""),
+	}
 }
 
 func (l *Lobby) private(account string, p *player, body []byte, now time.Time) []Out {
@@ -382,12 +402,6 @@ func (l *Lobby) FromLobby(from common.NodeID, cmd uint64, body []byte) ([]Out, e
 			return nil, fmt.Errorf("%w: presence without an account", ErrBadMessage)
 		}
 		return l.presence(from, p), nil
-	case game.NodeWorld:
-		var line game.ChatLine
-		if err := game.Decode(body, &line); err != nil {
-			return nil, fmt.Errorf("%w: world line: %w", ErrBadMessage, err)
-		}
-		return l.pushOwn("", game.PushWorld, line), nil
 	case game.NodeWho:
 		outs := make([]Out, 0, len(l.players))
 		for _, a := range l.own("") {
@@ -423,7 +437,20 @@ func (l *Lobby) presence(from common.NodeID, p game.Presence) []Out {
 	return l.pushOwn("", game.PushPresence, p)
 }
 
-// FromMatch handles a message from a match instance.
+// Enqueued handles the match's reply to a NodeEnqueue call: when the
+// ticket completed a match, the player is told.
+func (l *Lobby) Enqueued(reply []byte) ([]Out, error) {
+	var r game.Enqueued
+	if err := game.Decode(reply, &r); err != nil {
+		return nil, fmt.Errorf("%w: enqueued: %w", ErrBadMessage, err)
+	}
+	if r.Matched == nil {
+		return nil, nil
+	}
+	return l.matched(*r.Matched)
+}
+
+// FromMatch handles a call from a match instance.
 func (l *Lobby) FromMatch(cmd uint64, body []byte) ([]Out, error) {
 	if cmd != game.NodeMatched {
 		return nil, fmt.Errorf("%w: unknown match cmd %d", ErrBadMessage, cmd)
@@ -432,6 +459,10 @@ func (l *Lobby) FromMatch(cmd uint64, body []byte) ([]Out, error) {
 	if err := game.Decode(body, &m); err != nil {
 		return nil, fmt.Errorf("%w: matched: %w", ErrBadMessage, err)
 	}
+	return l.matched(m)
+}
+
+func (l *Lobby) matched(m game.Matched) ([]Out, error) {
 	p := l.players[m.Account]
 	if p == nil {
 		return nil, fmt.Errorf("%w: matched %q (match %s)", ErrNotHere, m.Account, m.MatchID)

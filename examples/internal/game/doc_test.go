@@ -21,7 +21,7 @@ func TestDocumented(t *testing.T) {
 	for name, cmd := range map[string]uint64{
 		"CmdEnter": CmdEnter, "CmdWorld": CmdWorld, "CmdPrivate": CmdPrivate, "CmdOnline": CmdOnline, "CmdQueue": CmdQueue,
 		"PushPresence": PushPresence, "PushWorld": PushWorld, "PushPrivate": PushPrivate, "PushMatched": PushMatched,
-		"NodePresence": NodePresence, "NodeWorld": NodeWorld, "NodeWho": NodeWho, "NodeEnqueue": NodeEnqueue,
+		"NodePresence": NodePresence, "NodeWho": NodeWho, "NodeEnqueue": NodeEnqueue,
 		"NodeMatched": NodeMatched, "NodeDequeue": NodeDequeue,
 	} {
 		if !strings.Contains(doc, fmt.Sprintf("| `%d`", cmd)) {
@@ -34,7 +34,7 @@ func TestDocumented(t *testing.T) {
 		}
 	}
 	for _, v := range []any{Player{}, Enter{}, EnterReply{}, OnlineList{}, WorldChat{}, PrivateChat{}, Queue{}, Ack{},
-		ChatLine{}, Presence{}, Ticket{}, Matched{}} {
+		ChatLine{}, Presence{}, Ticket{}, Matched{}, Enqueued{}, Dequeued{}} {
 		for _, f := range jsonFields(reflect.TypeOf(v)) {
 			if !strings.Contains(doc, `"`+f+`":`) {
 				t.Errorf("docs/GAME.md shows no %T body with the field %q", v, f)
