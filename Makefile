@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-failover bench-control proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench-micro: ## in-process: gateway allocations per frame, memory per idle clien
 XBENCH_ARGS ?= -k 1,100,1000 -reps 3 -resume 200
 bench-procs: build ## real processes (redis-server, mgrserver, gateway, echo, login from bin/) under an external load, against a one-hop raw echo in the same run (XBENCH_ARGS to change K, -reps, -d)
 	$(GO) run ./internal/xbench -bin bin $(XBENCH_ARGS)
+
+bench-groups: ## one node broadcasting to a group of 10 000 members on 2 gateways (broadcasts/s, delivery p99), against broadcast-to-all and one send per member
+	$(GO) test -run '^$$' -bench 'GroupBroadcast' -benchtime 50x -timeout 25m ./gateway/
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/

@@ -33,6 +33,17 @@
 // and cancellation travel with the call to the callee's handler
 // (RegisterFuncOnCall), and the errors are typed.
 //
+// Groups: JoinGroup and LeaveGroup put an account's session in or out of a
+// named group (a room, a channel, a guild), and BroadcastGroup sends one
+// message to every member's client, cluster-wide, crossing each gateway
+// once. A membership lasts as long as the session: it is kept while the
+// client is away, follows it to another gateway, carries over to a new
+// login of the account and ends with the session. GroupMembers lists a
+// group. A group broadcast is delivered like BroadcastClientMsg: replayed
+// after a lost connection on the same gateway; after a resume elsewhere,
+// broadcasts sent meanwhile may be missing, and the client is told so; a
+// client too slow to read loses some and is told how many.
+//
 // Ownership: an account bound to this node (a stateful type) is owned here
 // from its login or rebind until lose-account, which fires exactly once per
 // ownership — when the session ends, when the account is rebound to another

@@ -88,7 +88,11 @@
 // reported to the sender's undeliverable handler, and so is one to a
 // player without a session, or whose session ends before it got it.
 // Messages from one sender keep their order. BroadcastClientMsg reaches
-// every player with a session.
+// every player with a session. Groups: JoinGroup and LeaveGroup change
+// the membership of the account's session (kept while away, carried to a
+// new login of the account, gone when the session ends), BroadcastGroup
+// reaches the members (KindGroup), GroupMembers and Cluster.Members list
+// them.
 //
 // Not modelled: the control plane and Redis (their failures are the
 // framework's to test, not a game's), several gateways, idle timeouts,

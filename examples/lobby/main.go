@@ -4,8 +4,10 @@
 // (account → name, enter time) while its session lives.
 //
 // Players (client cmd 4001–4005, the node receives cmd − 4000) enter with
-// a name, chat to everyone (world) or to one player (private, through the
-// gateway holding that player's session, whichever lobby it is on), list
+// a name, chat to everyone (world: entering joins the player's session to
+// the world group, and a line is one group broadcast that each gateway
+// fans out) or to one player (private, through the gateway holding that
+// player's session, whichever lobby it is on), list
 // who is online across every lobby, and queue for a match. Every request
 // is answered with the same cmd; a request before Enter gets
 // {"ok":false,"error":"enter first"}, a body that is not JSON
@@ -14,7 +16,7 @@
 // enters again.
 //
 // Lobbies keep a cluster-wide online list by telling each other (node cmds
-// NodePresence, NodeWorld, NodeWho): a starting lobby asks the others who
+// NodePresence, NodeWho): a starting lobby asks the others who
 // is online once it is registered and linked to a gateway; a lobby that
 // leaves the cluster takes its players off everyone's list. Tickets go to
 // the match instance that owns the game mode on the consistent-hash ring

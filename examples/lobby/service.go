@@ -372,6 +372,10 @@ func (s *lobbyService) sendOut(from common.Member, o Out) error {
 			return fmt.Errorf("%w: no sender to answer", common.ErrNoNode)
 		}
 		return from.SendMsg(o.Cmd, (*common.Raw)(&b))
+	case ToGroup:
+		return s.n.BroadcastGroup(o.Group, o.Cmd, b)
+	case JoinGroup:
+		return s.n.JoinGroup(o.Group, o.Account)
 	case ToMatch:
 		m := s.n.GetNodeByKey(game.MatchType, o.Key)
 		if m == nil {

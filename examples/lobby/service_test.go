@@ -126,7 +126,7 @@ func pushes[T any](t *testing.T, p *nodetest.Player, cmd uint64, from int) []T {
 	t.Helper()
 	var out []T
 	for _, m := range p.Received()[from:] {
-		if m.Cmd != cmd || m.Kind != nodetest.KindPush {
+		if m.Cmd != cmd || m.Kind != nodetest.KindPush && m.Kind != nodetest.KindGroup {
 			continue
 		}
 		var v T
@@ -184,7 +184,14 @@ func TestUnitEnter(t *testing.T) {
 func TestUnitWorldChat(t *testing.T) {
 	w := newWorld(t, 2)
 	all := []*nodetest.Player{w.player("a1", 0, "A1"), w.player("a2", 0, "A2"), w.player("b1", 1, "B1"), w.player("b2", 1, "B2")}
+	lurker := w.c.NewPlayer("lurker") // logged in, never entered: not in the world group
+	if err := lurker.Login(); err != nil {
+		t.Fatal(err)
+	}
 	w.c.Advance(3 * time.Second) // the line's time stamp is the cluster's clock
+	if got := w.c.Members(game.WorldGroup); strings.Join(got, ",") != "a1,a2,b1,b2" {
+		t.Fatalf("world group %v, want the players who entered, on both lobbies", got)
+	}
 	marks := make([]int, len(all))
 	for i, p := range all {
 		marks[i] = len(p.Received())
@@ -196,6 +203,16 @@ func TestUnitWorldChat(t *testing.T) {
 	for i, p := range all {
 		if got := pushes[game.ChatLine](t, p, game.PushWorld, marks[i]); len(got) != 1 || got[0] != want {
 			t.Errorf("%s got %+v, want one %+v", p.Account(), got, want)
+		}
+	}
+	if got := pushes[game.ChatLine](t, lurker, game.PushWorld, 0); len(got) != 0 {
+		t.Errorf("a player who never entered got %+v", got)
+	}
+	for i, p := range all { // one group broadcast, not one message per player
+		for _, m := range p.Received()[marks[i]:] {
+			if m.Cmd == game.PushWorld && (m.Kind != nodetest.KindGroup || m.Group != game.WorldGroup) {
+				t.Errorf("%s: the world line came as %s to %q, want a broadcast to the world group", p.Account(), m.Kind, m.Group)
+			}
 		}
 	}
 	if a := ask[game.Ack](w, all[2], game.CmdWorld, game.WorldChat{Text: strings.Repeat("x", game.MaxText+1)}); a.OK {

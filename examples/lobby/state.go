@@ -31,6 +31,12 @@ const (
 	// consistent-hash ring, so every ticket of a mode meets at one
 	// instance.
 	ToMatch
+	// ToGroup is every member of Group, cluster-wide: one broadcast that
+	// each gateway fans out to the members it holds.
+	ToGroup
+	// JoinGroup is not a message: Account's session joins Group (it stays
+	// a member until its session ends).
+	JoinGroup
 )
 
 func (d Dest) String() string {
@@ -45,6 +51,10 @@ func (d Dest) String() string {
 		return "sender"
 	case ToMatch:
 		return "match"
+	case ToGroup:
+		return "group"
+	case JoinGroup:
+		return "join"
 	}
 	return fmt.Sprintf("dest(%d)", int(d))
 }
@@ -57,9 +67,10 @@ func (d Dest) String() string {
 // that is how "ok" acks depend on the delivery before them.
 type Out struct {
 	To       Dest
-	Account  string   // ToPlayer
+	Account  string   // ToPlayer, JoinGroup
 	Accounts []string // ToPlayers, sorted
 	Key      string   // ToMatch
+	Group    string   // ToGroup, JoinGroup
 	Cmd      uint64
 	Body     any
 	Fail     *Out
@@ -84,6 +95,7 @@ const (
 	errBadTarget    = "bad target account"
 	errQueued       = "already queued for another mode"
 	errNoMatchmaker = "matchmaking unavailable"
+	errNotSent      = "not sent; try again"
 )
 
 // goneTTL is how long a lobby that left is remembered, so a presence it
@@ -267,6 +279,8 @@ func (l *Lobby) enter(account string, body []byte, now time.Time) []Out {
 	pres := game.Presence{Player: game.Player{Account: account, Name: req.Name}, Online: true}
 	outs := []Out{
 		reply(account, game.CmdEnter, game.EnterReply{OK: true, Account: account, Online: l.Online()}),
+		// World lines reach the player from now on (joining again is harmless).
+		{To: JoinGroup, Group: game.WorldGroup, Account: account},
 		{To: ToLobbies, Cmd: game.NodePresence, Body: pres},
 	}
 	if old == nil || old.name != req.Name || old.away {
@@ -287,9 +301,13 @@ func (l *Lobby) world(account string, p *player, body []byte, now time.Time) []O
 	}
 	l.lines[game.PushWorld]++
 	line := game.ChatLine{From: account, Name: p.name, Text: req.Text, TS: now.UnixMilli()}
-	outs := []Out{ack(account, game.CmdWorld, "")}
-	outs = append(outs, l.pushOwn("", game.PushWorld, line)...)
-	return append(outs, Out{To: ToLobbies, Cmd: game.NodeWorld, Body: line})
+	// One broadcast to the world group: each gateway fans it out to the
+	// players it holds, whichever lobby they are in.
+	notSent := ack(account, game.CmdWorld, errNotSent)
+	return []Out{
+		{To: ToGroup, Group: game.WorldGroup, Cmd: game.PushWorld, Body: line, Fail: &notSent},
+		ack(account, game.CmdWorld, ""),
+	}
 }
 
 func (l *Lobby) private(account string, p *player, body []byte, now time.Time) []Out {
@@ -382,12 +400,6 @@ func (l *Lobby) FromLobby(from common.NodeID, cmd uint64, body []byte) ([]Out, e
 			return nil, fmt.Errorf("%w: presence without an account", ErrBadMessage)
 		}
 		return l.presence(from, p), nil
-	case game.NodeWorld:
-		var line game.ChatLine
-		if err := game.Decode(body, &line); err != nil {
-			return nil, fmt.Errorf("%w: world line: %w", ErrBadMessage, err)
-		}
-		return l.pushOwn("", game.PushWorld, line), nil
 	case game.NodeWho:
 		outs := make([]Out, 0, len(l.players))
 		for _, a := range l.own("") {

@@ -88,6 +88,7 @@ func TestRequests(t *testing.T) {
 			name: "enter: first player", account: "a", cmd: game.CmdEnter, body: `{"name":"Ann"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Ann")}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", "Ann", true)),
 			},
 		},
@@ -100,6 +101,7 @@ func TestRequests(t *testing.T) {
 			account: "a", cmd: game.CmdEnter, body: `{"name":"Ann"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Ann"), p("b", "Bo"), p("c", "Cid")}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", "Ann", true)),
 				push(game.PushPresence, online("a", "Ann", true), "c"),
 			},
@@ -110,6 +112,7 @@ func TestRequests(t *testing.T) {
 			account: "a", cmd: game.CmdEnter, body: `{"name":"Ann"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Ann"), p("c", "Cid")}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", "Ann", true)),
 			},
 		},
@@ -123,6 +126,7 @@ func TestRequests(t *testing.T) {
 			account: "a", cmd: game.CmdEnter, body: `{"name":"Ann"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Ann"), p("c", "Cid")}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", "Ann", true)),
 				push(game.PushPresence, online("a", "Ann", true), "c"),
 			},
@@ -133,6 +137,7 @@ func TestRequests(t *testing.T) {
 			account: "a", cmd: game.CmdEnter, body: `{"name":"Anna"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", "Anna"), p("c", "Cid")}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", "Anna", true)),
 				push(game.PushPresence, online("a", "Anna", true), "c"),
 			},
@@ -142,6 +147,7 @@ func TestRequests(t *testing.T) {
 			body: `{"name":"` + strings.Repeat("名", game.MaxName) + `"}`,
 			want: []Out{
 				{To: ToPlayer, Account: "a", Cmd: game.CmdEnter, Body: game.EnterReply{OK: true, Account: "a", Online: []game.Player{p("a", strings.Repeat("名", game.MaxName))}}},
+				{To: JoinGroup, Group: game.WorldGroup, Account: "a"},
 				lobbies(game.NodePresence, online("a", strings.Repeat("名", game.MaxName), true)),
 			},
 		},
@@ -159,16 +165,16 @@ func TestRequests(t *testing.T) {
 		{name: "unknown cmd", account: "a", cmd: 4999, body: `{}`, want: []Out{ackOut("a", 4999, errUnknownCmd)}},
 
 		{
-			name: "world: everyone here and every other lobby",
+			name: "world: one broadcast to the world group",
 			setup: func(t *testing.T, l *Lobby) {
 				enter(t, l, "a", "Ann")
 				enter(t, l, "c", "Cid")
 			},
 			account: "a", cmd: game.CmdWorld, body: `{"text":"hello"}`,
 			want: []Out{
+				{To: ToGroup, Group: game.WorldGroup, Cmd: game.PushWorld, Body: game.ChatLine{From: "a", Name: "Ann", Text: "hello", TS: t0.UnixMilli()},
+					Fail: &Out{To: ToPlayer, Account: "a", Cmd: game.CmdWorld, Body: game.Ack{Error: errNotSent}}},
 				ackOut("a", game.CmdWorld, ""),
-				push(game.PushWorld, game.ChatLine{From: "a", Name: "Ann", Text: "hello", TS: t0.UnixMilli()}, "a", "c"),
-				lobbies(game.NodeWorld, game.ChatLine{From: "a", Name: "Ann", Text: "hello", TS: t0.UnixMilli()}),
 			},
 		},
 		{name: "world: bad JSON", setup: entered, account: "a", cmd: game.CmdWorld, body: `[`, want: []Out{ackOut("a", game.CmdWorld, errBadRequest)}},
@@ -395,15 +401,6 @@ func TestFromLobby(t *testing.T) {
 		{name: "presence: bad JSON", from: lobby2, cmd: game.NodePresence, body: `{`, wantErr: ErrBadMessage, online: []game.Player{}},
 		{name: "presence: no account", from: lobby2, cmd: game.NodePresence, body: `{"online":true}`, wantErr: ErrBadMessage, online: []game.Player{}},
 		{
-			name:  "world: delivered to own players",
-			setup: func(t *testing.T, l *Lobby) { enter(t, l, "a", "Ann"); enter(t, l, "c", "Cid") },
-			from:  lobby2, cmd: game.NodeWorld, body: `{"from":"b","name":"Bo","text":"yo","ts":5}`,
-			want:   []Out{push(game.PushWorld, game.ChatLine{From: "b", Name: "Bo", Text: "yo", TS: 5}, "a", "c")},
-			online: []game.Player{p("a", "Ann"), p("c", "Cid")},
-		},
-		{name: "world: nobody here", from: lobby2, cmd: game.NodeWorld, body: `{"text":"yo"}`, online: []game.Player{}},
-		{name: "world: bad JSON", from: lobby2, cmd: game.NodeWorld, body: `nope`, wantErr: ErrBadMessage, online: []game.Player{}},
-		{
 			name: "who: one presence per own player, to the asker",
 			setup: func(t *testing.T, l *Lobby) {
 				enter(t, l, "c", "Cid")
@@ -615,7 +612,7 @@ func FuzzFromLobby(f *testing.F) {
 		body string
 	}{
 		{game.NodePresence, `{"account":"b","name":"Bo","online":true}`}, {game.NodePresence, `{"account":"a","online":false}`},
-		{game.NodeWorld, `{"from":"b","text":"x","ts":1}`}, {game.NodeWho, `{}`}, {7, ``},
+		{2, `{"from":"b","text":"x","ts":1}`}, {game.NodeWho, `{}`}, {7, ``},
 	} {
 		f.Add(s.cmd, []byte(s.body))
 	}

@@ -21,7 +21,7 @@ func TestDocumented(t *testing.T) {
 	for name, cmd := range map[string]uint64{
 		"CmdEnter": CmdEnter, "CmdWorld": CmdWorld, "CmdPrivate": CmdPrivate, "CmdOnline": CmdOnline, "CmdQueue": CmdQueue,
 		"PushPresence": PushPresence, "PushWorld": PushWorld, "PushPrivate": PushPrivate, "PushMatched": PushMatched,
-		"NodePresence": NodePresence, "NodeWorld": NodeWorld, "NodeWho": NodeWho, "NodeEnqueue": NodeEnqueue,
+		"NodePresence": NodePresence, "NodeWho": NodeWho, "NodeEnqueue": NodeEnqueue,
 		"NodeMatched": NodeMatched, "NodeDequeue": NodeDequeue,
 	} {
 		if !strings.Contains(doc, fmt.Sprintf("| `%d`", cmd)) {

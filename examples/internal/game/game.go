@@ -41,10 +41,13 @@ const (
 	PushMatched  uint64 = 4013 // Matched
 )
 
+// WorldGroup is the group of every player who entered a lobby: world
+// lines are broadcast to it.
+const WorldGroup = "world"
+
 // Node-to-node commands (bodies are JSON, sent as common.Raw).
 const (
 	NodePresence uint64 = 1  // lobby → lobbies: Presence
-	NodeWorld    uint64 = 2  // lobby → lobbies: ChatLine to deliver to their players
 	NodeWho      uint64 = 3  // lobby → lobbies: {} — answer with NodePresence per player
 	NodeEnqueue  uint64 = 10 // lobby → match: Ticket
 	NodeMatched  uint64 = 11 // match → lobby: Matched (for one of the lobby's players)
