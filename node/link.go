@@ -279,7 +279,7 @@ func (n *Node) session(rec lease.Record) (registered bool, err error) {
 		n.mu.Unlock()
 		return false, err
 	}
-	reg := &pb.Register{Mac: intranet.MAC(n.cfg.Secret, hello.Nonce, n.cfg.ID.Bytes()), Info: n.self.info, MaxEpoch: n.view.Epoch()}
+	reg := &pb.Register{Mac: intranet.MAC(n.cfg.Secret, hello.Nonce, n.cfg.ID.Bytes()), Info: n.self.info, MaxEpoch: n.view.Epoch(), EarlyHeartbeats: true}
 	n.link = l
 	n.mu.Unlock()
 	defer func() {
