@@ -264,10 +264,10 @@ func (f *fanout[P]) snapshot() []byte {
 // other end) per member; gathering longer when there are many members
 // keeps that cost a small share of the time, while a small cluster still
 // hears of a change within the configured delay.
-const perMemberDelay = 20 * time.Microsecond
+const perMemberDelay = 50 * time.Microsecond
 
 // maxBatchDelay bounds the gathering time, far below the heartbeat.
-const maxBatchDelay = 100 * time.Millisecond
+const maxBatchDelay = 250 * time.Millisecond
 
 // batchDelay is how long a flush gathers changes with members members:
 // at least min, growing with the member count, at most maxBatchDelay

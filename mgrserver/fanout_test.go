@@ -207,7 +207,7 @@ func TestBatchDelay(t *testing.T) {
 	}{
 		{0, 10 * time.Millisecond, 10 * time.Millisecond},
 		{100, 10 * time.Millisecond, 10 * time.Millisecond},
-		{2000, 10 * time.Millisecond, 40 * time.Millisecond},
+		{2000, 10 * time.Millisecond, 100 * time.Millisecond},
 		{100000, 10 * time.Millisecond, maxBatchDelay},
 		{100000, time.Second, time.Second},
 	} {

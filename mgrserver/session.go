@@ -177,8 +177,11 @@ func (c *session) read() {
 				return
 			}
 			// Answered ahead of queued events; not before the first
-			// snapshot, which must be the first frame after Register.
-			if c.synced.Load() {
+			// snapshot (which must then be the first frame after
+			// Register) unless the node accepts early heartbeats: then
+			// the pongs tell it the registration is making progress
+			// while a busy leader prepares its snapshot.
+			if reg.EarlyHeartbeats || c.synced.Load() {
 				f, _ := wire.Frame(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
 				c.out.Urgent(f)
 			}

@@ -31,6 +31,10 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("node: peer closed the connection: %s (code %d)", e.Reason, e.Code)
 }
 
+// snapshotCeiling bounds the wait for the registration snapshot while the
+// mgrserver keeps the link alive with heartbeats.
+const snapshotCeiling = 60 * time.Second
+
 // Errors classifying a failed attempt to join (see cause).
 var (
 	errDial         = errors.New("cannot reach the mgrserver")
@@ -275,7 +279,7 @@ func (n *Node) session(rec lease.Record) (registered bool, err error) {
 		n.mu.Unlock()
 		return false, err
 	}
-	reg := &pb.Register{Mac: intranet.MAC(n.cfg.Secret, hello.Nonce, n.cfg.ID.Bytes()), Info: n.self.info, MaxEpoch: n.view.Epoch()}
+	reg := &pb.Register{Mac: intranet.MAC(n.cfg.Secret, hello.Nonce, n.cfg.ID.Bytes()), Info: n.self.info, MaxEpoch: n.view.Epoch(), EarlyHeartbeats: true}
 	n.link = l
 	n.mu.Unlock()
 	defer func() {
@@ -305,10 +309,32 @@ func (n *Node) session(rec lease.Record) (registered bool, err error) {
 	// clock starts then, and a busy leader may take a while to answer.
 	go func() { defer wg.Done(); l.pingLoop(interval) }()
 
-	// The first frame after registering must be the snapshot.
-	kind, p, err = r.ReadFrame()
-	if err != nil {
-		return false, fmt.Errorf("node: registration: %w", err)
+	// The first frame after registering other than a heartbeat must be the
+	// snapshot. A busy leader may take longer than the handshake timeout to
+	// send it; while it sends heartbeats the registration is making
+	// progress, so each one extends the wait by the silence window, up to
+	// snapshotCeiling from now.
+	ceiling := time.Now().Add(snapshotCeiling)
+	for {
+		kind, p, err = r.ReadFrame()
+		if err != nil {
+			return false, fmt.Errorf("node: registration: %w", err)
+		}
+		if kind != wire.KindPing && kind != wire.KindPong {
+			break
+		}
+		if kind == wire.KindPing {
+			var m pb.Ping
+			if err := m.Unmarshal(p); err != nil {
+				return false, fmt.Errorf("%w: ping: %v", common.ErrBadInput, err)
+			}
+			l.heartbeat(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
+		}
+		dl := time.Now().Add(silence)
+		if dl.After(ceiling) {
+			dl = ceiling
+		}
+		_ = c.SetReadDeadline(dl)
 	}
 	if kind == wire.KindError {
 		return false, peerError(p)

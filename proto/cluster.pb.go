@@ -218,6 +218,9 @@ type Register struct {
 	Mac      []byte    `protobuf:"bytes,1,opt,name=mac,proto3" json:"mac,omitempty"`
 	Info     *NodeInfo `protobuf:"bytes,2,opt,name=info,proto3" json:"info,omitempty"`
 	MaxEpoch uint64    `protobuf:"varint,3,opt,name=max_epoch,json=maxEpoch,proto3" json:"max_epoch,omitempty"`
+	// EarlyHeartbeats: the node accepts Ping and Pong frames before the
+	// registration snapshot (field added by hand; see cluster.proto).
+	EarlyHeartbeats bool `protobuf:"varint,4,opt,name=early_heartbeats,json=earlyHeartbeats,proto3" json:"early_heartbeats,omitempty"`
 }
 
 func (m *Register) Reset()         { *m = Register{} }
@@ -928,6 +931,12 @@ func (m *Register) MarshalToSizedBuffer(dAtA []byte) (int, error) {
 	_ = i
 	var l int
 	_ = l
+	if m.EarlyHeartbeats {
+		i--
+		dAtA[i] = 1
+		i--
+		dAtA[i] = 0x20
+	}
 	if m.MaxEpoch != 0 {
 		i = encodeVarintCluster(dAtA, i, uint64(m.MaxEpoch))
 		i--
@@ -1370,6 +1379,9 @@ func (m *Register) Size() (n int) {
 	}
 	if m.MaxEpoch != 0 {
 		n += 1 + sovCluster(uint64(m.MaxEpoch))
+	}
+	if m.EarlyHeartbeats {
+		n += 2
 	}
 	return n
 }
@@ -2123,6 +2135,26 @@ func (m *Register) Unmarshal(dAtA []byte) error {
 					break
 				}
 			}
+		case 4:
+			if wireType != 0 {
+				return fmt.Errorf("proto: wrong wireType = %d for field EarlyHeartbeats", wireType)
+			}
+			var v int
+			for shift := uint(0); ; shift += 7 {
+				if shift >= 64 {
+					return ErrIntOverflowCluster
+				}
+				if iNdEx >= l {
+					return io.ErrUnexpectedEOF
+				}
+				b := dAtA[iNdEx]
+				iNdEx++
+				v |= int(b&0x7F) << shift
+				if b < 0x80 {
+					break
+				}
+			}
+			m.EarlyHeartbeats = bool(v != 0)
 		default:
 			iNdEx = preIndex
 			skippy, err := skipCluster(dAtA[iNdEx:])
