@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-failover proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -57,6 +57,10 @@ bench-groups: ## one node broadcasting to a group of 10 000 members on 2 gateway
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/
+
+bench-control: ## cold start of N = 1000, 3000, 5000 simulated nodes on one mgrserver process (needs redis-server; CONTROL_ARGS="-n 1000,8000" to change)
+	$(GO) build -o bin/ ./cmd/mgrserver
+	$(GO) run ./internal/ctlbench -bin bin $(CONTROL_ARGS)
 
 proto: ## regenerate proto/*.pb.go (needs protoc; installs protoc-gen-gogofaster)
 	@command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 1; }

@@ -103,14 +103,6 @@ func (c *client) logger() logrus.FieldLogger {
 	return l
 }
 
-// refuse tells a connection why it is not served and closes it.
-func refuse(c net.Conn, code uint16, timeout time.Duration) {
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	_, _ = c.Write(wire.AppendCoded(nil, wire.KindClientKick, code, wire.CodeText(code)))
-	noteCloseCode(c, code)
-	_ = c.Close()
-}
-
 // kick queues a kick frame and ends the connection once it is written.
 // fate says what happens to the session.
 func (c *client) kickWith(code uint16, reason string, fate connFate) {

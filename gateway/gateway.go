@@ -22,6 +22,7 @@ import (
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
@@ -59,7 +60,8 @@ type Gateway struct {
 	badLog      *lograte.Limiter // bad input and refusals
 	slowLog     *lograte.Limiter // slow clients
 	redisLog    *lograte.Limiter // Redis failures
-	firstMarker string           // the Redis marker seen at start (refreshLoop's)
+	refuser     *intranet.Refuser
+	firstMarker string // the Redis marker seen at start (refreshLoop's)
 
 	mu      sync.RWMutex // guards sessMap, links, byType, conns, closed
 	sessMap map[string]*session
@@ -123,6 +125,7 @@ func New(cfg Config) (*Gateway, error) {
 		badLog:   lograte.New(10 * time.Second),
 		slowLog:  lograte.New(10 * time.Second),
 		redisLog: lograte.New(10 * time.Second),
+		refuser:  intranet.NewRefuser(cfg.WriteTimeout, 64),
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")
@@ -335,6 +338,7 @@ func (g *Gateway) Close() error {
 		}
 		g.linkWG.Wait()
 		g.wg.Wait()
+		g.refuser.Wait()
 		g.store.drain()
 		if g.node != nil {
 			_ = g.node.Close()
@@ -411,7 +415,9 @@ func (g *Gateway) serveClient(c net.Conn) {
 		}
 		g.met.drops.WithLabelValues(reason).Inc()
 		g.badLog.Warn(g.log.WithField("peer", c.RemoteAddr().String()), "refusing client connections: "+refuseWhy[reason])
-		refuse(c, code, g.cfg.WriteTimeout)
+		// Off this goroutine (the accept loop's): over TLS the write runs
+		// the handshake, and a silent peer would stall every accept.
+		g.refuser.Refuse(c, wire.AppendCoded(nil, wire.KindClientKick, code, wire.CodeText(code)), func() { noteCloseCode(c, code) })
 		return
 	}
 	g.conns[c] = struct{}{}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
@@ -18,7 +20,6 @@ func (s *Server) campaignLoop() {
 	defer s.wg.Done()
 	var (
 		lastRedisErr time.Time // last time Redis did not answer
-		lastRenew    time.Time // send time of the last renewal Redis confirmed
 		failing      bool      // renewals are failing
 	)
 	timer := time.NewTimer(0)
@@ -44,7 +45,11 @@ func (s *Server) campaignLoop() {
 				if failing {
 					s.log.Info("lease renewals confirmed again")
 				}
-				failing, lastRenew = false, sent
+				failing = false
+				s.mu.Lock()
+				s.lease.Confirmed(sent)
+				s.mu.Unlock()
+				s.kickFlush() // events held while the lease was unconfirmed
 				wait = s.cfg.LeaseTTL / 3
 			case errors.Is(err, lease.ErrHeld):
 				s.log.Warn("lease taken by another mgrserver; stepping down")
@@ -54,11 +59,12 @@ func (s *Server) campaignLoop() {
 				s.stepDown("epoch superseded", intranet.CodeNotLeader)
 			default:
 				s.met.renewFailures.Inc()
-				if !failing {
-					s.log.WithError(err).Warn("lease renewal failed; Redis unreachable")
-				}
+				s.warnRedis(err, "lease renewal failed")
 				failing = true
-				if s.now().Sub(lastRenew) > s.cfg.LeaseTTL+s.cfg.RedisGrace {
+				s.mu.Lock()
+				giveUp := s.lease.GiveUp(s.now())
+				s.mu.Unlock()
+				if giveUp {
 					s.log.Warn("lease unconfirmed for longer than TTL + grace; stepping down")
 					s.stepDown("lease unconfirmed", intranet.CodeNotLeader)
 				}
@@ -78,19 +84,27 @@ func (s *Server) campaignLoop() {
 				sent := s.now()
 				got, err := lease.Acquire(ctx, s.cfg.Redis, s.cfg.Cluster, s.addr, newToken(), s.cfg.LeaseTTL, floor)
 				if err == nil {
-					lastRenew, failing = sent, false
-					s.becomeLeader(got)
+					failing = false
+					s.becomeLeader(got, sent)
 					wait = s.cfg.LeaseTTL / 3
 				} else if !errors.Is(err, lease.ErrHeld) {
 					lastRedisErr = s.now()
+					s.warnRedis(err, "cannot campaign for the lease")
 				}
 			default:
 				lastRedisErr = s.now()
+				s.warnRedis(err, "cannot read the leader record")
 			}
 			cancel()
 		}
 		timer.Reset(wait)
 	}
+}
+
+// warnRedis says, at most every 10 s, that Redis does not answer.
+func (s *Server) warnRedis(err error, what string) {
+	s.warnLog.Log(s.log.WithError(err), logrus.WarnLevel, "redis",
+		"cannot reach Redis at "+lease.Where(s.cfg.Redis)+": "+what+"; is it running and reachable from this mgrserver?")
 }
 
 // opCtx bounds one Redis operation by a third of the lease TTL.
@@ -112,7 +126,9 @@ func (s *Server) seeEpoch(e uint64) {
 	s.mu.Unlock()
 }
 
-func (s *Server) becomeLeader(rec lease.Record) {
+// becomeLeader starts leading under rec, acquired by a request sent at
+// sent.
+func (s *Server) becomeLeader(rec lease.Record, sent time.Time) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -123,6 +139,7 @@ func (s *Server) becomeLeader(rec lease.Record) {
 		return
 	}
 	s.leading, s.rec, s.warm = true, rec, true
+	s.lease.Confirmed(sent)
 	s.fan.reset(rec.Epoch)
 	if rec.Epoch > s.maxEpoch {
 		s.maxEpoch = rec.Epoch
@@ -134,6 +151,16 @@ func (s *Server) becomeLeader(rec lease.Record) {
 	s.met.epoch.Set(float64(epoch))
 	s.met.leaderChanges.Inc()
 	s.log.WithField("epoch", epoch).Info("leading")
+}
+
+// servingLocked reports whether this server may accept registrations and
+// send membership changes now: it leads and its lease is provably valid
+// (see lease.Holder). A leader whose renewals go unconfirmed keeps its
+// connections (so a Redis blip does not churn the cluster) but serves
+// nothing until a renewal is confirmed again; it steps down after TTL +
+// RedisGrace. s.mu must be held.
+func (s *Server) servingLocked() bool {
+	return s.leading && !s.closed && s.lease.Valid(s.now())
 }
 
 // endWarm closes the settle window: every member gets a complete snapshot,
@@ -155,6 +182,7 @@ func (s *Server) stepDown(reason string, code uint32) {
 	s.mu.Lock()
 	was := s.leading
 	s.leading, s.warm = false, false
+	s.lease.Drop()
 	if s.warmTimer != nil {
 		s.warmTimer.Stop()
 		s.warmTimer = nil

@@ -2,6 +2,7 @@ package mgrserver
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
@@ -255,6 +256,30 @@ func (f *fanout[P]) snapshot() []byte {
 	}
 	wire.AppendHeader(b[:0], wire.KindSnapshot, len(b)-wire.HeaderSize)
 	f.snap = b
+	return b
+}
+
+// perMemberDelay is how much a flush's gathering time grows per member.
+// A flush costs about one write (and one wake-up of the reader at the
+// other end) per member; gathering longer when there are many members
+// keeps that cost a small share of the time, while a small cluster still
+// hears of a change within the configured delay.
+const perMemberDelay = 20 * time.Microsecond
+
+// maxBatchDelay bounds the gathering time, far below the heartbeat.
+const maxBatchDelay = 100 * time.Millisecond
+
+// batchDelay is how long a flush gathers changes with members members:
+// at least min, growing with the member count, at most maxBatchDelay
+// (or min if that is larger).
+func batchDelay(members int, min time.Duration) time.Duration {
+	return max(min, time.Duration(min64(int64(members)*int64(perMemberDelay), int64(maxBatchDelay))))
+}
+
+func min64(a, b int64) int64 {
+	if a < b {
+		return a
+	}
 	return b
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand"
 	"testing"
+	"time"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
@@ -194,5 +195,24 @@ func TestFanoutViewsConverge(t *testing.T) {
 				t.Fatalf("peer %d: member %s differs", peer, id)
 			}
 		})
+	}
+}
+
+// The gathering time grows with the cluster, within its bounds.
+func TestBatchDelay(t *testing.T) {
+	for _, c := range []struct {
+		members int
+		min     time.Duration
+		want    time.Duration
+	}{
+		{0, 10 * time.Millisecond, 10 * time.Millisecond},
+		{100, 10 * time.Millisecond, 10 * time.Millisecond},
+		{2000, 10 * time.Millisecond, 40 * time.Millisecond},
+		{100000, 10 * time.Millisecond, maxBatchDelay},
+		{100000, time.Second, time.Second},
+	} {
+		if got := batchDelay(c.members, c.min); got != c.want {
+			t.Errorf("batchDelay(%d, %v) = %v, want %v", c.members, c.min, got, c.want)
+		}
 	}
 }

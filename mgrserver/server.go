@@ -20,6 +20,7 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lease"
+	"github.com/xserver/xserver/internal/lograte"
 	pb "github.com/xserver/xserver/proto"
 )
 
@@ -32,6 +33,9 @@ type Server struct {
 	ln   net.Listener
 	addr string           // advertised intranet address
 	now  func() time.Time // the clock; tests in this package may replace it before Start
+	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
+	warnLog *lograte.Limiter
+	refuser *intranet.Refuser // refusals written off the accept loop
 
 	admin     *admin.Server
 	adminAddr string
@@ -41,6 +45,7 @@ type Server struct {
 	closed    bool
 	leading   bool
 	rec       lease.Record // lease held while leading
+	lease     lease.Holder // how long the lease is provably held
 	maxEpoch  uint64       // highest epoch seen in Redis or from peers
 	warm      bool         // inside the settle window: snapshots are partial
 	warmTimer *time.Timer
@@ -59,16 +64,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s := &Server{
-		cfg:   cfg,
-		now:   time.Now,
-		log:   cfg.Logger.WithField("component", "mgrserver"),
-		reg:   reg,
-		met:   newMetrics(reg),
-		fan:   newFanout[*session](),
-		conns: make(map[*session]struct{}),
-		kick:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
+		cfg:     cfg,
+		now:     time.Now,
+		warnLog: lograte.New(lograte.DefaultEvery),
+		refuser: intranet.NewRefuser(cfg.WriteTimeout, 64),
+		log:     cfg.Logger.WithField("component", "mgrserver"),
+		reg:     reg,
+		met:     newMetrics(reg),
+		fan:     newFanout[*session](),
+		conns:   make(map[*session]struct{}),
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
 	}
+	s.lease = lease.Holder{TTL: cfg.LeaseTTL, Margin: lease.DefaultMargin(cfg.LeaseTTL), Grace: cfg.RedisGrace}
 	reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(s.maxEpochSeen))
 	return s, nil
 }
@@ -242,6 +250,7 @@ func (s *Server) Close() error {
 	s.stepDown("shutting down", intranet.CodeShutdown)
 	s.closeAll()
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -266,6 +275,7 @@ func (s *Server) crash() {
 		c.abort()
 	}
 	s.wg.Wait()
+	s.refuser.Wait()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -317,8 +327,9 @@ func (s *Server) acceptLoop() {
 		s.mu.Unlock()
 		if full {
 			s.met.rejected.WithLabelValues("too_many").Inc()
-			s.log.WithField("peer", c.RemoteAddr().String()).Warn("connection limit reached; closing")
-			writeErrorAndClose(c, intranet.CodeTooMany, "connection limit reached", s.cfg.WriteTimeout)
+			s.warnLog.Warn(s.log.WithField("peer", c.RemoteAddr().String()), "connection limit reached; refusing connections")
+			f, _ := wire.Frame(wire.KindError, &pb.Error{Code: intranet.CodeTooMany, Reason: "connection limit reached"})
+			s.refuser.Refuse(c, f, nil) // never on this goroutine: a TLS peer may be silent
 			continue
 		}
 		sess := newSession(s, c)
@@ -329,13 +340,6 @@ func (s *Server) acceptLoop() {
 		s.wg.Add(1)
 		go sess.run()
 	}
-}
-
-func writeErrorAndClose(c net.Conn, code uint32, reason string, timeout time.Duration) {
-	f, _ := wire.Frame(wire.KindError, &pb.Error{Code: code, Reason: reason})
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	_, _ = c.Write(f)
-	_ = c.Close()
 }
 
 // advertised picks the address nodes should dial.

@@ -65,8 +65,23 @@ func (c *session) abort() {
 // reject logs why a peer is dropped, counts it and closes with an error.
 func (c *session) reject(metric string, code uint32, err error) {
 	c.s.met.rejected.WithLabelValues(metric).Inc()
-	c.log.WithError(err).WithField("code", code).Warn("closing intranet connection")
+	c.s.warnLog.Log(c.log.WithError(err).WithField("code", code), logrus.WarnLevel, metric, "closing intranet connection: "+rejectWhy(metric))
 	c.closeWith(code, err.Error())
+}
+
+// rejectWhy explains a rejection reason to the operator.
+func rejectWhy(metric string) string {
+	switch metric {
+	case "auth":
+		return "authentication failed: every member must share XSERVER_SECRET"
+	case "stale_epoch":
+		return "the peer has seen a newer leader epoch; this leader steps down"
+	case "handshake":
+		return "no registration before the handshake deadline"
+	case "heartbeat":
+		return "peer silent for too long"
+	}
+	return "bad input (" + metric + ")"
 }
 
 func (c *session) run() {
@@ -93,7 +108,7 @@ func (c *session) read() {
 	r := wire.NewReader(intranet.Rechecked(c.conn), cfg.MaxFrame, 4096)
 
 	c.s.mu.Lock()
-	leading, epoch := c.s.leading, c.s.rec.Epoch
+	leading, epoch := c.s.servingLocked(), c.s.rec.Epoch
 	c.s.mu.Unlock()
 	if !leading {
 		c.s.met.rejected.WithLabelValues("not_leader").Inc()
@@ -222,8 +237,8 @@ func (s *Server) register(c *session, info *pb.NodeInfo, epoch uint64) error {
 	id, _ := common.NodeIDFromBytes(info.Id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.leading || s.rec.Epoch != epoch || s.closed {
-		return errors.New("leadership changed during the handshake")
+	if !s.servingLocked() || s.rec.Epoch != epoch {
+		return errors.New("leadership changed during the handshake, or the lease is not confirmed")
 	}
 	c.id, c.registered = id, true
 	c.log = c.log.WithFields(logrus.Fields{"node": id.String(), "type": common.NodeType(info.Type).String()})
@@ -273,7 +288,7 @@ func (s *Server) resync(c *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.leading && c.registered && !c.gone {
-		s.fan.want(c)
+		s.fan.want(c) // sent by the next flush, once the lease is confirmed
 		s.kickFlush()
 	}
 }
@@ -287,7 +302,8 @@ func (s *Server) kickFlush() {
 }
 
 // flushLoop sends the membership changes in batches: woken by a change, it
-// waits EventDelay for more to gather, then hands the batch and the owed
+// waits for more to gather (EventDelay, longer with many members: see
+// batchDelay), then hands the batch and the owed
 // snapshots to the peers' queues. Every buffer is shared by all its
 // recipients, so a flush costs one queue append per peer, not a copy.
 func (s *Server) flushLoop() {
@@ -301,14 +317,19 @@ func (s *Server) flushLoop() {
 		case <-s.stop:
 			return
 		}
-		t.Reset(s.cfg.EventDelay)
+		s.mu.Lock()
+		n := s.fan.len()
+		s.mu.Unlock()
+		t.Reset(batchDelay(n, s.cfg.EventDelay))
 		select {
 		case <-t.C:
 		case <-s.stop:
 			return
 		}
 		s.mu.Lock()
-		s.flushLocked()
+		if s.servingLocked() {
+			s.flushLocked()
+		} // else held: the next confirmed renewal kicks a flush
 		s.mu.Unlock()
 	}
 }

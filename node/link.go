@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
@@ -28,70 +31,154 @@ func (e *PeerError) Error() string {
 	return fmt.Sprintf("node: peer closed the connection: %s (code %d)", e.Reason, e.Code)
 }
 
+// Errors classifying a failed attempt to join (see cause).
+var (
+	errDial         = errors.New("cannot reach the mgrserver")
+	errWrongCluster = errors.New("mgrserver serves another cluster")
+	errStaleRecord  = errors.New("leader record older than an epoch already seen")
+	errNewerLeader  = errors.New("a newer leader is published")
+)
+
 // run is the node's life: find the leader, hold a session with it, repeat.
+// Every failure backs off with jitter up to BackoffMax (see retry), and
+// each cause gets one warning naming it and its fix, at most every 10 s.
 func (n *Node) run() {
 	defer n.wg.Done()
+	r := &retry{min: n.cfg.BackoffMin, max: n.cfg.BackoffMax}
 	for {
-		rec, ok := n.findLeader()
-		if !ok {
-			return
+		var (
+			rec    lease.Record
+			lasted time.Duration
+			reg    bool
+		)
+		rec, err := n.readLeader()
+		if err == nil {
+			start := time.Now()
+			reg, err = n.session(rec)
+			lasted = time.Since(start)
 		}
-		err := n.session(rec)
 		select {
 		case <-n.stop:
 			return
 		default:
 		}
-		n.log.WithError(err).WithField("leader", rec.Addr).Info("mgrserver session ended; looking for the leader")
-		var pe *PeerError
-		if !errors.As(err, &pe) || pe.Code != intranet.CodeShutdown && pe.Code != intranet.CodeNotLeader {
-			// Not a hand-over: do not hammer a failing leader.
-			if !n.sleep(n.jitter(n.cfg.BackoffMin)) {
-				return
+		var wait time.Duration
+		if reg {
+			var pe *PeerError
+			handover := errors.Is(err, errNewerLeader) ||
+				errors.As(err, &pe) && (pe.Code == intranet.CodeShutdown || pe.Code == intranet.CodeNotLeader)
+			n.log.WithError(err).WithField("leader", rec.Addr).Info("mgrserver session ended; looking for the leader")
+			wait = r.ended(handover, lasted)
+		} else {
+			c := classify(err)
+			var warn bool
+			wait, warn = r.failed(c, time.Now())
+			msg := n.describe(c, rec, err, r.failingFor(time.Now()))
+			n.mu.Lock()
+			n.lastCause = &causeError{msg: msg, err: err}
+			n.mu.Unlock()
+			if warn {
+				n.warnLog.Log(n.log.WithField("leader", rec.Addr), logrus.WarnLevel, c.key(), msg)
+			} else {
+				n.log.WithError(err).WithField("leader", rec.Addr).Debug("joining the cluster failed; retrying")
 			}
+		}
+		if wait > 0 && !n.sleep(min(n.jitter(wait), n.cfg.BackoffMax)) {
+			return
 		}
 	}
 }
 
-// findLeader polls Redis with jittered, bounded exponential backoff until a
-// leader record with an acceptable epoch appears. A record older than an
-// epoch already seen is never followed; the node raises the cluster's
-// epoch floor so that leader steps down and a new one is numbered above.
-func (n *Node) findLeader() (lease.Record, bool) {
-	delay := n.cfg.BackoffMin
-	var lastErr string
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
-		rec, err := lease.Read(ctx, n.cfg.Redis, n.cfg.Cluster)
-		switch {
-		case err == nil:
-			n.mu.Lock()
-			seen := n.view.Epoch()
-			n.mu.Unlock()
-			if rec.Epoch >= seen {
-				cancel()
-				return rec, true
-			}
-			if s := fmt.Sprint("stale ", rec.Epoch); s != lastErr {
-				n.log.WithFields(map[string]any{"epoch": rec.Epoch, "seen": seen}).Warn("ignoring a leader with a lower epoch than one already seen; raising the epoch floor")
-				lastErr = s
-			}
-			if err := lease.RaiseEpoch(ctx, n.cfg.Redis, n.cfg.Cluster, seen); err != nil {
-				n.log.WithError(err).Debug("raise epoch floor")
-			}
-		case errors.Is(err, lease.ErrNoLeader):
-		default:
-			if s := err.Error(); s != lastErr {
-				n.log.WithError(err).Warn("cannot read the leader record")
-				lastErr = s
-			}
+// causeError is the last reason the node could not join, as WaitReady
+// reports it.
+type causeError struct {
+	msg string
+	err error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.err }
+
+// classify maps a failed attempt's error to its cause.
+func classify(err error) cause {
+	var pe *PeerError
+	switch {
+	case errors.Is(err, lease.ErrNoLeader):
+		return causeNoLeader
+	case errors.Is(err, errStaleRecord), errors.Is(err, discovery.ErrStaleEpoch):
+		return causeStaleRecord
+	case errors.Is(err, errDial):
+		return causeUnreachable
+	case errors.Is(err, errWrongCluster):
+		return causeCluster
+	case errors.As(err, &pe):
+		switch pe.Code {
+		case intranet.CodeAuth:
+			return causeAuth
+		case intranet.CodeNotLeader, intranet.CodeShutdown:
+			return causeRefused
+		case intranet.CodeStaleEpoch:
+			return causeStaleRecord
 		}
-		cancel()
-		if !n.sleep(n.jitter(delay)) {
-			return lease.Record{}, false
-		}
-		delay = min(2*delay, n.cfg.BackoffMax)
+		return causeLost
+	case errors.Is(err, errReadLeader):
+		return causeRedis
 	}
+	return causeLost
+}
+
+// describe is the warning for a cause: what is wrong and what to do.
+func (n *Node) describe(c cause, rec lease.Record, err error, failing time.Duration) string {
+	key := lease.KeysFor(n.cfg.Cluster).Leader
+	switch c {
+	case causeRedis:
+		return fmt.Sprintf("cannot reach Redis at %s (%v): is it running and reachable from this node?", lease.Where(n.cfg.Redis), err)
+	case causeNoLeader:
+		return fmt.Sprintf("no leader published under %s for %s: is an mgrserver running for cluster %s?",
+			key, failing.Round(time.Second), n.cfg.Cluster)
+	case causeStaleRecord:
+		return fmt.Sprintf("the leader published under %s is older than one already seen (%v): raised the epoch floor so it steps down", key, err)
+	case causeUnreachable:
+		return fmt.Sprintf("%v (published under %s): is the mgrserver's advertised address reachable from this node?", err, key)
+	case causeRefused:
+		return fmt.Sprintf("the mgrserver at %s published under %s refuses registration (%v): it is not leading; waiting for the lease to move",
+			rec.Addr, key, err)
+	case causeAuth:
+		return "authentication failed: every member must share XSERVER_SECRET"
+	case causeCluster:
+		return fmt.Sprintf("%v: every member must use the same cluster name (this node: %s)", err, n.cfg.Cluster)
+	}
+	return fmt.Sprintf("joining through the mgrserver at %s failed: %v", rec.Addr, err)
+}
+
+// errReadLeader marks a failure to read the leader record from Redis.
+var errReadLeader = errors.New("cannot read the leader record")
+
+// readLeader reads the leader record once. A record older than an epoch
+// already seen is never followed; the node raises the cluster's epoch floor
+// so that leader steps down and a new one is numbered above.
+func (n *Node) readLeader() (lease.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DialTimeout)
+	defer cancel()
+	rec, err := lease.Read(ctx, n.cfg.Redis, n.cfg.Cluster)
+	switch {
+	case errors.Is(err, lease.ErrNoLeader):
+		return rec, err
+	case errors.Is(err, lease.ErrBadRecord):
+		return rec, err
+	case err != nil:
+		return rec, fmt.Errorf("%w: %w", errReadLeader, err)
+	}
+	n.mu.Lock()
+	seen := n.view.Epoch()
+	n.mu.Unlock()
+	if rec.Epoch >= seen {
+		return rec, nil
+	}
+	if err := lease.RaiseEpoch(ctx, n.cfg.Redis, n.cfg.Cluster, seen); err != nil {
+		n.log.WithError(err).Debug("raise epoch floor")
+	}
+	return rec, fmt.Errorf("%w: epoch %d, seen %d", errStaleRecord, rec.Epoch, seen)
 }
 
 // link is one connection to the mgrserver.
@@ -103,6 +190,7 @@ type link struct {
 	snapCh     chan bool // a snapshot arrived; value: complete
 	stop       chan struct{}
 	stopOnce   sync.Once
+	switched   atomic.Bool // closed because a newer leader is published
 }
 
 func (l *link) close() {
@@ -146,11 +234,12 @@ func (l *link) leave() {
 	l.close()
 }
 
-// session holds one connection to the leader until it ends.
-func (n *Node) session(rec lease.Record) error {
+// session holds one connection to the leader until it ends; registered
+// reports whether it got as far as a member list.
+func (n *Node) session(rec lease.Record) (registered bool, err error) {
 	c, err := n.dial(context.Background(), rec.Addr)
 	if err != nil {
-		return fmt.Errorf("node: dial mgrserver: %w", err)
+		return false, fmt.Errorf("%w %s: %w", errDial, rec.Addr, err)
 	}
 	l := &link{n: n, conn: c, out: intranet.NewCtlQueue(n.cfg.QueueBytes), snapCh: make(chan bool, 1), stop: make(chan struct{})}
 	defer l.close()
@@ -159,20 +248,20 @@ func (n *Node) session(rec lease.Record) error {
 	_ = c.SetReadDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
 	kind, p, err := r.ReadFrame()
 	if err != nil {
-		return fmt.Errorf("node: handshake: %w", err)
+		return false, fmt.Errorf("node: handshake: %w", err)
 	}
 	if kind == wire.KindError {
-		return peerError(p)
+		return false, peerError(p)
 	}
 	var hello pb.Hello
 	if kind != wire.KindHello || hello.Unmarshal(p) != nil {
-		return fmt.Errorf("%w: expected hello, got %s", common.ErrBadInput, kind)
+		return false, fmt.Errorf("%w: expected hello, got %s", common.ErrBadInput, kind)
 	}
 	if hello.Cluster != n.cfg.Cluster {
-		return fmt.Errorf("%w: mgrserver serves cluster %q", common.ErrBadInput, hello.Cluster)
+		return false, fmt.Errorf("%w: the mgrserver at %s serves cluster %q", errWrongCluster, rec.Addr, hello.Cluster)
 	}
 	if hello.PingIntervalMs <= 0 || hello.PingIntervalMs > 60_000 || hello.PingMisses == 0 || hello.PingMisses > 100 {
-		return fmt.Errorf("%w: heartbeat settings %dms x %d", common.ErrBadInput, hello.PingIntervalMs, hello.PingMisses)
+		return false, fmt.Errorf("%w: heartbeat settings %dms x %d", common.ErrBadInput, hello.PingIntervalMs, hello.PingMisses)
 	}
 	interval := time.Duration(hello.PingIntervalMs) * time.Millisecond
 	silence := time.Duration(hello.PingMisses) * interval
@@ -180,11 +269,11 @@ func (n *Node) session(rec lease.Record) error {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
-		return errClosed
+		return false, errClosed
 	}
 	if err := n.view.Begin(hello.Epoch); err != nil {
 		n.mu.Unlock()
-		return err
+		return false, err
 	}
 	reg := &pb.Register{Mac: intranet.MAC(n.cfg.Secret, hello.Nonce, n.cfg.ID.Bytes()), Info: n.self.info, MaxEpoch: n.view.Epoch()}
 	n.link = l
@@ -198,7 +287,7 @@ func (n *Node) session(rec lease.Record) error {
 	}()
 	f, err := wire.Frame(wire.KindRegister, reg)
 	if err != nil {
-		return err
+		return false, err
 	}
 	l.out.UrgentForce(f) // before any heartbeat
 
@@ -219,16 +308,16 @@ func (n *Node) session(rec lease.Record) error {
 	// The first frame after registering must be the snapshot.
 	kind, p, err = r.ReadFrame()
 	if err != nil {
-		return fmt.Errorf("node: registration: %w", err)
+		return false, fmt.Errorf("node: registration: %w", err)
 	}
 	if kind == wire.KindError {
-		return peerError(p)
+		return false, peerError(p)
 	}
 	if kind != wire.KindSnapshot {
-		return fmt.Errorf("%w: expected snapshot, got %s", common.ErrBadInput, kind)
+		return false, fmt.Errorf("%w: expected snapshot, got %s", common.ErrBadInput, kind)
 	}
 	if err := n.onSnapshot(l, p); err != nil {
-		return err
+		return false, err
 	}
 	n.log.WithFields(map[string]any{"leader": rec.Addr, "epoch": hello.Epoch}).Info("registered with mgrserver")
 
@@ -263,20 +352,23 @@ func (n *Node) session(rec lease.Record) error {
 		_ = c.SetReadDeadline(time.Now().Add(silence))
 		kind, p, err := r.ReadFrame()
 		if err != nil {
-			return fmt.Errorf("node: mgrserver connection: %w", err)
+			if l.switched.Load() {
+				return true, errNewerLeader
+			}
+			return true, fmt.Errorf("node: mgrserver connection: %w", err)
 		}
 		switch kind {
 		case wire.KindMemberEvent:
 			var ev pb.MemberEvent
 			if err := ev.Unmarshal(p); err != nil {
-				return fmt.Errorf("%w: member event: %v", common.ErrBadInput, err)
+				return true, fmt.Errorf("%w: member event: %v", common.ErrBadInput, err)
 			}
 			n.mu.Lock()
 			ch, gap, err := n.view.ApplyEvent(&ev)
 			n.applyLocked(ch)
 			n.mu.Unlock()
 			if err != nil {
-				return err
+				return true, err
 			}
 			if gap {
 				n.log.WithField("seq", ev.Seq).Info("event sequence gap; forcing a full sync")
@@ -284,19 +376,19 @@ func (n *Node) session(rec lease.Record) error {
 			}
 		case wire.KindSnapshot:
 			if err := n.onSnapshot(l, p); err != nil {
-				return err
+				return true, err
 			}
 		case wire.KindPing:
 			var m pb.Ping
 			if err := m.Unmarshal(p); err != nil {
-				return fmt.Errorf("%w: ping: %v", common.ErrBadInput, err)
+				return true, fmt.Errorf("%w: ping: %v", common.ErrBadInput, err)
 			}
 			l.heartbeat(wire.KindPong, &pb.Pong{UnixNano: m.UnixNano})
 		case wire.KindPong:
 		case wire.KindError:
-			return peerError(p)
+			return true, peerError(p)
 		default:
-			return fmt.Errorf("%w: unexpected %s frame from mgrserver", common.ErrBadInput, kind)
+			return true, fmt.Errorf("%w: unexpected %s frame from mgrserver", common.ErrBadInput, kind)
 		}
 	}
 }
@@ -395,6 +487,7 @@ func (n *Node) watchLeader(l *link, cur lease.Record) {
 		cancel()
 		if err == nil && rec.Epoch > cur.Epoch {
 			n.log.WithField("epoch", rec.Epoch).Info("a newer leader is published; switching")
+			l.switched.Store(true)
 			l.close()
 			return
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/discovery"
+	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
@@ -43,11 +44,14 @@ type Node struct {
 	onUndeliv common.FuncTypeOnUndeliverable
 	onCall    common.FuncTypeOnCall
 	calls     *calls
+	lastCause error // why the last attempt to join failed (WaitReady)
 
 	sessions *login.Sessions // player session records (holder lookups)
 
 	rl          *relay
 	relayCancel context.CancelFunc
+
+	warnLog *lograte.Limiter // misconfiguration and connect failures
 
 	readyCh chan struct{} // closed at the first applied snapshot
 	stop    chan struct{} // closed by Close
@@ -77,6 +81,7 @@ func New(cfg Config) (*Node, error) {
 		types:   make(map[common.NodeType]*typeIndex),
 		readyCh: make(chan struct{}),
 		stop:    make(chan struct{}),
+		warnLog: lograte.New(lograte.DefaultEvery),
 	}
 	n.log = cfg.Logger.WithFields(logrus.Fields{"node": cfg.ID.String(), "type": cfg.Type.String()})
 	n.self = &member{n: n, id: cfg.ID, info: &pb.NodeInfo{
@@ -116,7 +121,8 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // WaitReady blocks until the node has registered and applied a member
-// list, or ctx ends.
+// list, or ctx ends. Then the error wraps ctx's and says why the node could
+// not join so far (no leader published, wrong secret, Redis unreachable...).
 func (n *Node) WaitReady(ctx context.Context) error {
 	select {
 	case <-n.stop: // closed wins over ready, whichever happened first
@@ -134,6 +140,12 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	case <-n.stop:
 		return common.ErrClosed
 	case <-ctx.Done():
+		n.mu.Lock()
+		cause := n.lastCause
+		n.mu.Unlock()
+		if cause != nil {
+			return fmt.Errorf("node: not ready: %w: %w", ctx.Err(), cause)
+		}
 		return ctx.Err()
 	}
 }

@@ -179,7 +179,7 @@ func TestResumeUnderConnectionCuts(t *testing.T) {
 			if tc.ws {
 				extra = append(extra, "-ws")
 			}
-			run := 7 * time.Second
+			run := 12 * time.Second // about 48 cuts per bot: at least 20 even on a busy machine
 			p := c.startBots("cut", tc.bots, run, extra...)
 			r := c.waitBots(p, run+30*time.Second)
 			if r.lost != 0 || r.duplicated != 0 || r.relogins != 0 {

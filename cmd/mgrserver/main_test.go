@@ -75,7 +75,7 @@ func TestConfigMapping(t *testing.T) {
 				Cluster: "c2", Secret: "flag-secret", Listen: "127.0.0.1:0", Advertise: "mgr:7300", Admin: ":7301",
 				LeaseTTL: 5 * time.Second, CampaignInterval: 50 * time.Millisecond, RedisGrace: 0,
 				PingInterval: 500 * time.Millisecond, PingMisses: 4, HandshakeTimeout: 2 * time.Second,
-				MaxFrame: 4096, MaxConns: 10, QueueBytes: 1024,
+				MaxFrame: 4096, MaxConns: 10, QueueBytes: 1024, EventDelay: d.EventDelay,
 			}
 			if !reflect.DeepEqual(c, want) {
 				t.Errorf("config\n got %+v\nwant %+v", c, want)

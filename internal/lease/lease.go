@@ -184,3 +184,20 @@ func Release(ctx context.Context, rdb redis.Scripter, cluster string, rec Record
 	}
 	return nil
 }
+
+// Where describes the Redis deployment rdb talks to, for warnings an
+// operator reads ("cannot reach Redis at ...").
+func Where(rdb redis.UniversalClient) string {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		if a := c.Options().Addr; a != "FailoverClient" {
+			return a
+		}
+		return "the master named by Sentinel"
+	case *redis.ClusterClient:
+		return "cluster " + strings.Join(c.Options().Addrs, ",")
+	case *redis.Ring:
+		return "a ring of shards"
+	}
+	return fmt.Sprintf("%T", rdb)
+}

@@ -1,0 +1,784 @@
+// Command ctlbench measures a control-plane cold start from outside: it
+// starts a redis-server and a mgrserver process (bin/mgrserver), waits
+// until the mgrserver leads and its settle window is over, then registers
+// N simulated nodes at once from this process and times until every one
+// of them sees all N members.
+//
+// The simulated nodes are light: one goroutine each, reading frames with
+// a small buffer and parsing only the protobuf fields that count members
+// (no member list is built), pinging every interval from one shared
+// ticker. They behave like real nodes where it matters for a storm: a node
+// that gets no snapshot within 5 s of dialling, or hears nothing for
+// ping_misses × ping_interval, closes and registers again with the same ID.
+//
+// For each N it prints the convergence time, the false failures (members
+// the mgrserver declared failed, and sessions redone), the mgrserver's CPU
+// time (user+system from /proc) and the bytes it sent, and the ratios to
+// the same run's first N.
+//
+//	go run ./internal/ctlbench -n 1000,3000,5000
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"runtime/trace"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/lease"
+	pb "github.com/xserver/xserver/proto"
+)
+
+const secret = "ctlbench-secret"
+
+var verbose = flag.Bool("v", false, "print progress every second")
+
+func main() {
+	ns := flag.String("n", "1000,3000,5000", "comma-separated node counts, each a fresh mgrserver; ratios are to the first")
+	bin := flag.String("bin", "bin", "directory holding the mgrserver binary")
+	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
+	limit := flag.Duration("timeout", 60*time.Second, "give up on convergence after this long")
+	quiet := flag.Duration("hold", 5*time.Second, "after converging, keep the nodes connected this long and count failures")
+	settle := flag.Duration("settle", 7*time.Second, "wait this long after the mgrserver leads (its settle window) before starting the nodes")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`")
+	traceFile := flag.String("trace", "", "write this process's execution trace to `file`")
+	procs := flag.Int("procs", 4, "load-generator processes the simulated nodes are spread over")
+	child := flag.Bool("child", false, "internal: run as one load-generator process")
+	addr := flag.String("addr", "", "internal (-child): the mgrserver's address")
+	total := flag.Int("total", 0, "internal (-child): the cluster size every node must see")
+	count := flag.Int("count", 0, "internal (-child): nodes this process simulates")
+	flag.Parse()
+	if *child {
+		runChild(*addr, *total, *count)
+		return
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		_ = trace.Start(f)
+		defer trace.Stop()
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+
+	var base *result
+	for _, f := range strings.Split(*ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			fatalf("bad -n entry %q", f)
+		}
+		r, err := runOne(n, *procs, *bin, *redisBin, *limit, *quiet, *settle)
+		if err != nil {
+			pprof.StopCPUProfile()
+			trace.Stop()
+			fatalf("N=%d: %v", n, err)
+		}
+		if base == nil {
+			base = r
+		}
+		r.print(base)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "ctlbench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+type result struct {
+	n          int
+	converged  bool
+	conv       time.Duration
+	reached    int // nodes that saw all members at the end
+	failed     float64
+	sessions   float64
+	redone     int64
+	cpu        time.Duration
+	bytes      int64
+	holdFailed float64
+	why        string
+	genCPU     time.Duration
+	lag        time.Duration
+}
+
+func (r *result) print(base *result) {
+	conv := "did not converge"
+	if r.converged {
+		conv = fmt.Sprintf("converged %6.2fs", r.conv.Seconds())
+	}
+	fmt.Printf("N=%-5d %s  nodes-complete=%d/%d  false-failures=%.0f (during hold %.0f)  sessions=%.0f redone=%d  mgr-cpu=%.2fs gen-cpu=%.2fs  mgr-sent=%.1fMB (%.0f B/node²)",
+		r.n, conv, r.reached, r.n, r.failed, r.holdFailed, r.sessions, r.redone, r.cpu.Seconds(), r.genCPU.Seconds(), float64(r.bytes)/1e6, float64(r.bytes)/float64(r.n)/float64(r.n))
+	if base != r && r.converged && base.converged {
+		fmt.Printf("  vs N=%d: time x%.2f cpu x%.2f bytes x%.2f", base.n,
+			r.conv.Seconds()/base.conv.Seconds(), r.cpu.Seconds()/base.cpu.Seconds(), float64(r.bytes)/float64(base.bytes))
+	}
+	fmt.Printf("  pinger-lag=%.2fs\n", r.lag.Seconds())
+	if r.redone > 0 {
+		fmt.Printf("        sessions ended by: %s\n", r.why)
+	}
+}
+
+func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duration) (*result, error) {
+	dir, err := os.MkdirTemp("", "ctlbench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	rport := freePort()
+	rcmd := exec.Command(redisBin, "--port", strconv.Itoa(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
+	if err := rcmd.Start(); err != nil {
+		return nil, fmt.Errorf("redis-server: %w", err)
+	}
+	defer func() { _ = rcmd.Process.Kill(); _ = rcmd.Wait() }()
+	rdb := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rport)})
+	defer rdb.Close()
+	if err := waitUntil(10*time.Second, func() bool { return rdb.Ping(context.Background()).Err() == nil }); err != nil {
+		return nil, errors.New("redis-server did not answer")
+	}
+
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort())
+	logf, err := os.Create(filepath.Join(dir, "mgrserver.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), "-listen", "127.0.0.1:0", "-admin", admin,
+		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn")
+	mcmd.Stdout, mcmd.Stderr = logf, logf
+	if err := mcmd.Start(); err != nil {
+		return nil, fmt.Errorf("mgrserver: %w", err)
+	}
+	defer func() {
+		_ = mcmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = mcmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = mcmd.Process.Kill()
+			<-done
+		}
+	}()
+	var rec lease.Record
+	if err := waitUntil(15*time.Second, func() bool {
+		rec, err = lease.Read(context.Background(), rdb, "xserver")
+		return err == nil
+	}); err != nil {
+		return nil, errors.New("mgrserver did not take the lease")
+	}
+	time.Sleep(settle) // the settle window: snapshots become complete
+
+	pid := mcmd.Process.Pid
+	cpu0, self0 := cpuTime(pid), cpuTime(os.Getpid())
+	start := time.Now()
+	g, err := startProcs(n, procs, rec.Addr)
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+	r := &result{n: n}
+	last := time.Now()
+	err = waitUntil(limit, func() bool {
+		if *verbose && time.Since(last) >= time.Second {
+			last = time.Now()
+			st := g.status()
+			fmt.Fprintf(os.Stderr, "  %5.1fs connected=%d complete=%d redone=%d received=%.0fMB\n",
+				time.Since(start).Seconds(), st.Connected, st.Complete, st.Redone, float64(st.Bytes)/1e6)
+		}
+		return g.status().Complete == int64(n)
+	})
+	if err == nil {
+		r.converged, r.conv = true, time.Since(start)
+	}
+	r.cpu = cpuTime(pid) - cpu0
+	r.genCPU = cpuTime(os.Getpid()) - self0 + g.cpu()
+	r.bytes = g.status().Bytes
+	m0 := scrape(admin)
+	time.Sleep(hold)
+	m1 := scrape(admin)
+	st := g.status()
+	r.reached = int(st.Complete)
+	r.failed = m1[`xserver_mgr_leaves_total{reason="failed"}`]
+	r.holdFailed = r.failed - m0[`xserver_mgr_leaves_total{reason="failed"}`]
+	r.sessions = m1["xserver_mgr_registrations_total"]
+	r.redone = st.Redone
+	r.lag = time.Duration(st.Lag)
+	r.why = fmt.Sprint(st.Why)
+	return r, nil
+}
+
+// gen is the simulated nodes.
+type gen struct {
+	n        int // nodes simulated here
+	total    int // members each must see
+	addr     string
+	complete atomic.Int64 // nodes whose view holds all n members
+	bytes    atomic.Int64 // bytes received from the mgrserver
+	redone   atomic.Int64 // sessions started again after one failed
+	whyMu    sync.Mutex
+	why      map[string]int // why sessions ended, before close
+	lag      atomic.Int64   // longest gap between two pinger rounds (50 ms planned)
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	sims      []*sim       // fixed at start: no lock between the nodes and the pinger
+	connected atomic.Int64 // registered sessions
+}
+
+// sim is one simulated node.
+type sim struct {
+	g      *gen
+	id     common.NodeID
+	conn   atomic.Pointer[net.Conn] // the registered session, pinged by the pinger
+	pinged time.Time                // last ping (pinger only)
+	full   bool                     // counted in g.complete
+}
+
+func (g *gen) start() {
+	g.why = map[string]int{}
+	g.sims = make([]*sim, g.n)
+	for i := range g.sims { // pings spread over the second
+		g.sims[i] = &sim{g: g, id: common.NewNodeID(), pinged: time.Now().Add(time.Duration(i%20) * 50 * time.Millisecond)}
+	}
+	for _, s := range g.sims {
+		g.wg.Add(1)
+		go s.run()
+	}
+	g.wg.Add(1)
+	go g.pinger()
+}
+
+func (g *gen) close() {
+	close(g.stop)
+	for _, s := range g.sims {
+		if c := s.conn.Load(); c != nil {
+			_ = (*c).Close()
+		}
+	}
+	g.wg.Wait()
+}
+
+// pinger pings each registered node's connection once a second. It
+// wakes every 50 ms and pings the nodes due, so a late wake-up delays
+// pings but never skips a node.
+func (g *gen) pinger() {
+	defer g.wg.Done()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	var due []net.Conn
+	prev := time.Now()
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		now := time.Now()
+		if lag := now.Sub(prev); lag > time.Duration(g.lag.Load()) {
+			g.lag.Store(int64(lag))
+		}
+		prev = now
+		due = due[:0]
+		for _, s := range g.sims {
+			if c := s.conn.Load(); c != nil && now.Sub(s.pinged) >= time.Second {
+				s.pinged = now
+				due = append(due, *c)
+			}
+		}
+		ping, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: now.UnixNano()})
+		for _, c := range due {
+			_ = c.SetWriteDeadline(now.Add(time.Second))
+			_, _ = c.Write(ping)
+		}
+	}
+}
+
+func (s *sim) setFull(full bool) {
+	if full != s.full {
+		s.full = full
+		if full {
+			s.g.complete.Add(1)
+		} else {
+			s.g.complete.Add(-1)
+		}
+	}
+}
+
+func (s *sim) stopped() bool {
+	select {
+	case <-s.g.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *sim) run() {
+	defer s.g.wg.Done()
+	for first := true; !s.stopped(); first = false {
+		if !first {
+			s.g.redone.Add(1)
+			time.Sleep(time.Duration(10+rand.IntN(20)) * time.Millisecond)
+		}
+		if err := s.session(); err != nil && !s.stopped() {
+			s.g.whyMu.Lock()
+			s.g.why[reason(err)]++
+			s.g.whyMu.Unlock()
+		}
+	}
+}
+
+var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// session holds one connection until it fails, like a real node: 5 s from
+// dialling to the snapshot, then any frame within the silence window.
+func (s *sim) session() error {
+	g := s.g
+	c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	r := &frameReader{r: bufio.NewReaderSize(intranet.Rechecked(c), 16<<10)}
+	defer r.release()
+	kind, p, err := r.read()
+	if err != nil {
+		return err
+	}
+	var hello pb.Hello
+	if kind != wire.KindHello || hello.Unmarshal(p) != nil {
+		return errors.New("no hello")
+	}
+	reg, _ := wire.Frame(wire.KindRegister, &pb.Register{
+		Mac:  intranet.MAC(secret, hello.Nonce, s.id.Bytes()),
+		Info: &pb.NodeInfo{Id: s.id.Bytes(), Type: uint32(common.FirstGameType), Addrs: []string{"127.0.0.1", "127.0.0.1"}},
+	})
+	if _, err := c.Write(reg); err != nil {
+		return err
+	}
+	s.conn.Store(&c)
+	g.connected.Add(1)
+	defer func() {
+		s.conn.Store(nil)
+		g.connected.Add(-1)
+		s.setFull(false)
+	}()
+	silence := time.Duration(hello.PingMisses) * time.Duration(hello.PingIntervalMs) * time.Millisecond
+	dl := intranet.NewLazyDeadline(c, silence)
+
+	var members int
+	var seq uint64
+	synced := false
+	for {
+		kind, p, err := r.read()
+		if err != nil {
+			return err
+		}
+		g.bytes.Add(int64(wire.HeaderSize + len(p)))
+		switch kind {
+		case wire.KindSnapshot:
+			sn := parseSnapshot(p)
+			members, seq, synced = sn.nodes, sn.seq, true
+		case wire.KindMemberEvent:
+			if !synced {
+				continue
+			}
+			e := parseEvent(p)
+			if e.seq <= seq {
+				continue
+			}
+			seq = e.seq
+			switch e.kind {
+			case int(pb.MemberEvent_JOIN):
+				members++
+			case int(pb.MemberEvent_LEAVE):
+				members--
+			}
+		case wire.KindError:
+			var e pb.Error
+			_ = e.Unmarshal(p)
+			return fmt.Errorf("error frame %d", e.Code)
+		}
+		if synced {
+			dl.Arm()
+		}
+		s.setFull(synced && members == g.total)
+	}
+}
+
+// frameReader reads frames without copying those that fit its buffer;
+// bigger ones (snapshots) go into a pooled buffer, so a node holds no
+// snapshot-sized memory between frames. A payload is valid until the next
+// read.
+type frameReader struct {
+	r       *bufio.Reader
+	discard int     // bytes of the last frame still in r
+	big     *[]byte // pooled buffer holding the last frame
+}
+
+func (f *frameReader) release() {
+	if f.discard > 0 {
+		_, _ = f.r.Discard(f.discard)
+		f.discard = 0
+	}
+	if f.big != nil {
+		payloads.Put(f.big)
+		f.big = nil
+	}
+}
+
+func (f *frameReader) read() (wire.Kind, []byte, error) {
+	f.release()
+	h, err := f.r.Peek(wire.HeaderSize)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := int(binary.BigEndian.Uint32(h[:4])) - 2
+	if n < 0 || n > 64<<20 {
+		return 0, nil, errors.New("bad frame length")
+	}
+	kind := wire.Kind(binary.BigEndian.Uint16(h[4:6]))
+	if wire.HeaderSize+n <= f.r.Size() {
+		b, err := f.r.Peek(wire.HeaderSize + n)
+		if err != nil {
+			return 0, nil, err
+		}
+		f.discard = wire.HeaderSize + n
+		return kind, b[wire.HeaderSize:], nil
+	}
+	_, _ = f.r.Discard(wire.HeaderSize)
+	bp := payloads.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	f.big = bp
+	p := (*bp)[:n]
+	if _, err := io.ReadFull(f.r, p); err != nil {
+		return 0, nil, err
+	}
+	return kind, p, nil
+}
+
+type snapInfo struct {
+	seq   uint64
+	nodes int
+}
+
+// parseSnapshot reads Snapshot.seq (2) and counts Snapshot.nodes (4).
+func parseSnapshot(p []byte) snapInfo {
+	var s snapInfo
+	walk(p, func(field int, v uint64, _ []byte) {
+		switch field {
+		case 2:
+			s.seq = v
+		case 4:
+			s.nodes++
+		}
+	})
+	return s
+}
+
+type eventInfo struct {
+	seq  uint64
+	kind int
+}
+
+// parseEvent reads MemberEvent.seq (1) and kind (2).
+func parseEvent(p []byte) eventInfo {
+	var e eventInfo
+	walk(p, func(field int, v uint64, _ []byte) {
+		switch field {
+		case 1:
+			e.seq = v
+		case 2:
+			e.kind = int(v)
+		}
+	})
+	return e
+}
+
+// walk calls fn for each top-level protobuf field: varints with their
+// value, length-delimited fields with their bytes. It stops at anything
+// else or at malformed input.
+func walk(p []byte, fn func(field int, v uint64, b []byte)) {
+	for len(p) > 0 {
+		tag, n := binary.Uvarint(p)
+		if n <= 0 {
+			return
+		}
+		p = p[n:]
+		field := int(tag >> 3)
+		switch tag & 7 {
+		case 0:
+			v, n := binary.Uvarint(p)
+			if n <= 0 {
+				return
+			}
+			p = p[n:]
+			fn(field, v, nil)
+		case 2:
+			l, n := binary.Uvarint(p)
+			if n <= 0 || uint64(len(p)-n) < l {
+				return
+			}
+			fn(field, 0, p[n:n+int(l)])
+			p = p[n+int(l):]
+		default:
+			return
+		}
+	}
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitUntil(d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timeout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// cpuTime is a process's user+system CPU time from /proc/<pid>/stat.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// scrape reads the mgrserver's /metrics as name{labels} → value.
+func scrape(admin string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out
+}
+
+// reason classifies a session's end for the report.
+func reason(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return "closed by the mgrserver"
+	}
+	return err.Error()
+}
+
+// status is what a load-generator process reports, one JSON line every
+// 100 ms on its stdout.
+type status struct {
+	Complete  int64          `json:"complete"`
+	Connected int64          `json:"connected"`
+	Bytes     int64          `json:"bytes"`
+	Redone    int64          `json:"redone"`
+	Lag       int64          `json:"lag"`
+	Why       map[string]int `json:"why"`
+}
+
+func (g *gen) status() status {
+	g.whyMu.Lock()
+	why := make(map[string]int, len(g.why))
+	for k, v := range g.why {
+		why[k] = v
+	}
+	g.whyMu.Unlock()
+	return status{Complete: g.complete.Load(), Connected: g.connected.Load(), Bytes: g.bytes.Load(),
+		Redone: g.redone.Load(), Lag: g.lag.Load(), Why: why}
+}
+
+// runChild simulates count nodes until its stdin closes.
+func runChild(addr string, total, count int) {
+	g := &gen{n: count, total: total, addr: addr, stop: make(chan struct{})}
+	g.start()
+	eof := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(eof) }()
+	enc := json.NewEncoder(os.Stdout)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			_ = enc.Encode(g.status())
+		case <-eof:
+			g.close()
+			return
+		}
+	}
+}
+
+// procs is the load-generator processes of one run.
+type procs struct {
+	cmds []*exec.Cmd
+	ins  []io.Closer
+	mu   sync.Mutex
+	last []status
+	wg   sync.WaitGroup
+}
+
+func startProcs(n, k int, addr string) (*procs, error) {
+	k = max(1, min(k, n))
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	p := &procs{last: make([]status, k)}
+	for i := range k {
+		count := n / k
+		if i < n%k {
+			count++
+		}
+		cmd := exec.Command(self, "-child", "-addr", addr, "-total", strconv.Itoa(n), "-count", strconv.Itoa(count))
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			p.close()
+			return nil, err
+		}
+		p.cmds, p.ins = append(p.cmds, cmd), append(p.ins, in)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			dec := json.NewDecoder(out)
+			for {
+				var st status
+				if dec.Decode(&st) != nil {
+					return
+				}
+				p.mu.Lock()
+				p.last[i] = st
+				p.mu.Unlock()
+			}
+		}()
+	}
+	return p, nil
+}
+
+// status sums the processes' last reports.
+func (p *procs) status() status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	sum := status{Why: map[string]int{}}
+	for _, st := range p.last {
+		sum.Complete += st.Complete
+		sum.Connected += st.Connected
+		sum.Bytes += st.Bytes
+		sum.Redone += st.Redone
+		sum.Lag = max(sum.Lag, st.Lag)
+		for k, v := range st.Why {
+			sum.Why[k] += v
+		}
+	}
+	return sum
+}
+
+// cpu is the processes' CPU time so far.
+func (p *procs) cpu() time.Duration {
+	var d time.Duration
+	for _, c := range p.cmds {
+		d += cpuTime(c.Process.Pid)
+	}
+	return d
+}
+
+// close stops every process and waits for it.
+func (p *procs) close() {
+	for _, in := range p.ins {
+		_ = in.Close()
+	}
+	for _, c := range p.cmds {
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill()
+			<-done
+		}
+	}
+	p.wg.Wait()
+}
