@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-failover bench-control proto fuzz vet clean
+.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-mem bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -42,10 +42,11 @@ web-sdk: ## rebuild the JS SDK and copy its browser modules into the login examp
 e2e: ## browser test: two headless Chromium players chat through a whole cluster (needs redis-server, chromium; screenshots in E2E_ARTIFACTS or a temp dir)
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
-bench: bench-micro bench-procs ## the in-process micro-benchmarks, then the real-process relay and resume benchmark
+bench: bench-micro bench-procs bench-mem ## the in-process micro-benchmarks, then the real-process relay and resume benchmark, then gateway memory per idle session
 
-bench-micro: ## in-process: gateway allocations per frame, memory per idle client, relay vs one-hop echo round trips (last line: ratio K=1000)
-	$(GO) test -run '^$$' -bench 'GatewayFrame|IdleClientMemory' -benchmem ./gateway/
+bench-micro: ## in-process: gateway allocations per frame, Redis commands per push, relay vs one-hop echo round trips (last line: ratio K=1000)
+	$(GO) test -run '^$$' -bench 'GatewayFrame' -benchmem ./gateway/
+	$(GO) test -run '^$$' -bench 'RedisPerPush' -benchtime 1x ./gateway/
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 3s -timeout 20m ./gateway/ | $(GO) run ./internal/benchratio
 
 XBENCH_ARGS ?= -k 1,100,1000 -reps 3 -resume 200
@@ -54,6 +55,11 @@ bench-procs: build ## real processes (redis-server, mgrserver, gateway, echo, lo
 
 bench-groups: ## one node broadcasting to a group of 10 000 members on 2 gateways (broadcasts/s, delivery p99), against broadcast-to-all and one send per member
 	$(GO) test -run '^$$' -bench 'GroupBroadcast' -benchtime 50x -timeout 25m ./gateway/
+
+BENCH_SESSIONS ?= 10000
+bench-mem: build ## gateway process RSS per idle logged-in session (BENCH_SESSIONS real v2 logins over TCP, then WebSocket) against a bare process holding as many sockets, and Redis commands per login and per idle session
+	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS)
+	$(GO) run ./internal/sessload -bin bin -n $(BENCH_SESSIONS) -ws
 
 bench-failover: ## the mgrserver failover / hand-over / convergence benchmarks
 	$(GO) test -run '^$$' -bench 'Failover|Handover|Silent|Converge' -benchtime 3x -timeout 20m ./mgrserver/

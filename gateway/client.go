@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -40,7 +41,9 @@ type client struct {
 	conn   net.Conn
 	out    *clientOut
 	sess   *session
-	kicked atomic.Bool // stop reading; set before the reader is woken
+	kicked atomic.Bool   // stop reading; set before the reader is woken
+	state  atomic.Uint32 // stateRunning, or stateParked in the poller (no goroutine)
+	lastNs atomic.Int64  // when the last burst started (unix ns), for the poller's idle sweep
 
 	// Owned by the goroutine reading at the time.
 	in    []byte // read buffer during a burst; nil while parked
@@ -52,6 +55,13 @@ type client struct {
 	endWhy string
 	fate   connFate // what ending this connection does to its session
 }
+
+// Reader states: a goroutine reads (or is parked in a read), or the
+// connection is parked in the gateway's poller with no goroutine.
+const (
+	stateRunning uint32 = iota
+	stateParked
+)
 
 // peekSize is what a parked read takes at once: enough for a ping.
 const peekSize = 16
@@ -91,8 +101,25 @@ func (c *client) written(err error) {
 		c.setWhy("write failed")
 	}
 	c.kicked.Store(true)
-	_ = c.conn.SetReadDeadline(time.Now())
+	c.wake()
 }
+
+// wake makes the reader look at c.kicked now: a parked read returns, a
+// connection parked in the poller gets a burst.
+func (c *client) wake() {
+	_ = c.conn.SetReadDeadline(time.Now())
+	c.unpark()
+}
+
+// unpark starts a burst for a connection parked in the poller (an event,
+// the idle sweep or a wake-up); a no-op otherwise.
+func (c *client) unpark() {
+	if c.state.CompareAndSwap(stateParked, stateRunning) {
+		go c.polled()
+	}
+}
+
+func (c *client) lastRead() time.Time { return time.Unix(0, c.lastNs.Load()) }
 
 // logger is the connection's log context, built when a line is written.
 func (c *client) logger() logrus.FieldLogger {
@@ -121,7 +148,7 @@ func (c *client) kickWith(code uint16, reason string, fate connFate) {
 	// would let a WebSocket close before the kick goes out. A client too
 	// slow to read will not read the kick either: stop it at once.
 	if code == wire.CodeSlow {
-		_ = c.conn.SetReadDeadline(time.Now())
+		c.wake()
 	}
 }
 
@@ -153,6 +180,8 @@ func (c *client) run() {
 		c.end()
 		return
 	}
+	c.lastNs.Store(time.Now().UnixNano())
+	c.arm()
 	c.burst()
 }
 
@@ -161,6 +190,9 @@ func (c *client) run() {
 // closed and the gateway forgets the connection.
 func (c *client) end() {
 	c.release()
+	if p := c.g.poll; p != nil {
+		p.forget(c)
+	}
 	if s := c.sess; s != nil {
 		c.finish(s)
 	}
@@ -251,10 +283,9 @@ func (c *client) room(need int) {
 	}
 	if need > len(c.in) {
 		nb := make([]byte, need)
-		copy(nb, c.in[c.r:c.w])
+		n := copy(nb, c.in[c.r:c.w])
 		c.release()
-		c.in, c.w = nb, c.w-c.r
-		c.r = 0
+		c.in, c.r, c.w = nb, 0, n
 		return
 	}
 	copy(c.in, c.in[c.r:c.w])
@@ -347,20 +378,71 @@ func (c *client) burst() {
 		}
 	}
 	c.release()
+	if p := c.g.poll; p != nil {
+		c.state.Store(stateParked)
+		if p.park(c) {
+			// A kick that found the connection running may have missed
+			// it parking: look once more now that it is parked.
+			if c.kicked.Load() {
+				c.unpark()
+			}
+			return
+		}
+		if !c.state.CompareAndSwap(stateParked, stateRunning) {
+			return // woken meanwhile: that burst reads on
+		}
+	}
 	go c.park()
 }
 
-// park waits for the connection's next bytes with the idle deadline
-// armed, then runs a burst.
-func (c *client) park() {
+// polled runs when the poller saw c's socket readable (or woke it): it
+// takes what the socket holds without waiting and runs a burst; with
+// nothing there it times a silent connection out or parks it again.
+func (c *client) polled() {
+	if c.kicked.Load() {
+		c.end()
+		return
+	}
+	c.arm()
+	c.room(1)
+	n, err := readNow(c.conn, c.in[c.w:])
+	c.w += n
+	switch {
+	case n > 0:
+		c.lastNs.Store(time.Now().UnixNano())
+		c.burst()
+	case errors.Is(err, syscall.EAGAIN):
+		if d := c.g.cfg.Idle; d > 0 && time.Since(c.lastRead()) > d {
+			c.readFailed(os.ErrDeadlineExceeded, false)
+			c.end()
+			return
+		}
+		c.burst() // nothing buffered: parks again
+	default:
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		c.readFailed(err, false)
+		c.end()
+	}
+}
+
+// arm pushes the read deadline to the idle window, at most once per
+// quarter of it: a silent client is dropped between d and 1.25·d after
+// its last frame.
+func (c *client) arm() {
 	if d := c.g.cfg.Idle; d > 0 {
-		// Re-armed at most once per quarter of the window: a silent
-		// client is dropped between d and 1.25·d after its last frame.
 		if now := time.Now(); now.Sub(c.armed) >= d/4 {
 			c.armed = now
 			_ = c.conn.SetReadDeadline(now.Add(d + d/4))
 		}
 	}
+}
+
+// park waits for the connection's next bytes with the idle deadline
+// armed, then runs a burst.
+func (c *client) park() {
+	c.arm()
 	if c.kicked.Load() {
 		c.end()
 		return
@@ -374,6 +456,7 @@ func (c *client) park() {
 		c.end()
 		return
 	}
+	c.lastNs.Store(time.Now().UnixNano())
 	c.room(n)
 	c.w += copy(c.in[c.w:], c.peek[:n])
 	c.burst()
@@ -488,6 +571,9 @@ func (c *client) login(lg wire.Login) bool {
 	var b map[common.NodeType]common.NodeID
 	if err == nil {
 		b, err = login.LoadBindings(ctx, g.cfg.Redis, g.cfg.Cluster, lg.Account)
+		if len(b) == 0 {
+			b = nil // an idle session keeps no empty map
+		}
 	}
 	v2 := lg.Version == wire.ProtocolV2
 	sid, secret, rerr := newSessionID()
@@ -643,6 +729,19 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 		}
 	}
 	typ := common.NodeType(t)
+	if lim := g.cfg.RateLimits; len(lim) > 0 {
+		now := g.clock()
+		if s.rate == nil {
+			s.rate = newBuckets(lim, now)
+		}
+		size := frameOverhead + len(data)
+		if seq == 0 {
+			size -= 4
+		}
+		if i := s.rate.take(lim, now, typ, cmd, size); i >= 0 {
+			return c.rateLimitedLocked(s, &g.rateLimits[i], seq, cmd)
+		}
+	}
 	if !s.forwardLocked(inflight{s: s, csq: seq, cmd: cmd - t*g.cfg.CmdOffset, full: cmd, typ: typ}, data) {
 		g.met.drops.WithLabelValues("no_node").Inc()
 		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
@@ -654,6 +753,27 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 		return true
 	}
 	g.sampleEnd(start)
+	return true
+}
+
+// rateLimitedLocked handles a message over limit r: dropped with a
+// ClientError (acknowledged like a processed message) or, when the limit
+// says so, the end of the session with a kick. false ends the connection.
+func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uint64) bool {
+	g := c.g
+	if r.Kick {
+		r.kicks.Inc()
+		g.rateLog.Warn(c.logger().WithField("limit", r.String()), "client over its rate limit; kicking")
+		c.kick(wire.CodeRateLimited, wire.CodeText(wire.CodeRateLimited))
+		return false
+	}
+	r.errors.Inc()
+	g.rateLog.Warn(c.logger().WithField("limit", r.String()), "client over its rate limit; dropping its messages")
+	c.out.Append(wire.AppendClientError(nil, wire.CodeRateLimited, cmd))
+	if seq != 0 {
+		s.core.Done(seq)
+		s.markDirtyLocked()
+	}
 	return true
 }
 

@@ -23,16 +23,17 @@ type clientOut struct {
 
 	mu       sync.Mutex
 	buf      []byte
-	writing  bool // a writer goroutine runs
-	closing  bool // nothing more is accepted; the writer finishes once drained
-	finished bool // onDone was called (or is about to be)
-	done     chan struct{}
+	writing  bool          // a writer goroutine runs
+	closing  bool          // nothing more is accepted; the writer finishes once drained
+	finished bool          // onDone was called (or is about to be)
+	notified bool          // onDone returned
+	done     chan struct{} // made by the first Done; closed once notified
 }
 
 // newClientOut returns the queue of c, holding at most max bytes. onDone
 // runs once when the queue is closed and drained, or a write failed (err).
 func newClientOut(c net.Conn, timeout time.Duration, max int, onDone func(err error)) *clientOut {
-	return &clientOut{conn: c, timeout: timeout, max: max, onDone: onDone, done: make(chan struct{})}
+	return &clientOut{conn: c, timeout: timeout, max: max, onDone: onDone}
 }
 
 // Append queues frame. It returns false, queueing nothing, if that would
@@ -117,7 +118,17 @@ func (o *clientOut) CloseWith(frame []byte) {
 
 // Done is closed once the queue is finished: closed and drained, or a
 // write failed.
-func (o *clientOut) Done() <-chan struct{} { return o.done }
+func (o *clientOut) Done() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done == nil {
+		o.done = make(chan struct{})
+		if o.notified {
+			close(o.done)
+		}
+	}
+	return o.done
+}
 
 func (o *clientOut) startLocked() {
 	if o.writing || o.finished || len(o.buf) == 0 {
@@ -138,7 +149,12 @@ func (o *clientOut) finishLocked() func(error) {
 		if o.onDone != nil {
 			o.onDone(err)
 		}
-		close(o.done)
+		o.mu.Lock()
+		o.notified = true
+		if o.done != nil {
+			close(o.done)
+		}
+		o.mu.Unlock()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -57,6 +58,10 @@ type Config struct {
 	PingInterval     time.Duration // node link heartbeat (default 1s)
 	PingMisses       int           // silent intervals before a link is dropped (default 3)
 	WriteTimeout     time.Duration // one socket write (default 10s)
+
+	// RateLimits bound what each client session may send (none by
+	// default); see RateLimit and ParseRateLimits. At most 16.
+	RateLimits []RateLimit
 
 	Logger logrus.FieldLogger
 }
@@ -146,6 +151,15 @@ func (c *Config) validate() error {
 	}
 	if c.ClientQueueBytes < c.MaxFrame+64 {
 		return fmt.Errorf("%w: client queue smaller than one frame", ErrConfig)
+	}
+	if len(c.RateLimits) > maxRateLimits {
+		return fmt.Errorf("%w: %d rate limits, at most %d", ErrConfig, len(c.RateLimits), maxRateLimits)
+	}
+	c.RateLimits = slices.Clone(c.RateLimits) // validate fills defaults: leave the caller's alone
+	for i := range c.RateLimits {
+		if err := c.RateLimits[i].validate(c.MaxFrame); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if c.Logger == nil {
 		l := logrus.New()

@@ -42,9 +42,14 @@
 // a new login of the same account bound to the same node, nor when it
 // resumed elsewhere.
 //
-// Concurrency: each connection (client or node link) has one reader
-// goroutine and one writer goroutine draining a bounded outbox; producers
-// never block on a peer's socket. A session is guarded by its own mutex;
+// Concurrency: each node link has one reader goroutine and one writer
+// goroutine draining a bounded outbox; producers never block on a peer's
+// socket. A client connection has goroutines only while it has work: its
+// reads run in bursts on short-lived goroutines, and its writer runs while
+// frames are queued. Between bursts an idle plain-TCP client waits, on
+// Linux, in an epoll set shared by the gateway (no goroutine of its own);
+// TLS and WebSocket clients, and other systems, park one small goroutine
+// each. A session is guarded by its own mutex;
 // the session and link tables by one RWMutex, read on the hot path. Redis
 // writes that follow a decision (a rebind, the end of a session) run on a
 // small background queue, never on the data path. One tick goroutine

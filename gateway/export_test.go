@@ -33,7 +33,13 @@ func (g *Gateway) Crash() {
 		for _, c := range conns {
 			_ = c.Close()
 		}
+		if g.poll != nil {
+			g.poll.wakeAll() // their sockets are gone: no event will come
+		}
 		g.connWG.Wait()
+		if g.poll != nil {
+			g.poll.close()
+		}
 		g.linkWG.Wait()
 		g.wg.Wait()
 		g.nodeHook.Crash()

@@ -52,6 +52,8 @@ type env struct {
 	ln    *node.Node // the login service's node (for membership)
 	gwOpt func(*gatewayConfig)
 	tls   *tlstest.Configs
+	// nodeOpt, when set, adjusts the config of the nodes started after.
+	nodeOpt func(*node.Config)
 
 	mu    sync.Mutex
 	nodes []*gameNode
@@ -181,6 +183,9 @@ func (e *env) nodeConfig(t common.NodeType, seed int64) node.Config {
 	nc.Rand = rand.New(rand.NewSource(seed))
 	if e.tls != nil {
 		nc.TLS = e.tls.Client
+	}
+	if e.nodeOpt != nil {
+		e.nodeOpt(&nc)
 	}
 	return nc
 }

@@ -57,6 +57,9 @@ type Gateway struct {
 	// incarnation numbers this process's broadcast stream (stream 0).
 	incarnation uint32
 	now         func() time.Time
+	t0          time.Time        // the clock's origin (see clock)
+	rateLimits  []rateLimit      // cfg.RateLimits with their counters
+	rateLog     *lograte.Limiter // sessions over their rate limits
 	badLog      *lograte.Limiter // bad input and refusals
 	slowLog     *lograte.Limiter // slow clients
 	redisLog    *lograte.Limiter // Redis failures
@@ -84,6 +87,7 @@ type Gateway struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup // accept loops and background loops
 	connWG    sync.WaitGroup // client connections
+	poll      *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
 	linkWG    sync.WaitGroup // node links
 	closeOne  sync.Once
 	loadMu    sync.Mutex // orders overload publications (loadLoop, markDraining)
@@ -126,6 +130,13 @@ func New(cfg Config) (*Gateway, error) {
 		slowLog:  lograte.New(10 * time.Second),
 		redisLog: lograte.New(10 * time.Second),
 		refuser:  intranet.NewRefuser(cfg.WriteTimeout, 64),
+		rateLog:  lograte.New(10 * time.Second),
+		t0:       time.Now(),
+	}
+	for _, r := range cfg.RateLimits {
+		g.rateLimits = append(g.rateLimits, rateLimit{RateLimit: r,
+			errors: g.met.rateLimited.WithLabelValues(r.Scope(), "error"),
+			kicks:  g.met.rateLimited.WithLabelValues(r.Scope(), "kick")})
 	}
 	g.incarnation = binary.BigEndian.Uint32(inc[:]) | 1
 	g.log = cfg.Logger.WithField("component", "gateway")
@@ -189,6 +200,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 	// Report this gateway restored (it holds no session yet) before it
 	// joins: logins wait for every live gateway after Redis lost data.
 	g.firstMarker = g.checkMarker("")
+	if p, err := newPoller(g.cfg.Idle); err == nil {
+		g.poll = p
+	} else {
+		g.log.WithError(err).Debug("idle client connections park a goroutine each")
+	}
 	g.wg.Add(8)
 	go g.probeLoop()
 	go g.acceptClients(g.clientLn)
@@ -327,6 +343,9 @@ func (g *Gateway) Close() error {
 			_ = c.SetReadDeadline(time.Now())
 		}
 		g.connWG.Wait()
+		if g.poll != nil {
+			g.poll.close()
+		}
 		g.mu.Lock()
 		var links []*link
 		for _, l := range g.links {

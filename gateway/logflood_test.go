@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/login"
+	"github.com/xserver/xserver/node"
 )
 
 // lineCounter counts log entries whose message contains a text.
@@ -50,7 +51,12 @@ func TestLogsRateLimited(t *testing.T) {
 	})
 	h := &lineCounter{}
 	e.log.AddHook(h)
+	// The lobby keeps what its slow player has not acknowledged for
+	// longer than the kernel's socket buffers and the gateway's queue
+	// take, so that the gateway is the one to notice.
+	e.nodeOpt = func(c *node.Config) { c.StreamLimit = 64 << 20 }
 	lobby := e.startGame(lobbyType)
+	e.nodeOpt = nil
 	e.ready()
 	g := e.gws[0]
 
@@ -72,17 +78,24 @@ func TestLogsRateLimited(t *testing.T) {
 	}
 
 	// A client that does not read while its node pushes 16 KiB messages:
-	// kicked as slow, and hundreds of frames are dropped after that.
+	// kicked as slow once the kernel's socket buffers and then its queue
+	// are full, and frames are dropped after that.
 	waitFor(t, 10*time.Second, "gateway accepting again", func() bool {
 		m := e.ln.GetNode(g.Node().GetID())
 		return m != nil && m.GetOverload(login.GatewayLoadState) == login.GatewayAccepting
 	})
 	e.connect("slow")
 	data := make([]byte, 16<<10)
-	for i := 0; i < 1500; i++ {
+	waitFor(t, 20*time.Second, "slow client kicked", func() bool {
+		for i := 0; i < 50; i++ {
+			_ = lobby.SendClientMsgByRelay("slow", uint64(lobbyType)*1000+1, data)
+		}
+		n, _ := h.count("cannot keep up")
+		return n > 0
+	})
+	for i := 0; i < 500; i++ {
 		_ = lobby.SendClientMsgByRelay("slow", uint64(lobbyType)*1000+1, data)
 	}
-	waitFor(t, 10*time.Second, "slow client kicked", func() bool { n, _ := h.count("cannot keep up"); return n > 0 })
 	if n, _ := h.count("cannot keep up"); n != 1 {
 		t.Errorf("%d 'cannot keep up' lines for one slow client, want 1", n)
 	}

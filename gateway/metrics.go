@@ -27,6 +27,7 @@ type metrics struct {
 	shed            prometheus.Counter
 	shedNotices     prometheus.Counter
 	groupBroadcasts prometheus.Counter
+	rateLimited     *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -61,5 +62,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.groupBroadcasts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_group_broadcasts_total", Help: "Group broadcasts received from nodes (each fanned out to the members held here)."})
 	reg.MustRegister(m.shed, m.shedNotices, m.groupBroadcasts)
 	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost, m.staleAnnounce)
+	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_rate_limited_total", Help: "Client messages over a rate limit, by the limit's scope and the action taken (error, kick)."}, []string{"limit", "action"})
+	reg.MustRegister(m.rateLimited)
 	return m
 }

@@ -56,8 +56,9 @@ type session struct {
 	procs    resume.Processed
 	ready    chan struct{} // closed when the resume wait is over
 	endWhy   string
-	expiring bool   // the window passed; the end is being recorded
-	attempt  uint32 // the last resume attempt accepted
+	expiring bool    // the window passed; the end is being recorded
+	attempt  uint32  // the last resume attempt accepted
+	rate     buckets // rate limits' state, from the first message on (nil before)
 }
 
 func (s *session) record() *login.SessionRecord {

@@ -86,8 +86,9 @@ type wsConn struct {
 	chunks   chan wsChunk // pump → Read, unbuffered
 	pumpDone chan struct{}
 
-	readMu  sync.Mutex // one Read at a time; guards pending, readErr
+	readMu  sync.Mutex // one Read at a time; guards pending, pooled, readErr
 	pending []byte     // the unread rest of the last chunk
+	pooled  *[]byte    // pending's pooled buffer
 	readErr error      // sticky: the pump's last word
 	rdl     deadline
 	wdl     atomic.Pointer[time.Time]
@@ -98,13 +99,14 @@ type wsConn struct {
 }
 
 type wsChunk struct {
-	b   []byte
-	err error
+	b      []byte
+	pooled *[]byte // b's pooled buffer, given back once b is read
+	err    error
 }
 
-// wsChunkSize is the most the pump reads from the socket in one go; two
-// such buffers per connection are all the adapter holds.
-const wsChunkSize = 16 << 10
+// wsChunkSize is the most the pump reads from the socket in one go, in a
+// pooled buffer held only until Read has copied it out.
+const wsChunkSize = 4 << 10
 
 func newWSConn(ws *websocket.Conn, limit int64, local, remote net.Addr) *wsConn {
 	// The adapter enforces the message limit itself: the library's limit
@@ -123,12 +125,11 @@ func newWSConn(ws *websocket.Conn, limit int64, local, remote net.Addr) *wsConn 
 }
 
 // pump reads messages until the socket fails, a message breaks the rules
-// or the connection is closed. Two buffers alternate: the channel hand-over
-// of one proves Read is done with the other.
+// or the connection is closed. While it waits for a message it holds no
+// buffer; each chunk read goes to Read in a pooled buffer that Read gives
+// back once it has copied it all out.
 func (w *wsConn) pump() {
 	defer close(w.pumpDone)
-	bufs := [2][]byte{make([]byte, wsChunkSize), make([]byte, wsChunkSize)}
-	i := 0
 	for {
 		typ, r, err := w.ws.Reader(w.ctx)
 		if err != nil {
@@ -142,19 +143,22 @@ func (w *wsConn) pump() {
 		}
 		var size int64
 		for {
+			buf := wsPool.Get().(*[]byte)
 			// Read at most one byte past the limit: enough to know.
-			b := bufs[i][:min(int64(wsChunkSize), w.limit+1-size)]
+			b := (*buf)[:min(int64(wsChunkSize), w.limit+1-size)]
 			n, err := r.Read(b)
 			size += int64(n)
 			if size > w.limit {
+				wsPool.Put(buf)
 				w.deliver(nil, fmt.Errorf("%w: WebSocket message over %d bytes", wire.ErrFrameTooLarge, w.limit))
 				return
 			}
 			if n > 0 {
-				if !w.deliver(b[:n], nil) {
+				if !w.deliverBuf(buf, n) {
 					return
 				}
-				i ^= 1
+			} else {
+				wsPool.Put(buf)
 			}
 			if err == io.EOF {
 				break
@@ -167,10 +171,24 @@ func (w *wsConn) pump() {
 	}
 }
 
+var wsPool = sync.Pool{New: func() any { b := make([]byte, wsChunkSize); return &b }}
+
+// deliverBuf hands the first n bytes of a pooled buffer to Read, which
+// gives it back; false when the connection is closed first.
+func (w *wsConn) deliverBuf(buf *[]byte, n int) bool {
+	select {
+	case w.chunks <- wsChunk{b: (*buf)[:n], pooled: buf}:
+		return true
+	case <-w.ctx.Done():
+		wsPool.Put(buf)
+		return false
+	}
+}
+
 // deliver hands c to Read; false when the connection is closed first.
 func (w *wsConn) deliver(b []byte, err error) bool {
 	select {
-	case w.chunks <- wsChunk{b, err}:
+	case w.chunks <- wsChunk{b: b, err: err}:
 		return true
 	case <-w.ctx.Done():
 		return false
@@ -204,7 +222,7 @@ func (w *wsConn) Read(p []byte) (int, error) {
 		}
 		select {
 		case c := <-w.chunks:
-			w.pending, w.readErr = c.b, c.err
+			w.pending, w.pooled, w.readErr = c.b, c.pooled, c.err
 		case <-expired:
 			return 0, os.ErrDeadlineExceeded
 		case <-w.ctx.Done():
@@ -213,6 +231,10 @@ func (w *wsConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p, w.pending)
 	w.pending = w.pending[n:]
+	if len(w.pending) == 0 && w.pooled != nil {
+		wsPool.Put(w.pooled)
+		w.pending, w.pooled = nil, nil
+	}
 	return n, nil
 }
 

@@ -16,6 +16,7 @@ type fakeMember struct {
 	ports [2]int32
 	load  uint32
 	state uint32 // overload slot GatewayLoadState
+	ver   string // "" means "test"
 }
 
 var _ common.Member = fakeMember{}
@@ -43,7 +44,12 @@ func (m fakeMember) GetOverload(i int) uint32 {
 	}
 	return 0
 }
-func (m fakeMember) GetVersion() string                  { return "test" }
+func (m fakeMember) GetVersion() string {
+	if m.ver == "" {
+		return "test"
+	}
+	return m.ver
+}
 func (m fakeMember) SendMsg(uint64, proto.Message) error { return common.ErrRelayDisabled }
 
 // idN returns a recognisable NodeID: n in the last byte.

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/xserver/xserver/common"
+	"github.com/xserver/xserver/discovery"
 )
 
 // Errors. Callers test with errors.Is; returned errors wrap them with detail.
@@ -88,6 +89,11 @@ type Config struct {
 	// Affinity is how long bindings outlive the last login or session touch
 	// (default 5 min, at least 1 ms). Gateways must use the same value.
 	Affinity time.Duration
+	// Rollouts are gray releases: a new binding of an account to a type
+	// with a rollout goes to the instances of the rollout's version when
+	// the account is on its side, to the others otherwise. Bindings that
+	// exist are kept. Gateways must use the same rollouts.
+	Rollouts discovery.Rollouts
 	// Rand breaks ties between equally loaded gateways or instances. nil
 	// uses an automatically seeded source; tests pass a seeded one. It is
 	// never used for tokens, which always come from crypto/rand.
@@ -222,7 +228,7 @@ func (s *Service) Login(ctx context.Context, account, credential string) (*Ticke
 	if err != nil {
 		return nil, err
 	}
-	args, err := s.bindArgs()
+	args, err := s.bindArgs(account)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +342,7 @@ func (s *Service) pickGateway() (common.Member, error) {
 
 // bindArgs builds bindScript's ARGV; ARGV[2] (index 1), the token, is left
 // for the caller.
-func (s *Service) bindArgs() ([]any, error) {
+func (s *Service) bindArgs(account string) ([]any, error) {
 	args := []any{pxMillis(s.cfg.Affinity), "", pxMillis(s.cfg.TokenTTL), len(s.cfg.StatefulTypes)}
 	for _, t := range s.cfg.StatefulTypes {
 		var ids []any
@@ -346,6 +352,9 @@ func (s *Service) bindArgs() ([]any, error) {
 				ms = append(ms, m)
 				ids = append(ids, m.GetID().String())
 			}
+		}
+		if r := s.cfg.Rollouts.For(t); r != nil {
+			ms = discovery.Narrow(r, r.In(account), ms, common.Member.GetVersion)
 		}
 		chosen := pickLeast(ms, s.intn)
 		if chosen == nil {

@@ -328,7 +328,7 @@ func TestConcurrentLoginsAgree(t *testing.T) {
 	// Not vacuous: left alone, the services would choose differently.
 	choices := map[any]bool{}
 	for _, s := range svcs {
-		args, err := s.bindArgs()
+		args, err := s.bindArgs("a")
 		if err != nil {
 			t.Fatal(err)
 		}

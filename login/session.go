@@ -202,10 +202,11 @@ return 0
 //
 //	KEYS[1] sess, KEYS[2] bind; ARGV gw, sid, sec, win, b, att, ttl ms, affinity ms, then type/id pairs
 var holdScript = redis.NewScript(`
-local gw = redis.call('HGET', KEYS[1], 'gw')
+local cur = redis.call('HMGET', KEYS[1], 'gw', 'sid')
+local gw = cur[1]
 local res = 1
 if gw then
-  if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[2] then return -1 end
+  if cur[2] ~= ARGV[2] then return -1 end
   if gw ~= ARGV[1] then return 0 end
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
 else
@@ -214,7 +215,7 @@ else
   res = 2
 end
 for i = 9, #ARGV, 2 do
-  if not redis.call('HGET', KEYS[2], ARGV[i]) then redis.call('HSET', KEYS[2], ARGV[i], ARGV[i+1]) end
+  redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i+1])
 end
 if #ARGV >= 9 then redis.call('PEXPIRE', KEYS[2], ARGV[8]) end
 return res

@@ -3,6 +3,7 @@ package node
 import (
 	"hash/maphash"
 	"sync"
+	"time"
 )
 
 // laneCount is how many lanes the relay's callbacks run on. A handler that
@@ -20,12 +21,15 @@ const laneLimit = 8192
 // link keeps reading its call replies, acknowledgements and pings while a
 // handler runs or waits on a Call. Callbacks with the same key (an account,
 // or the node that sent a message) run one at a time in the order they
-// were posted; different keys run concurrently. A lane has a goroutine only
-// while it has work.
+// were posted; different keys run concurrently. A lane has a goroutine
+// while it has work and for laneIdle after, so a steady trickle of
+// messages wakes a parked goroutine rather than starting one per message.
 type lanes struct {
 	seed maphash.Seed
 	ls   [laneCount]lane
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // callbacks posted and not yet run
+	gwg  sync.WaitGroup // lane goroutines
+	quit chan struct{}  // closed by close: idle lane goroutines exit
 
 	mu     sync.Mutex // guards queued, room, closed
 	queued int
@@ -34,13 +38,22 @@ type lanes struct {
 }
 
 type lane struct {
-	mu      sync.Mutex // guards q, running
+	mu      sync.Mutex // guards q, running, idle
 	q       []func()
-	running bool
+	running bool          // the lane has a goroutine
+	idle    bool          // which waits on wake
+	wake    chan struct{} // cap 1
 }
 
+// laneIdle is how long a lane's goroutine waits for more work before it
+// exits.
+const laneIdle = time.Second
+
 func newLanes() *lanes {
-	q := &lanes{seed: maphash.MakeSeed(), room: make(chan struct{})}
+	q := &lanes{seed: maphash.MakeSeed(), room: make(chan struct{}), quit: make(chan struct{})}
+	for i := range q.ls {
+		q.ls[i].wake = make(chan struct{}, 1)
+	}
 	close(q.room)
 	return q
 }
@@ -64,24 +77,54 @@ func (q *lanes) post(key string, f func()) {
 	l.mu.Lock()
 	l.q = append(l.q, f)
 	if l.running {
+		idle := l.idle
+		l.idle = false
 		l.mu.Unlock()
+		if idle {
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	l.running = true
 	l.mu.Unlock()
+	q.gwg.Add(1)
 	go q.drain(l)
 }
 
-// drain runs l's callbacks until its queue is empty.
+// drain runs l's callbacks until its queue stays empty for laneIdle.
 func (q *lanes) drain(l *lane) {
+	defer q.gwg.Done()
+	var t *time.Timer
 	for {
 		l.mu.Lock()
 		batch := l.q
 		l.q = nil
 		if len(batch) == 0 {
-			l.running = false
+			l.idle = true
 			l.mu.Unlock()
-			return
+			if t == nil {
+				t = time.NewTimer(laneIdle)
+			} else {
+				t.Reset(laneIdle)
+			}
+			select {
+			case <-l.wake:
+				continue
+			case <-t.C:
+			case <-q.quit:
+			}
+			l.mu.Lock()
+			if l.idle { // nothing was posted meanwhile
+				l.idle, l.running = false, false
+				l.mu.Unlock()
+				t.Stop()
+				return
+			}
+			l.mu.Unlock()
+			continue
 		}
 		l.mu.Unlock()
 		for i, f := range batch {
@@ -114,11 +157,16 @@ func (q *lanes) wait(stop <-chan struct{}) {
 	}
 }
 
-// close runs what is queued, refuses what comes after, and waits; safe
-// twice.
+// close runs what is queued, refuses what comes after, and waits for the
+// lanes' goroutines; safe twice.
 func (q *lanes) close() {
 	q.mu.Lock()
+	first := !q.closed
 	q.closed = true
 	q.mu.Unlock()
 	q.wg.Wait()
+	if first {
+		close(q.quit)
+	}
+	q.gwg.Wait()
 }

@@ -193,20 +193,70 @@ type gwLink struct {
 
 	// Owned by the reader goroutine.
 	processed uint64 // Deliver frames processed on this link
-	ackedSent uint64 // the last LinkAck sent
 	epochs    []wire.EpochFrom
+
+	ackMu     sync.Mutex // guards ackTo, ackedSent, ackTimer, ackArmed
+	ackTo     uint64     // processed, as of the end of the last read batch
+	ackedSent uint64     // the last LinkAck sent
+	ackTimer  *time.Timer
+	ackArmed  bool
+}
+
+// linkAckDelay is how long a LinkAck may wait after the read batch that
+// owes it. The gateway needs it only to release what it keeps for a
+// resend and to acknowledge the client (within about 20 ms), so one ack
+// per delay is enough; an ack per message would cost one more frame, one
+// more write and one more wake-up of the gateway per round trip.
+const linkAckDelay = 2 * time.Millisecond
+
+// ackLater records that every Deliver read so far is processed and makes
+// sure a LinkAck says so within linkAckDelay.
+func (l *gwLink) ackLater() {
+	l.ackMu.Lock()
+	defer l.ackMu.Unlock()
+	l.ackTo = l.processed
+	if l.ackArmed || l.ackTo == l.ackedSent {
+		return
+	}
+	l.ackArmed = true
+	if l.ackTimer == nil {
+		l.ackTimer = time.AfterFunc(linkAckDelay, l.ackNow)
+	} else {
+		l.ackTimer.Reset(linkAckDelay)
+	}
+}
+
+// ackNow sends the LinkAck owed, if any.
+func (l *gwLink) ackNow() {
+	l.ackMu.Lock()
+	defer l.ackMu.Unlock()
+	l.ackArmed = false
+	if l.ackTo > l.ackedSent {
+		l.ackedSent = l.ackTo
+		l.out.Force(wire.AppendLinkAck(nil, l.ackTo))
+	}
+}
+
+func (l *gwLink) stopAcks() {
+	l.ackMu.Lock()
+	defer l.ackMu.Unlock()
+	if l.ackTimer != nil {
+		l.ackTimer.Stop()
+	}
 }
 
 // Key makes a link a discovery.Server: one per gateway.
 func (l *gwLink) Key() string { return l.id.String() }
 
 func (l *gwLink) close() {
+	l.stopAcks()
 	l.once.Do(func() { close(l.stop) })
 	_ = l.conn.Close()
 }
 
 // leave says goodbye, flushes briefly and closes.
 func (l *gwLink) leave() {
+	l.ackNow() // what was processed is not sent again
 	f, _ := wire.Frame(wire.KindLeave, &pb.Leave{})
 	l.out.CloseWith(f)
 	select {
@@ -331,10 +381,9 @@ func (l *gwLink) serve(ctx context.Context) {
 		}
 		err = l.handle(kind, p)
 		r.cb.wait(l.stop) // too many callbacks queued: stop reading until they run
-		if err == nil && l.processed > l.ackedSent && rd.Buffered() == 0 {
-			// Everything read so far is processed: say so, once per batch.
-			l.ackedSent = l.processed
-			l.out.Force(wire.AppendLinkAck(nil, l.processed))
+		if err == nil && rd.Buffered() == 0 {
+			// Everything read so far is processed: say so soon.
+			l.ackLater()
 		}
 		if err != nil {
 			var pe *PeerError

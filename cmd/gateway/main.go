@@ -44,6 +44,8 @@ type options struct {
 	listen, wsListen, intranet   string
 	innerIP, outerIP, admin      string
 	version, selector            string
+	rateLimit                    string
+	rateLimits                   []gateway.RateLimit // parsed -rate-limit, set by check
 	cmdOffset                    uint64
 	idle, loginTimeout, affinity time.Duration
 	pingInterval, writeTimeout   time.Duration
@@ -91,6 +93,9 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.DurationVar(&o.pingInterval, "ping-interval", d.PingInterval, "node link heartbeat period")
 	fs.IntVar(&o.pingMisses, "ping-misses", d.PingMisses, "silent heartbeat periods before a node link is dropped")
 	fs.DurationVar(&o.writeTimeout, "write-timeout", d.WriteTimeout, "longest one socket write may take")
+	fs.StringVar(&o.rateLimit, "rate-limit", "", "per-session `limits` on client messages, separated by ';', each key=value pairs separated by ',': "+
+		"type=N[-M] or cmd=N[-M] (scope; default every message), frames=per second, burst=N, bytes=per second (k/KiB, m/MiB), byte-burst=N, action=error|kick "+
+		"(e.g. 'frames=50,bytes=64KiB; type=7,frames=2,burst=5,action=kick'; empty: no limit)")
 	if err := service.Parse(fs, args, getenv); err != nil {
 		return nil, err
 	}
@@ -166,6 +171,14 @@ func (o *options) check() error {
 	if o.resumeWindow < 0 || o.resumeWindow > 0 && o.resumeWindow < time.Second {
 		return service.Usagef("-resume-window %v: 0 (off) or at least 1s", o.resumeWindow)
 	}
+	limits, err := gateway.ParseRateLimits(o.rateLimit)
+	if err == nil {
+		err = gateway.CheckRateLimits(limits, o.maxFrame)
+	}
+	if err != nil {
+		return service.Usagef("-rate-limit: %v", err)
+	}
+	o.rateLimits = limits
 	if o.maxPreLogin < 0 || o.maxPreLogin > o.maxClients {
 		return service.Usagef("-max-prelogin %d: must be between 0 (-max-clients/10) and -max-clients (%d)", o.maxPreLogin, o.maxClients)
 	}
@@ -225,6 +238,7 @@ func (o *options) config() gateway.Config {
 	}
 	c.SessionRefresh = o.sessionRefresh
 	c.BroadcastHistory = o.broadcastHistory
+	c.RateLimits = o.rateLimits
 	return c
 }
 

@@ -40,7 +40,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	for _, f := range []string{"cluster", "secret", "listen", "ws-listen", "intranet", "inner-ip", "outer-ip",
 		"admin", "node-version", "cmd-offset", "idle", "login-timeout", "affinity", "selector", "max-frame",
 		"max-clients", "max-prelogin", "client-queue-bytes", "link-max-frame", "link-queue-bytes", "ping-interval",
-		"ping-misses", "write-timeout", "resume-window", "session-refresh", "broadcast-history", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
+		"ping-misses", "write-timeout", "resume-window", "session-refresh", "broadcast-history", "rate-limit", "log-level", "log-format", "redis", "redis-master", "redis-cluster",
 		"redis-password", "redis-db"} {
 		envName := "XSERVER_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if !strings.Contains(out.String(), "  -"+f+" ") && !strings.Contains(out.String(), "  -"+f+"\n") {
@@ -76,7 +76,7 @@ func TestConfigMapping(t *testing.T) {
 			"-login-timeout", "2s", "-affinity", "30s", "-selector", "least-load", "-max-frame", "4096",
 			"-max-clients", "10", "-client-queue-bytes", "8192", "-link-max-frame", "65536", "-ping-interval", "500ms",
 			"-ping-misses", "4", "-write-timeout", "3s", "-resume-window", "0", "-session-refresh", "5s",
-			"-broadcast-history", "4096",
+			"-broadcast-history", "4096", "-rate-limit", "frames=50; type=7,frames=2,burst=5,action=kick",
 		}, map[string]string{"XSERVER_SECRET": secret, "XSERVER_LINK_QUEUE_BYTES": "1048576", "XSERVER_CLUSTER": "c2"},
 			func(t *testing.T, c gateway.Config) {
 				want := gateway.Config{
@@ -86,6 +86,7 @@ func TestConfigMapping(t *testing.T) {
 					Selector: discovery.LeastLoad, MaxFrame: 4096, MaxClients: 10, ClientQueueBytes: 8192,
 					LinkMaxFrame: 65536, LinkQueueBytes: 1 << 20, PingInterval: 500 * time.Millisecond, PingMisses: 4,
 					WriteTimeout: 3 * time.Second, ResumeWindow: -1, SessionRefresh: 5 * time.Second, BroadcastHistory: 4096,
+					RateLimits: []gateway.RateLimit{{Frames: 50}, {MinType: 7, MaxType: 7, Frames: 2, FrameBurst: 5, Kick: true}},
 				}
 				if !reflect.DeepEqual(c, want) {
 					t.Errorf("config\n got %+v\nwant %+v", c, want)
@@ -158,6 +159,8 @@ func TestBadConfigExits2(t *testing.T) {
 		{"zero max clients", []string{"-max-clients", "0"}, withSecret, "-max-clients"},
 		{"prelogin over max clients", []string{"-max-clients", "10", "-max-prelogin", "11"}, withSecret, "-max-prelogin"},
 		{"queue below a frame", []string{"-max-frame", "65536", "-client-queue-bytes", "1024"}, withSecret, "client queue"},
+		{"bad rate limit", []string{"-rate-limit", "frames=1,speed=2"}, withSecret, "-rate-limit"},
+		{"rate limit below a frame", []string{"-rate-limit", "bytes=1k,byte-burst=1k"}, withSecret, "byte-burst"},
 		{"bad log level", []string{"-log-level", "chatty"}, withSecret, "-log-level"},
 		{"bad redis", []string{"-redis", "nohost"}, withSecret, "-redis"},
 		{"stray argument", []string{"extra"}, withSecret, "unexpected arguments"},

@@ -35,6 +35,7 @@ const (
 	CodeShutdown     uint16 = 11 // the gateway is shutting down
 	CodeFull         uint16 = 12 // the gateway is at its connection limit
 	CodeUnavailable  uint16 = 13 // the gateway cannot check logins right now
+	CodeRateLimited  uint16 = 19 // the client sent more than the gateway's rate limits allow
 )
 
 // CodeText names a client code.
@@ -78,6 +79,8 @@ func CodeText(c uint16) string {
 		return "resume refused"
 	case CodeLinkLost:
 		return "gateway link lost"
+	case CodeRateLimited:
+		return "rate limited"
 	}
 	return fmt.Sprintf("code %d", c)
 }

@@ -18,10 +18,13 @@
 // Lobbies keep a cluster-wide online list by telling each other (node cmds
 // NodePresence, NodeWho): a starting lobby asks the others who
 // is online once it is registered and linked to a gateway; a lobby that
-// leaves the cluster takes its players off everyone's list. Tickets go to
-// the match instance that owns the game mode on the consistent-hash ring
-// (GetNodeByKey(MatchType, mode)), so every ticket of a mode meets at one
-// instance; the match answers NodeMatched, pushed to the player.
+// leaves the cluster takes its players off everyone's list. A ticket is a
+// call (CallByKey(MatchType, mode, NodeEnqueue, …)) to the match instance
+// that owns the game mode on the consistent-hash ring, so every ticket of
+// a mode meets at one instance; the player's ack waits for the match's
+// answer, which carries the match when the ticket completed one. The
+// player who waited before hears of it through a NodeMatched call from the
+// match to its lobby. Either way the lobby pushes Matched to the player.
 //
 // The player count is published as overload slot 0, so the login service
 // binds new players to the least crowded lobby.

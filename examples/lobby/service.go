@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,6 +25,9 @@ const (
 	// linkPoll is how often ready asks the other lobbies who is online
 	// again while no gateway link takes the question.
 	linkPoll = 20 * time.Millisecond
+	// matchCallTimeout bounds a call to the match: past it the player
+	// hears "matchmaking unavailable".
+	matchCallTimeout = 5 * time.Second
 )
 
 // clock is the time the lobby reads and its timers: the wall clock in the
@@ -92,6 +96,7 @@ func newService(n common.INode, clk clock, log logrus.FieldLogger) (*lobbyServic
 		}),
 	}
 	n.RegisterFuncOnRelayMsg(s.onRelay)
+	n.RegisterFuncOnCall(s.onCall)
 	n.RegisterFuncOnLoseAccount(s.onLose)
 	n.RegisterFuncOnDisconnect(func(account string) { s.away(account, true) })
 	n.RegisterFuncOnResume(func(account string) { s.away(account, false) })
@@ -170,7 +175,7 @@ func (s *lobbyService) ready() {
 
 // hello asks the other lobbies who is online.
 func (s *lobbyService) hello() {
-	err := s.sendOut(nil, Who())
+	_, err := s.sendOut(nil, Who())
 	switch {
 	case err == nil:
 		s.log.Info("asked the other lobbies who is online")
@@ -239,8 +244,6 @@ func (s *lobbyService) onRelay(src common.NodeType, from common.Member, account 
 		outs = s.st.Request(account, cmd, data, s.clk.Now())
 	case game.LobbyType:
 		outs, err = s.st.FromLobby(from.GetID(), cmd, data)
-	case game.MatchType:
-		outs, err = s.st.FromMatch(cmd, data)
 	default:
 		err = fmt.Errorf("%w: cmd %d from a node of type %s", ErrBadMessage, cmd, src)
 	}
@@ -254,6 +257,23 @@ func (s *lobbyService) onRelay(src common.NodeType, from common.Member, account 
 		}
 	}
 	s.send(from, outs)
+}
+
+// onCall answers a match instance's NodeMatched: the player is told, and
+// the match hears whether the player was still here.
+func (s *lobbyService) onCall(_ context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
+	if from.GetType() != game.MatchType {
+		return nil, fmt.Errorf("%w: call %d from a node of type %s", ErrBadMessage, cmd, from.GetType())
+	}
+	s.mu.Lock()
+	outs, err := s.st.FromMatch(cmd, data)
+	s.mu.Unlock()
+	if err != nil {
+		s.log.WithError(err).WithField("from", from.GetID().String()).Info("match notice refused")
+		return nil, err
+	}
+	s.send(from, outs)
+	return []byte("{}"), nil
 }
 
 // away shows a player as reconnecting (once its connection stayed lost
@@ -321,8 +341,15 @@ func (s *lobbyService) onLose(account string) {
 // send hands outs to the node in order; from is the node whose message
 // produced them (for ToSender). See Out for Fail.
 func (s *lobbyService) send(from common.Member, outs []Out) {
+	var replies []Out // what the answers to calls made the lobby send, after the batch
+	defer func() {
+		if len(replies) > 0 {
+			s.send(nil, replies)
+		}
+	}()
 	for _, o := range outs {
-		err := s.sendOut(from, o)
+		more, err := s.sendOut(from, o)
+		replies = append(replies, more...)
 		if err == nil {
 			continue
 		}
@@ -337,7 +364,7 @@ func (s *lobbyService) send(from common.Member, outs []Out) {
 		s.failed.Inc()
 		if o.Fail != nil {
 			s.log.WithError(err).WithFields(fields).Info("not delivered; answering the failure")
-			if err := s.sendOut(from, *o.Fail); err != nil {
+			if _, err := s.sendOut(from, *o.Fail); err != nil {
 				s.failed.Inc()
 				s.log.WithError(err).WithField("account", o.Fail.Account).Warn("failure answer not delivered")
 			}
@@ -347,11 +374,41 @@ func (s *lobbyService) send(from common.Member, outs []Out) {
 	}
 }
 
-func (s *lobbyService) sendOut(from common.Member, o Out) error {
+// sendOut sends one Out; a call's reply may make the lobby send more.
+func (s *lobbyService) sendOut(from common.Member, o Out) ([]Out, error) {
 	b, err := game.Encode(o.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	if o.To == ToMatch {
+		return s.callMatch(o, b)
+	}
+	return nil, s.sendOne(from, o, b)
+}
+
+// callMatch calls the match instance of the Out's mode and hands an
+// enqueue's reply to the state.
+func (s *lobbyService) callMatch(o Out, b []byte) ([]Out, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), matchCallTimeout)
+	defer cancel()
+	var reply common.Raw
+	if err := s.n.CallByKey(ctx, game.MatchType, o.Key, o.Cmd, (*common.Raw)(&b), &reply); err != nil {
+		return nil, err
+	}
+	if o.Cmd != game.NodeEnqueue {
+		return nil, nil
+	}
+	s.mu.Lock()
+	outs, err := s.st.Enqueued(reply)
+	s.mu.Unlock()
+	if err != nil {
+		// Queued all the same: the player's ack stands.
+		s.log.WithError(err).WithField("mode", o.Key).Warn("match reply not used")
+	}
+	return outs, nil
+}
+
+func (s *lobbyService) sendOne(from common.Member, o Out, b []byte) error {
 	switch o.To {
 	case ToPlayer:
 		return s.n.SendClientMsgByRelay(o.Account, o.Cmd, b)
@@ -376,12 +433,6 @@ func (s *lobbyService) sendOut(from common.Member, o Out) error {
 		return s.n.BroadcastGroup(o.Group, o.Cmd, b)
 	case JoinGroup:
 		return s.n.JoinGroup(o.Group, o.Account)
-	case ToMatch:
-		m := s.n.GetNodeByKey(game.MatchType, o.Key)
-		if m == nil {
-			return fmt.Errorf("%w: no match instance", common.ErrNoNode)
-		}
-		return m.SendMsg(o.Cmd, (*common.Raw)(&b))
 	}
 	return fmt.Errorf("lobby: unknown destination %v", o.To)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"reflect"
 	"strings"
@@ -551,5 +552,66 @@ func TestUnitNewLoginBeforeAway(t *testing.T) {
 		if pr.Away {
 			t.Errorf("s saw %+v", pr)
 		}
+	}
+}
+
+// The lobby reaches the match by calls: the second player of a pair hears
+// of the match in the reply to its ticket (after its ack), the first one
+// through the match's NodeMatched call to its lobby.
+func TestUnitMatchByCalls(t *testing.T) {
+	w := newWorld(t, 2)
+	a := w.player("a", 0, "A")
+	b := w.player("b", 1, "B")
+	if ack := ask[game.Ack](w, a, game.CmdQueue, game.Queue{Mode: "duel"}); !ack.OK {
+		t.Fatalf("a: %+v", ack)
+	}
+	from := len(b.Received())
+	if ack := ask[game.Ack](w, b, game.CmdQueue, game.Queue{Mode: "duel"}); !ack.OK {
+		t.Fatalf("b: %+v", ack)
+	}
+	var order []uint64
+	for _, m := range b.Received()[from:] {
+		order = append(order, m.Cmd)
+	}
+	if !reflect.DeepEqual(order, []uint64{game.CmdQueue, game.PushMatched}) {
+		t.Errorf("b received cmds %v, want the ack then the match", order)
+	}
+	if got := pushes[game.Matched](t, a, game.PushMatched, 0); len(got) != 1 || got[0].Opponent.Account != "b" {
+		t.Errorf("a told %+v", got)
+	}
+
+	// Only a match instance may tell the lobby of a match.
+	intruder := w.c.AddNode(game.LobbyType + 7)
+	intruder.EnableMessageRelay(true)
+	if err := intruder.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Run()
+	m := common.Raw(`{"match_id":"m-x","account":"a","mode":"duel","opponent":{"account":"z","name":"Z"}}`)
+	if err := intruder.Call(context.Background(), w.nodes[0].GetID(), game.NodeMatched, &m, nil); err == nil {
+		t.Error("the lobby took a match notice from a node that is no match")
+	}
+	if got := pushes[game.Matched](t, a, game.PushMatched, 0); len(got) != 1 {
+		t.Errorf("a told %d matches", len(got))
+	}
+}
+
+// A match instance that answers the ticket's call with an error: the
+// player hears matchmaking is unavailable, not "ok".
+func TestUnitMatchRefuses(t *testing.T) {
+	w := newWorld(t, 1)
+	w.c.KillNode(w.nodes[0].GetNodeOne(game.MatchType).GetID())
+	broken := w.c.AddNode(game.MatchType)
+	broken.RegisterFuncOnCall(func(context.Context, common.Member, uint64, []byte) ([]byte, error) {
+		return nil, errors.New("queue store down")
+	})
+	broken.EnableMessageRelay(true)
+	if err := broken.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.c.Run()
+	p := w.player("p", 0, "P")
+	if ack := ask[game.Ack](w, p, game.CmdQueue, game.Queue{Mode: "duel"}); ack.OK || ack.Error != errNoMatchmaker {
+		t.Errorf("with a failing match: %+v", ack)
 	}
 }

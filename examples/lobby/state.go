@@ -27,9 +27,11 @@ const (
 	ToLobbies
 	// ToSender is the node whose message is being handled.
 	ToSender
-	// ToMatch is the match instance that owns Key (a game mode) on the
-	// consistent-hash ring, so every ticket of a mode meets at one
-	// instance.
+	// ToMatch is a call to the match instance that owns Key (a game mode)
+	// on the consistent-hash ring, so every ticket of a mode meets at one
+	// instance. The reply to a NodeEnqueue goes to Lobby.Enqueued; a call
+	// that fails (no instance, no answer in time, the match's error)
+	// counts as not delivered.
 	ToMatch
 	// ToGroup is every member of Group, cluster-wide: one broadcast that
 	// each gateway fans out to the members it holds.
@@ -435,7 +437,20 @@ func (l *Lobby) presence(from common.NodeID, p game.Presence) []Out {
 	return l.pushOwn("", game.PushPresence, p)
 }
 
-// FromMatch handles a message from a match instance.
+// Enqueued handles the match's reply to a NodeEnqueue call: when the
+// ticket completed a match, the player is told.
+func (l *Lobby) Enqueued(reply []byte) ([]Out, error) {
+	var r game.Enqueued
+	if err := game.Decode(reply, &r); err != nil {
+		return nil, fmt.Errorf("%w: enqueued: %w", ErrBadMessage, err)
+	}
+	if r.Matched == nil {
+		return nil, nil
+	}
+	return l.matched(*r.Matched)
+}
+
+// FromMatch handles a call from a match instance.
 func (l *Lobby) FromMatch(cmd uint64, body []byte) ([]Out, error) {
 	if cmd != game.NodeMatched {
 		return nil, fmt.Errorf("%w: unknown match cmd %d", ErrBadMessage, cmd)
@@ -444,6 +459,10 @@ func (l *Lobby) FromMatch(cmd uint64, body []byte) ([]Out, error) {
 	if err := game.Decode(body, &m); err != nil {
 		return nil, fmt.Errorf("%w: matched: %w", ErrBadMessage, err)
 	}
+	return l.matched(m)
+}
+
+func (l *Lobby) matched(m game.Matched) ([]Out, error) {
 	p := l.players[m.Account]
 	if p == nil {
 		return nil, fmt.Errorf("%w: matched %q (match %s)", ErrNotHere, m.Account, m.MatchID)

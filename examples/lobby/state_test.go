@@ -628,3 +628,34 @@ func FuzzFromLobby(f *testing.F) {
 		}
 	})
 }
+
+// The match's reply to an enqueue call: nothing while the ticket waits,
+// the push when it completed a match.
+func TestEnqueued(t *testing.T) {
+	l := NewLobby(self)
+	entered(t, l)
+	l.Request("a", n(game.CmdQueue), []byte(`{"mode":"duel"}`), t0)
+	if outs, err := l.Enqueued([]byte(`{}`)); err != nil || outs != nil {
+		t.Fatalf("waiting: %+v, %v", outs, err)
+	}
+	m := game.Matched{MatchID: "m-1", Account: "a", Mode: "duel", Opponent: p("b", "Bo")}
+	outs, err := l.Enqueued(body(t, game.Enqueued{Matched: &m}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, outs, []Out{{To: ToPlayer, Account: "a", Cmd: game.PushMatched, Body: m}})
+	if outs = l.Request("a", n(game.CmdQueue), []byte(`{"mode":"brawl"}`), t0); outs[0].To != ToMatch {
+		t.Errorf("queue after a match: %+v", outs)
+	}
+	for _, tc := range []struct {
+		body string
+		want error
+	}{
+		{`{"matched":{"match_id":"m-2","account":"zed"}}`, ErrNotHere},
+		{`{`, ErrBadMessage},
+	} {
+		if outs, err := l.Enqueued([]byte(tc.body)); !errors.Is(err, tc.want) || outs != nil {
+			t.Errorf("Enqueued(%s) = %+v, %v; want %v", tc.body, outs, err, tc.want)
+		}
+	}
+}

@@ -1,8 +1,10 @@
 // Command match is the example game's matchmaker (examples/internal/game):
-// a stateless node of type game.MatchType with relay enabled. Lobbies send
-// it tickets (game.NodeEnqueue); it pairs waiting players per game mode,
-// first come first served, and tells each player's lobby who the opponent
-// is (game.NodeMatched). Every match is logged as "match m-…: a vs b".
+// a stateless node of type game.MatchType with relay enabled. Lobbies call
+// it with tickets (game.NodeEnqueue); it pairs waiting players per game
+// mode, first come first served, and tells each player who the opponent is:
+// in the reply to the ticket that completed the pair, and by a call to the
+// lobby of the player who waited (game.NodeMatched). Every match is logged
+// as "match m-…: a vs b".
 //
 // Run one instance, or several: lobbies pick the instance by consistent
 // hashing on the mode, so all tickets of a mode meet at one instance (see

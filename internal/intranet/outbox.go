@@ -1,8 +1,10 @@
 package intranet
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -11,13 +13,24 @@ import (
 // and hands everything queued to the kernel in a single Write. Producers
 // never block on the network.
 //
+// On a TCP connection an idle outbox skips the hand-off: the producer that
+// finds nothing queued, nothing being written and nothing written in the
+// last coalesceAfter offers its frame to the kernel itself, in one
+// non-blocking write, and leaves to the writer goroutine only what the
+// kernel did not take. A lone request/response exchange so crosses no
+// goroutine; under load frames follow each other closely, queue behind
+// the writer and go out coalesced as before.
+//
 // Concurrency: Append/Force/Close are safe from any goroutine; WriteLoop
 // runs in exactly one goroutine per connection.
 type Outbox struct {
-	mu      sync.Mutex // guards buf, spare, closing
+	mu      sync.Mutex // guards buf, spare, closing, raw, writing
 	buf     []byte
 	spare   []byte
 	closing bool
+	raw     syscall.RawConn // set while WriteLoop runs on a connection that has one
+	writing bool            // a Write (the writer's, or a producer's direct one) is under way
+	wrote   time.Time       // when the last Write ended
 
 	max    int
 	signal chan struct{} // cap 1: "there is something to write"
@@ -38,8 +51,7 @@ func (o *Outbox) Append(frame []byte) bool {
 		return false
 	}
 	o.buf = append(o.buf, frame...)
-	o.mu.Unlock()
-	o.wake()
+	o.flushLocked()
 	return true
 }
 
@@ -60,8 +72,7 @@ func (o *Outbox) AppendWith(n int, fill func([]byte)) bool {
 	}
 	o.buf = o.buf[:start+n]
 	fill(o.buf[start:])
-	o.mu.Unlock()
-	o.wake()
+	o.flushLocked()
 	return true
 }
 
@@ -74,8 +85,7 @@ func (o *Outbox) Force(frame []byte) bool {
 		return false
 	}
 	o.buf = append(o.buf, frame...)
-	o.mu.Unlock()
-	o.wake()
+	o.flushLocked()
 	return true
 }
 
@@ -109,6 +119,75 @@ func (o *Outbox) CloseWith(frame []byte) {
 // Done is closed when WriteLoop has returned.
 func (o *Outbox) Done() <-chan struct{} { return o.done }
 
+// flushLocked hands what is queued to the kernel directly when nothing is
+// being written, else wakes the writer. It is called with o.mu held and
+// releases it.
+func (o *Outbox) flushLocked() {
+	if o.raw == nil || o.writing || o.closing || time.Since(o.wrote) < coalesceAfter {
+		o.mu.Unlock()
+		o.wake()
+		return
+	}
+	b, raw := o.buf, o.raw
+	o.buf, o.spare = o.spare[:0], nil
+	o.writing = true
+	o.mu.Unlock()
+
+	n := writeNow(raw, b)
+
+	o.mu.Lock()
+	o.writing = false
+	o.wrote = time.Now()
+	if n < len(b) {
+		// The kernel took part of it (or none): the rest goes first.
+		rest := b[:copy(b, b[n:])]
+		b, o.buf = o.buf, append(rest, o.buf...)
+	}
+	o.keepSpare(b)
+	more := len(o.buf) > 0 || o.closing
+	o.mu.Unlock()
+	if more {
+		o.wake()
+	}
+}
+
+// coalesceAfter is how soon after a write a frame is left to the writer
+// goroutine rather than written directly: frames that follow each other
+// this closely are a busy connection's, and are worth one write together.
+const coalesceAfter = 50 * time.Microsecond
+
+// writeNow offers b to the kernel in one non-blocking write and returns
+// how much it took. Whatever went wrong (a full socket buffer, an expired
+// write deadline, a closed connection) is left to the writer goroutine,
+// which reports it.
+func writeNow(raw syscall.RawConn, b []byte) int {
+	var n int
+	err := raw.Write(func(fd uintptr) bool {
+		for {
+			m, err := syscall.Write(int(fd), b)
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			n = max(m, 0)
+			return true // never wait for the socket to drain
+		}
+	})
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// keepSpare keeps b's memory for the next swap unless it grew too large
+// (a burst's memory is not pinned).
+func (o *Outbox) keepSpare(b []byte) {
+	if cap(b) <= 4*o.max || cap(b) <= 64<<10 {
+		o.spare = b[:0]
+	} else {
+		o.spare = nil
+	}
+}
+
 func (o *Outbox) wake() {
 	select {
 	case o.signal <- struct{}{}:
@@ -121,6 +200,18 @@ func (o *Outbox) wake() {
 // returns the write error, if any. It does not close c.
 func (o *Outbox) WriteLoop(c net.Conn, timeout time.Duration, stop <-chan struct{}) error {
 	defer close(o.done)
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			o.mu.Lock()
+			o.raw = raw
+			o.mu.Unlock()
+			defer func() {
+				o.mu.Lock()
+				o.raw = nil
+				o.mu.Unlock()
+			}()
+		}
+	}
 	for {
 		select {
 		case <-o.signal:
@@ -128,23 +219,35 @@ func (o *Outbox) WriteLoop(c net.Conn, timeout time.Duration, stop <-chan struct
 			return nil
 		}
 		o.mu.Lock()
+		if o.writing {
+			// A producer is writing directly; it wakes us when it is done
+			// and something is left.
+			o.mu.Unlock()
+			continue
+		}
 		b, closing := o.buf, o.closing
 		o.buf = o.spare[:0]
+		o.writing = len(b) > 0
 		o.mu.Unlock()
 		if len(b) > 0 {
 			if timeout > 0 {
 				_ = c.SetWriteDeadline(time.Now().Add(timeout))
 			}
-			if _, err := c.Write(b); err != nil {
+			_, err := c.Write(b)
+			if err != nil {
+				o.mu.Lock()
+				o.writing = false
+				o.raw = nil
+				o.mu.Unlock()
 				return err
 			}
 		}
 		o.mu.Lock()
-		if cap(b) <= 4*o.max || cap(b) <= 64<<10 {
-			o.spare = b[:0]
-		} else {
-			o.spare = nil // do not pin a burst's memory
+		o.writing = false
+		if len(b) > 0 {
+			o.wrote = time.Now()
 		}
+		o.keepSpare(b)
 		if o.closing && len(o.buf) == 0 {
 			o.mu.Unlock()
 			return nil

@@ -1,6 +1,7 @@
 package intranet
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -66,5 +67,72 @@ func TestOutboxStopAndWriteError(t *testing.T) {
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestOutboxDirectWritesKeepOrder has producers write directly to an idle
+// TCP connection while others queue behind a busy one, with a tiny socket
+// buffer and a slow reader so that direct writes are cut short: every
+// byte arrives, each producer's frames in its order.
+func TestOutboxDirectWritesKeepOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	w, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_ = w.(*net.TCPConn).SetWriteBuffer(4096)
+	r := <-accepted
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+
+	const producers, frames, size = 4, 2000, 40
+	o := NewOutbox(64 << 20)
+	done := make(chan error, 1)
+	go func() { done <- o.WriteLoop(w, 10*time.Second, nil) }()
+	go func() {
+		for p := 0; p < producers; p++ {
+			go func() {
+				for i := 0; i < frames; i++ {
+					f := bytes.Repeat([]byte{byte(p)}, size)
+					f[1], f[2] = byte(i>>8), byte(i)
+					if !o.Append(f) {
+						t.Error("append refused")
+						return
+					}
+				}
+			}()
+		}
+	}()
+	next := make([]int, producers)
+	buf := make([]byte, size)
+	for got := 0; got < producers*frames; got++ {
+		if got%500 == 0 {
+			time.Sleep(time.Millisecond) // let the socket buffers fill
+		}
+		_ = r.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := io.ReadFull(br, buf); err != nil {
+			t.Fatalf("after %d frames: %v", got, err)
+		}
+		p := int(buf[0])
+		if p >= producers || int(buf[1])<<8|int(buf[2]) != next[p] {
+			t.Fatalf("frame %d: producer %d frame %d, want frame %d", got, p, int(buf[1])<<8|int(buf[2]), next[min(p, producers-1)])
+		}
+		next[p]++
+	}
+	o.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

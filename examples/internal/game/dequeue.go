@@ -1,7 +1,7 @@
 package game
 
 // NodeDequeue is an addition to the node-to-node commands (lobby → match,
-// body Ticket): the player left before being matched, so the match drops
+// a call: Ticket → Dequeued): the player left before being matched, so the match drops
 // its ticket. The match removes it only when it is still the ticket of
 // that account from that lobby (Ticket.Lobby), so a late dequeue from a
 // lobby the player has moved away from does not cancel a newer ticket.

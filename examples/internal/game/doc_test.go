@@ -34,7 +34,7 @@ func TestDocumented(t *testing.T) {
 		}
 	}
 	for _, v := range []any{Player{}, Enter{}, EnterReply{}, OnlineList{}, WorldChat{}, PrivateChat{}, Queue{}, Ack{},
-		ChatLine{}, Presence{}, Ticket{}, Matched{}} {
+		ChatLine{}, Presence{}, Ticket{}, Matched{}, Enqueued{}, Dequeued{}} {
 		for _, f := range jsonFields(reflect.TypeOf(v)) {
 			if !strings.Contains(doc, `"`+f+`":`) {
 				t.Errorf("docs/GAME.md shows no %T body with the field %q", v, f)

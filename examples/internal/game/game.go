@@ -49,8 +49,8 @@ const WorldGroup = "world"
 const (
 	NodePresence uint64 = 1  // lobby → lobbies: Presence
 	NodeWho      uint64 = 3  // lobby → lobbies: {} — answer with NodePresence per player
-	NodeEnqueue  uint64 = 10 // lobby → match: Ticket
-	NodeMatched  uint64 = 11 // match → lobby: Matched (for one of the lobby's players)
+	NodeEnqueue  uint64 = 10 // lobby → match, a call: Ticket → Enqueued
+	NodeMatched  uint64 = 11 // match → lobby, a call: Matched (for one of the lobby's players) → {}
 )
 
 // Player is a player as others see it.
@@ -130,6 +130,18 @@ type Matched struct {
 	Account  string `json:"account"` // the player being told
 	Mode     string `json:"mode"`
 	Opponent Player `json:"opponent"`
+}
+
+// Enqueued answers a NodeEnqueue call: the ticket waits (Matched nil), or
+// it completed a match and Matched is what its player is told.
+type Enqueued struct {
+	Matched *Matched `json:"matched,omitempty"`
+}
+
+// Dequeued answers a NodeDequeue call: whether a waiting ticket was
+// withdrawn.
+type Dequeued struct {
+	Withdrawn bool `json:"withdrawn"`
 }
 
 // Limits on player input.

@@ -1,6 +1,7 @@
 package matchmaker
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -49,10 +50,11 @@ func New(n common.INode, log logrus.FieldLogger) (*Service, error) {
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "xserver_match_notify_failures_total",
-			Help: "Matched notices that could not be handed to a gateway.",
+			Help: "Matched notices the other player's lobby did not take (call failed or refused).",
 		}),
 	}
 	n.RegisterFuncOnRelayMsg(s.onRelay)
+	n.RegisterFuncOnCall(s.onCall)
 	n.RegisterFuncOnJoin(func(m common.Member) {
 		s.log.WithFields(logrus.Fields{"member": m.GetID().String(), "member_type": m.GetType()}).Info("member joined")
 		if m.GetType() == game.LobbyType {
@@ -78,16 +80,28 @@ func (s *Service) Len() int {
 	return s.q.Len()
 }
 
-func (s *Service) onRelay(src common.NodeType, from common.Member, _ string, cmd uint64, data []byte) {
-	fields := logrus.Fields{"from": from.GetID().String(), "from_type": src, "cmd": cmd}
-	if src != game.LobbyType || (cmd != game.NodeEnqueue && cmd != game.NodeDequeue) {
-		s.log.WithFields(fields).Warn("unexpected message dropped")
-		return
+// notifyTimeout bounds the call telling the other player's lobby.
+const notifyTimeout = 2 * time.Second
+
+// onRelay drops one-way messages: lobbies reach the match by calls.
+func (s *Service) onRelay(src common.NodeType, from common.Member, _ string, cmd uint64, _ []byte) {
+	s.log.WithFields(logrus.Fields{"from": from.GetID().String(), "from_type": src, "cmd": cmd}).Warn("unexpected message dropped")
+}
+
+// onCall answers a lobby's NodeEnqueue (with Enqueued) or NodeDequeue
+// (with Dequeued). When a ticket completes a match, the reply carries the
+// calling lobby's notice, and the other player's lobby gets its notice by
+// a NodeMatched call before the reply goes back.
+func (s *Service) onCall(ctx context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
+	fields := logrus.Fields{"from": from.GetID().String(), "from_type": from.GetType(), "cmd": cmd}
+	if from.GetType() != game.LobbyType || (cmd != game.NodeEnqueue && cmd != game.NodeDequeue) {
+		s.log.WithFields(fields).Warn("unexpected call refused")
+		return nil, fmt.Errorf("matchmaker: unexpected call %d from a node of type %s", cmd, from.GetType())
 	}
 	var t game.Ticket
 	if err := game.Decode(data, &t); err != nil {
-		s.log.WithError(err).WithFields(fields).Warn("bad ticket dropped")
-		return
+		s.log.WithError(err).WithFields(fields).Warn("bad ticket refused")
+		return nil, fmt.Errorf("matchmaker: bad ticket: %w", err)
 	}
 	fields["account"], fields["mode"] = t.Account, t.Mode
 	s.mu.Lock()
@@ -105,25 +119,38 @@ func (s *Service) onRelay(src common.NodeType, from common.Member, _ string, cmd
 	s.mu.Unlock()
 
 	switch {
-	case err != nil:
-		s.log.WithError(err).WithFields(fields).Debug("ticket ignored")
 	case cmd == game.NodeDequeue:
 		s.log.WithFields(fields).WithField("withdrawn", out).Debug("dequeue")
+		return game.Encode(game.Dequeued{Withdrawn: out})
+	case err != nil:
+		// A duplicate or a ticket of a lobby that left: the ticket that
+		// waits (if any) stands.
+		s.log.WithError(err).WithFields(fields).Debug("ticket ignored")
+		return game.Encode(game.Enqueued{})
 	case m == nil:
 		s.log.WithFields(fields).Debug("queued")
-	default:
-		s.matches.Inc()
-		s.log.WithField("mode", m.Mode).Infof("match %s: %s vs %s", m.ID, m.A.Account, m.B.Account)
-		for _, no := range m.Notices() {
-			s.notify(no)
-		}
+		return game.Encode(game.Enqueued{})
 	}
+	s.matches.Inc()
+	s.log.WithField("mode", m.Mode).Infof("match %s: %s vs %s", m.ID, m.A.Account, m.B.Account)
+	var mine game.Enqueued
+	for _, no := range m.Notices() {
+		if no.Matched.Account == t.Account {
+			mine.Matched = &no.Matched
+			continue
+		}
+		s.notify(ctx, no)
+	}
+	return game.Encode(mine)
 }
 
-func (s *Service) notify(no Notice) {
+// notify tells the lobby of a player waiting before that it was matched.
+func (s *Service) notify(ctx context.Context, no Notice) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), notifyTimeout)
+	defer cancel()
 	b, err := game.Encode(no.Matched)
 	if err == nil {
-		err = s.n.SendByID(no.Lobby, game.NodeMatched, (*common.Raw)(&b))
+		err = s.n.Call(ctx, no.Lobby, game.NodeMatched, (*common.Raw)(&b), nil)
 	}
 	if err != nil {
 		s.failed.Inc()

@@ -3,42 +3,54 @@ package matchmaker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/examples/internal/game"
 	"github.com/xserver/xserver/examples/match/matchmaker"
+	"github.com/xserver/xserver/node"
 	"github.com/xserver/xserver/nodetest"
 )
 
 // The Service runs here on an in-memory cluster (package nodetest); the
-// test plays the lobbies: nodes of the lobby type that send tickets and
-// record the notices they get.
+// test plays the lobbies: nodes of the lobby type that call the match with
+// tickets and record the matches they hear of, in the replies or in
+// NodeMatched calls.
 
 // fakeLobby is a lobby node that records the Matched notices it gets.
 type fakeLobby struct {
-	n   *nodetest.Node
-	got []game.Matched
+	n      *nodetest.Node
+	got    []game.Matched
+	refuse bool // answer NodeMatched calls with an error (the player left)
 }
 
 func addLobby(t *testing.T, c *nodetest.Cluster) *fakeLobby {
 	t.Helper()
 	l := &fakeLobby{n: c.AddNode(game.LobbyType)}
-	l.n.RegisterFuncOnRelayMsg(func(src common.NodeType, _ common.Member, _ string, cmd uint64, data []byte) {
-		if src != game.MatchType || cmd != game.NodeMatched {
-			t.Errorf("lobby got %d from %s", cmd, src)
-			return
+	l.n.RegisterFuncOnRelayMsg(func(src common.NodeType, _ common.Member, _ string, cmd uint64, _ []byte) {
+		t.Errorf("lobby got the one-way message %d from %s", cmd, src)
+	})
+	l.n.RegisterFuncOnCall(func(_ context.Context, from common.Member, cmd uint64, data []byte) ([]byte, error) {
+		if from.GetType() != game.MatchType || cmd != game.NodeMatched {
+			t.Errorf("lobby got the call %d from %s", cmd, from.GetType())
+			return nil, errors.New("unexpected")
+		}
+		if l.refuse {
+			return nil, errors.New("player not here")
 		}
 		var m game.Matched
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Error(err)
 		}
 		l.got = append(l.got, m)
+		return []byte("{}"), nil
 	})
 	l.n.EnableMessageRelay(true)
 	if err := l.n.Start(context.Background()); err != nil {
@@ -47,20 +59,35 @@ func addLobby(t *testing.T, c *nodetest.Cluster) *fakeLobby {
 	return l
 }
 
-// send sends a ticket (or a dequeue) of account to the match instance
-// that owns mode, as the example lobby does.
+// call calls the match instance that owns mode with a ticket (or a
+// dequeue) of account, as the example lobby does, and returns the reply.
+func (l *fakeLobby) call(cmd uint64, account, mode string) ([]byte, error) {
+	b, err := json.Marshal(game.Ticket{Player: game.Player{Account: account, Name: "N" + account}, Mode: mode, Lobby: l.n.GetID()})
+	if err != nil {
+		return nil, err
+	}
+	var reply common.Raw
+	err = l.n.CallByKey(context.Background(), game.MatchType, mode, cmd, (*common.Raw)(&b), &reply)
+	return reply, err
+}
+
+// send is call for a test that expects it to work: an enqueue's match, if
+// any, is recorded as the real lobby pushes it to its player.
 func (l *fakeLobby) send(t *testing.T, cmd uint64, account, mode string) {
 	t.Helper()
-	b, err := json.Marshal(game.Ticket{Player: game.Player{Account: account, Name: "N" + account}, Mode: mode, Lobby: l.n.GetID()})
+	reply, err := l.call(cmd, account, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := l.n.GetNodeByKey(game.MatchType, mode)
-	if m == nil {
-		t.Fatal("no match instance")
+	if cmd == game.NodeDequeue {
+		return
 	}
-	if err := m.SendMsg(cmd, (*common.Raw)(&b)); err != nil {
-		t.Fatal(err)
+	var r game.Enqueued
+	if err := json.Unmarshal(reply, &r); err != nil {
+		t.Fatalf("enqueue reply %q: %v", reply, err)
+	}
+	if r.Matched != nil {
+		l.got = append(l.got, *r.Matched)
 	}
 }
 
@@ -158,19 +185,38 @@ func TestServiceLobbyLeaves(t *testing.T) {
 		t.Errorf("queued %d, want c only", s.Len())
 	}
 
-	// A ticket whose lobby dies before the match: the notice cannot be
-	// delivered, the other player is still told.
+	// A lobby that does not take the notice (its player left meanwhile):
+	// the other player is still told, and the failure counted.
 	l3 := addLobby(t, c)
 	c.Run()
 	l3.send(t, game.NodeEnqueue, "e", "race")
-	c.Run()
+	l3.refuse = true
 	l2.send(t, game.NodeEnqueue, "f", "race")
-	c.KillNode(l3.n.GetID())
-	c.Run()
 	same(t, "the survivor", l2.take(), "f meets e in race")
+	same(t, "the refusing lobby", l3.take())
+	if got := notifyFailures(t, s); got != 1 {
+		t.Errorf("notify failures %v, want 1", got)
+	}
 }
 
-func TestServiceDropsBadMessages(t *testing.T) {
+func notifyFailures(t *testing.T, s *matchmaker.Service) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "xserver_match_notify_failures_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no notify failures counter")
+	return 0
+}
+
+func TestServiceRefusesBadCalls(t *testing.T) {
 	c := newCluster(t)
 	s, mn := newMatch(t, c)
 	l := addLobby(t, c)
@@ -180,20 +226,38 @@ func TestServiceDropsBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Run()
+	ctx := context.Background()
 	bad := common.Raw(`{"account":`)
-	if err := l.n.SendByID(mn.GetID(), game.NodeEnqueue, &bad); err != nil {
-		t.Fatal(err)
+	var re *node.RemoteError
+	if err := l.n.Call(ctx, mn.GetID(), game.NodeEnqueue, &bad, nil); !errors.As(err, &re) {
+		t.Errorf("a bad ticket: %v, want the match's error", err)
 	}
-	if err := l.n.SendByID(mn.GetID(), 99, &bad); err != nil {
-		t.Fatal(err)
+	if err := l.n.Call(ctx, mn.GetID(), 99, &bad, nil); !errors.As(err, &re) {
+		t.Errorf("an unknown call: %v, want the match's error", err)
 	}
 	tk := common.Raw(fmt.Sprintf(`{"account":"x","mode":"duel","lobby":%q}`, other.GetID()))
-	if err := other.SendByID(mn.GetID(), game.NodeEnqueue, &tk); err != nil {
+	if err := other.Call(ctx, mn.GetID(), game.NodeEnqueue, &tk, nil); !errors.As(err, &re) {
+		t.Errorf("a ticket from a node that is no lobby: %v, want the match's error", err)
+	}
+	// One-way messages are not the match's protocol: dropped.
+	if err := l.n.SendByID(mn.GetID(), game.NodeEnqueue, &tk); err != nil {
 		t.Fatal(err)
 	}
 	c.Run()
 	if s.Len() != 0 {
 		t.Errorf("queued %d", s.Len())
+	}
+	// A dequeue says whether it withdrew a ticket.
+	l.send(t, game.NodeEnqueue, "y", "duel")
+	for _, want := range []bool{true, false} {
+		reply, err := l.call(game.NodeDequeue, "y", "duel")
+		var d game.Dequeued
+		if err == nil {
+			err = json.Unmarshal(reply, &d)
+		}
+		if err != nil || d.Withdrawn != want {
+			t.Errorf("dequeue: %+v, %v; want withdrawn %v", d, err, want)
+		}
 	}
 	if _, err := matchmaker.New(c.AddNode(game.LobbyType), logrus.New()); err == nil {
 		t.Error("a matchmaker on a lobby node")
