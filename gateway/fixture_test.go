@@ -266,8 +266,15 @@ func (e *env) ready() {
 	})
 }
 
+// minWait is the shortest deadline waitFor allows.
+const minWait = 30 * time.Second
+
+// waitFor polls cond until it holds, failing tb after d (at least minWait).
 func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
+	// d only bounds a failure: on a loaded CI machine a condition that holds
+	// in milliseconds alone can take seconds, so no wait gives up early.
+	d = max(d, minWait)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {

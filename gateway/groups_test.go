@@ -323,7 +323,7 @@ func TestFloodDoesNotDisconnectOthers(t *testing.T) {
 	for _, c := range append(append([]*client(nil), v1s...), v2s...) {
 		got, shed, notices := 0, 0, 0
 		for got+shed < want {
-			_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 			k, p, err := c.r.ReadFrame()
 			if err != nil {
 				t.Fatalf("%s: %v after %d lines and %d shed in %d notices, want %d", c.account, err, got, shed, notices, want)

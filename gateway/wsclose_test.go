@@ -48,7 +48,7 @@ func (e *env) wsLogin(account string) *client {
 // not fail the test itself, so that it can run on any goroutine.
 func (c *client) wsEnd() (uint16, websocket.StatusCode, error) {
 	code := uint16(0xffff) // no kick
-	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	for {
 		k, p, err := c.r.ReadFrame()
 		if err != nil {
@@ -210,11 +210,15 @@ func TestWSRefusedWhenFull(t *testing.T) {
 	e := newEnvWith(t, 1, func(c *gatewayConfig) { c.MaxClients = 1 })
 	e.startGame(lobbyType)
 	e.ready()
-	first := wsDial(t, e.gws[0].Addrs().WebSocket, "first")
-	_ = first
-	waitFor(t, 5*time.Second, "first connection counted", func() bool {
-		c := wsDial(t, e.gws[0].Addrs().WebSocket, "second")
-		got, status, err := c.wsEnd()
-		return err == nil && got == wire.CodeFull && status == gateway.WSCloseStatus(wire.CodeFull)
-	})
+	// A logged-in first connection is counted before its ack is sent, so
+	// once the login is acknowledged the gateway is full: one refused dial,
+	// no retry loop whose rounds could outlast a deadline on a loaded machine.
+	e.wsLogin("first")
+	waitFor(t, 30*time.Second, "first client counted", func() bool { return e.gws[0].NumClients() == 1 })
+	c := wsDial(t, e.gws[0].Addrs().WebSocket, "second")
+	got, status, err := c.wsEnd()
+	if err != nil || got != wire.CodeFull || status != gateway.WSCloseStatus(wire.CodeFull) {
+		t.Fatalf("second connection: kick %d, status %d, err %v; want kick %d, status %d",
+			got, status, err, wire.CodeFull, gateway.WSCloseStatus(wire.CodeFull))
+	}
 }

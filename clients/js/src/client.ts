@@ -8,7 +8,7 @@ import { type Ticket, lookupGateway } from './login.js';
 import { type Connection, type Dialer, type GatewayAddress, webSocket } from './transport.js';
 import {
   type Cmd, type Frame, Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP,
-  codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed,
+  codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed, decodeShed,
   decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, frame, fromU64, toBytes,
 } from './wire.js';
 
@@ -94,6 +94,8 @@ export interface ClientEvents {
   ended: { error: XserverError };
   /** The gateway could not deliver a message (ClientError): no node of the cmd's type. The message was dropped; the session goes on. */
   notDelivered: { cmd: number | bigint; code: number; codeName: string };
+  /** Broadcast or group messages for this client were dropped because it did not read fast enough (ClientShed). The session goes on. */
+  shed: { stream: number; through: number; count: number };
 }
 
 type Listener<K extends keyof ClientEvents> = (e: ClientEvents[K]) => void;
@@ -554,6 +556,12 @@ export class Client {
       case Kind.Error: {
         const e = decodeError(p);
         this.emit('notDelivered', { cmd: fromU64(e.cmd), code: e.code, codeName: codeName(e.code) });
+        return;
+      }
+      case Kind.Shed: {
+        const sh = decodeShed(p);
+        core.onShed(sh.stream, sh.through);
+        this.emit('shed', sh);
         return;
       }
       case Kind.Pong: {

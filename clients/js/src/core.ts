@@ -157,6 +157,15 @@ export class SessionCore {
     return true;
   }
 
+  /**
+   * onShed records that broadcasts on stream up to seq through will not
+   * come, so a later one is delivered (through 0: nothing to skip).
+   */
+  onShed(stream: number, through: number): void {
+    const s = this.streams.get(stream);
+    if (s && through > s.last) s.last = through;
+  }
+
   /** ackDue returns a ClientAck when one is due (ackEvery pushes, or ackDelayMs since the first unacknowledged one). */
   ackDue(now: number): Uint8Array | undefined {
     if (this.unackedPushes === 0) return undefined;

@@ -20,6 +20,7 @@ export const Kind = Object.freeze({
   Resumed: 114,
   StreamEnd: 115,
   Logout: 116,
+  Shed: 117,
 } as const);
 
 /** Codes carried by ClientLoginAck, ClientKick, ClientError and ClientResumed (PROTOCOL.md §3.3). */
@@ -42,6 +43,8 @@ export const Code = Object.freeze({
   Expired: 15,
   Lost: 16,
   BadResume: 17,
+  LinkLost: 18,
+  RateLimited: 19,
 } as const);
 
 const codeTexts: readonly string[] = [
@@ -49,6 +52,7 @@ const codeTexts: readonly string[] = [
   'no node available', 'logged in elsewhere', 'kicked', 'idle timeout', 'too slow to read',
   'gateway shutting down', 'gateway full', 'login service unavailable',
   'session resumed on another connection', 'session expired', 'session lost messages', 'resume refused',
+  'gateway link lost', 'rate limited',
 ];
 
 /** A code's short description, the gateway's own words ("logged in elsewhere"). */
@@ -306,6 +310,20 @@ export function decodePush(p: Uint8Array): Push {
   if (p.length < 14) throw new ProtocolError(`push frame of ${p.length} bytes`);
   const v = view(p);
   return { stream: v.getUint16(0), seq: v.getUint32(2), cmd: v.getBigUint64(6), data: p.subarray(14) };
+}
+
+/** A ClientShed (117): broadcasts for this client dropped because it read too slowly. */
+export interface Shed {
+  stream: number;
+  through: number;
+  count: number;
+}
+
+/** decodeShed parses a ClientShed payload: exactly u16 stream, u32 through, u32 count. */
+export function decodeShed(p: Uint8Array): Shed {
+  if (p.length !== 10) throw new ProtocolError(`shed frame of ${p.length} bytes`);
+  const v = view(p);
+  return { stream: v.getUint16(0), through: v.getUint32(2), count: v.getUint32(6) };
 }
 
 /** A ClientStream (110): a stream announcement. */

@@ -192,9 +192,19 @@ test('§3.10.5 resuming: the ClientResume, ClientResumed and a refusal', () => {
 
 test('§3.2 kinds and §3.3 codes match the SDK', () => {
   const kinds = [...section('3.2 Client kinds').matchAll(/^\| (\d+) \| `Client(\w+)` \|/gm)].map((m) => [m[2], Number(m[1])]);
-  assert.equal(kinds.length, 17);
+  assert.equal(kinds.length, 18);
   for (const [name, kind] of kinds) assert.equal(wire.Kind[name], kind, `kind ${name}`);
   const codes = [...section('3.3 Codes').matchAll(/^\| (\d+) \| (\w+) \|/gm)].map((m) => [m[2], Number(m[1])]);
-  assert.equal(codes.length, 18);
+  assert.equal(codes.length, 20);
   for (const [name, code] of codes) assert.equal(wire.Code[name], code, `code ${name}`);
+});
+
+test('§3.2 ClientShed hex dump', () => {
+  const s = section('3.2 Client kinds');
+  const dumps = inline(s.slice(s.indexOf('**117 `ClientShed`**')));
+  assert.ok(dumps.length >= 1);
+  const f = read(dumps[0]);
+  assert.equal(f.kind, wire.Kind.Shed);
+  assert.deepEqual(wire.decodeShed(f.payload), { stream: 0, through: 300, count: 12 });
+  assert.throws(() => wire.decodeShed(f.payload.subarray(0, 9)), wire.ProtocolError);
 });

@@ -5,7 +5,7 @@ import { SessionCore, backoff } from './core.js';
 import { ClosedError, ConnectionError, KickError, XserverError } from './errors.js';
 import { lookupGateway } from './login.js';
 import { webSocket } from './transport.js';
-import { Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP, codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed, decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, frame, fromU64, toBytes, } from './wire.js';
+import { Code, FrameReader, Kind, PROTOCOL_V2, ProtocolError, RESUMED_BROADCAST_GAP, codeName, decodeCoded, decodeData, decodeError, decodeMsgAck, decodePong, decodePush, decodeResumed, decodeShed, decodeSession, decodeStream, decodeStreamEnd, encodeLogin, encodePing, frame, fromU64, toBytes, } from './wire.js';
 const dec = new TextDecoder();
 /** One message from a node (or a broadcast, on stream 0). */
 export class Message {
@@ -488,6 +488,12 @@ export class Client {
             case Kind.Error: {
                 const e = decodeError(p);
                 this.emit('notDelivered', { cmd: fromU64(e.cmd), code: e.code, codeName: codeName(e.code) });
+                return;
+            }
+            case Kind.Shed: {
+                const sh = decodeShed(p);
+                core.onShed(sh.stream, sh.through);
+                this.emit('shed', sh);
                 return;
             }
             case Kind.Pong: {

@@ -19,6 +19,7 @@ export const Kind = Object.freeze({
     Resumed: 114,
     StreamEnd: 115,
     Logout: 116,
+    Shed: 117,
 });
 /** Codes carried by ClientLoginAck, ClientKick, ClientError and ClientResumed (PROTOCOL.md §3.3). */
 export const Code = Object.freeze({
@@ -40,12 +41,15 @@ export const Code = Object.freeze({
     Expired: 15,
     Lost: 16,
     BadResume: 17,
+    LinkLost: 18,
+    RateLimited: 19,
 });
 const codeTexts = [
     'ok', 'bad token', 'bad frame', 'frame too large', 'login timeout', 'cmd names no node type',
     'no node available', 'logged in elsewhere', 'kicked', 'idle timeout', 'too slow to read',
     'gateway shutting down', 'gateway full', 'login service unavailable',
     'session resumed on another connection', 'session expired', 'session lost messages', 'resume refused',
+    'gateway link lost', 'rate limited',
 ];
 /** A code's short description, the gateway's own words ("logged in elsewhere"). */
 export function codeText(code) {
@@ -234,6 +238,13 @@ export function decodePush(p) {
         throw new ProtocolError(`push frame of ${p.length} bytes`);
     const v = view(p);
     return { stream: v.getUint16(0), seq: v.getUint32(2), cmd: v.getBigUint64(6), data: p.subarray(14) };
+}
+/** decodeShed parses a ClientShed payload: exactly u16 stream, u32 through, u32 count. */
+export function decodeShed(p) {
+    if (p.length !== 10)
+        throw new ProtocolError(`shed frame of ${p.length} bytes`);
+    const v = view(p);
+    return { stream: v.getUint16(0), through: v.getUint32(2), count: v.getUint32(6) };
 }
 /** decodeStream parses a ClientStream payload: exactly u16 stream, 16 node, u32 epoch. */
 export function decodeStream(p) {
