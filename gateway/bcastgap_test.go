@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/xserver/xserver/common/wire"
 )
@@ -66,5 +67,27 @@ func TestResumeReportsBroadcastGapWhenHistoryIsShort(t *testing.T) {
 	}
 	if r.Flags&wire.ResumedBroadcastGap == 0 {
 		t.Fatal("ClientResumed without BroadcastGap: the broadcasts sent while away were dropped from the history")
+	}
+}
+
+// ClientSession's window_ms is the gateway's resume window, as
+// PROTOCOL.md defines it; not the longer wait the bound nodes are given.
+func TestClientSessionCarriesTheResumeWindow(t *testing.T) {
+	const window = 8 * time.Second
+	e := newEnvWith(t, 1, func(c *gatewayConfig) { c.ResumeWindow = window })
+	e.startGame(lobbyType)
+	e.ready()
+	tk := e.loginTicket("windowed")
+	c, code := dialV2(t, tk.Gateway, tk)
+	if code != wire.CodeOK {
+		t.Fatalf("login ack %s", wire.CodeText(code))
+	}
+	k, p := c.read()
+	s, err := wire.DecodeSession(p)
+	if k != wire.KindClientSession || err != nil {
+		t.Fatalf("%s %v, want the session", k, err)
+	}
+	if s.WindowMs != uint32(window.Milliseconds()) {
+		t.Fatalf("window_ms %d, want %d", s.WindowMs, window.Milliseconds())
 	}
 }

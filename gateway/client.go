@@ -615,7 +615,7 @@ func (c *client) login(lg wire.Login) bool {
 	s.mu.Lock()
 	c.out.Append(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeOK, "ok"))
 	if v2 {
-		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.waitMs(), MaxUnacked: wire.MaxUnacked}))
+		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.windowMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 	}
 	s.bpos, s.bready = g.bring.last(), true

@@ -636,6 +636,16 @@ func (s *session) String() string { return fmt.Sprintf("%s/%x", s.account, s.sid
 // still be resumed elsewhere — its window, and at least as long as its
 // Redis record outlives a dead gateway — plus a margin. 0 for a session
 // without resume: the node's own grace applies.
+// windowMs is the session's resume window as ClientSession tells the
+// client: how long the session waits for a resume after a lost
+// connection; 0 without resume.
+func (s *session) windowMs() uint32 {
+	if !s.v2 {
+		return 0
+	}
+	return uint32(s.window.Milliseconds())
+}
+
 func (s *session) waitMs() uint32 {
 	if !s.v2 || s.window == 0 {
 		return 0
