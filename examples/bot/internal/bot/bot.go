@@ -187,6 +187,10 @@ type bot struct {
 	echoed  int
 	refused map[int]bool // own lines the lobby refused (no echo will come)
 	others  map[string]lineID
+	// worldLost counts the session's missing world lines; gap is set when
+	// the client was told broadcasts may be missing (countWorldLost).
+	worldLost uint64
+	gap       bool
 }
 
 // lineID identifies a world line: its sender's session and line number.
@@ -248,6 +252,7 @@ func (b *bot) play(ctx context.Context) error {
 	b.c = c
 	b.session++
 	b.entered, b.chatSeq, b.acked, b.echoed = false, 0, 0, 0
+	b.worldLost, b.gap = 0, false
 	b.pending = make(map[uint64][]time.Time)
 	b.others = make(map[string]lineID)
 	b.refused = make(map[int]bool)
@@ -265,6 +270,7 @@ func (b *bot) play(ctx context.Context) error {
 	case !b.entered:
 		b.st.Inc(EnterFailed, 1)
 	}
+	b.countWorldLost()
 	return err
 }
 
@@ -367,6 +373,9 @@ func (b *bot) loop(ctx context.Context) error {
 			case client.EvResumed:
 				b.st.Inc(Resumed, 1)
 				b.st.Observe(LatencyAway, ev.Away)
+				b.gap = b.gap || ev.BroadcastGap
+			case client.EvShed:
+				b.gap = true
 			case client.EvNotDelivered:
 				b.st.Error(ErrNotDelivered, fmt.Errorf("%s: cmd %d: %s", b.account, ev.Cmd, wire.CodeText(ev.Code)))
 				if ev.Cmd == game.CmdEnter && !b.entered {
@@ -440,10 +449,25 @@ func (b *bot) settle() {
 		case m := <-b.c.Messages():
 			_ = b.handle(context.Background(), m, time.Time{})
 		case <-deadline.C:
-			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)+uint64(b.chatSeq-b.echoed-b.refusedAfter(b.echoed)))
+			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)) // acks: per-account messages
+			b.worldLost += uint64(b.chatSeq - b.echoed - b.refusedAfter(b.echoed))
 			return
 		}
 	}
+}
+
+// countWorldLost counts the session's missing world lines: lost, unless
+// its client was told broadcasts may be missing (world lines are group
+// broadcasts: exactly once across lost connections on one gateway, but
+// after a resume on another gateway or a shed notice the client is told
+// some may be gone).
+func (b *bot) countWorldLost() {
+	if b.gap {
+		b.st.Inc(Gapped, b.worldLost)
+	} else {
+		b.st.Inc(Lost, b.worldLost)
+	}
+	b.worldLost = 0
 }
 
 // refusedAfter counts own lines after seq the lobby refused.
@@ -545,7 +569,7 @@ func (b *bot) countLine(line game.ChatLine) {
 		}
 		for k := b.echoed + 1; k < seq; k++ {
 			if !b.refused[k] {
-				b.st.Inc(Lost, 1)
+				b.worldLost++
 			}
 		}
 		b.echoed = seq
@@ -559,7 +583,7 @@ func (b *bot) countLine(line game.ChatLine) {
 		b.st.Inc(Duplicated, 1)
 		return
 	case seq > last.seq+1:
-		b.st.Inc(Lost, uint64(seq-last.seq-1))
+		b.worldLost += uint64(seq - last.seq - 1)
 	}
 	b.others[line.From] = lineID{session: sess, seq: seq}
 }

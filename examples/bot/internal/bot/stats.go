@@ -163,6 +163,11 @@ const (
 	Lost       // messages that never arrived, by the bots' own sequence numbers
 	Duplicated // messages that arrived twice
 	Relogins   // sessions that ended under a bot, which then logged in again
+	// Gapped: world lines (group broadcasts) missing in a session whose
+	// client was told broadcasts may be missing (a resume on another
+	// gateway, a shed notice): the documented guarantee for broadcasts,
+	// so not counted as lost.
+	Gapped
 )
 
 // Inc adds n to counter c.
@@ -244,6 +249,7 @@ type Summary struct {
 	Lost        uint64                // messages lost (bots' sequence numbers, both directions)
 	Duplicated  uint64                // messages duplicated
 	Relogins    uint64                // sessions ended under a bot, logged in again
+	Gapped      uint64                // broadcast lines missing after a signalled broadcast gap
 	Errors      map[string]uint64     // by kind (Err* constants)
 	FirstError  map[string]string     // the first error message of each kind
 	Latency     map[string]*Histogram // by kind (Latency* constants)
@@ -278,6 +284,8 @@ func (s *Summary) counter(c Counter) *uint64 {
 		return &s.Duplicated
 	case Relogins:
 		return &s.Relogins
+	case Gapped:
+		return &s.Gapped
 	}
 	return nil
 }
@@ -292,6 +300,9 @@ func (s Summary) Format(w io.Writer, prefix string) {
 	fmt.Fprintf(w, "%s  messages sent %d, received %d; chat lines seen %d; matches %d\n",
 		prefix, s.Sent, s.Received, s.ChatSeen, s.Matches)
 	fmt.Fprintf(w, "%s  %s\n", prefix, s.ResumeLine())
+	if s.Gapped > 0 {
+		fmt.Fprintf(w, "%s  broadcast lines missing after a signalled broadcast gap: %d (not lost: the client was told)\n", prefix, s.Gapped)
+	}
 	for _, kind := range sortedKeys(s.Latency) {
 		h := s.Latency[kind]
 		fmt.Fprintf(w, "%s  latency %-5s p50 %s  p90 %s  p99 %s  (n=%d)\n", prefix, kind,
