@@ -368,6 +368,7 @@ func (l *gwLink) serve(ctx context.Context) {
 		}
 	}()
 	dl := intranet.NewLazyDeadline(l.conn, silence)
+	mark := linkNow() // the reader's last moment of known liveness
 	for {
 		dl.Arm()
 		kind, p, err := rd.ReadFrame()
@@ -379,8 +380,20 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 			return
 		}
+		if gap := linkNow().Sub(mark); gap > silence {
+			// This process did not run for longer than the gateway's
+			// heartbeat allows (paused, or starved): the gateway has
+			// declared the link dead and rerouted what this node had not
+			// acknowledged, perhaps to another instance. What is still in
+			// the socket is stale: handling it would serve an account twice.
+			l.log.WithField("gap", gap.Round(time.Millisecond)).Warn("this node did not read from the gateway for longer than its heartbeat allows (was the process paused?); dropping the link without handling what it held")
+			return
+		}
+		h0 := linkNow()
 		err = l.handle(kind, p)
-		r.cb.wait(l.stop) // too many callbacks queued: stop reading until they run
+		handled := linkNow().Sub(h0)
+		r.cb.wait(l.stop)              // too many callbacks queued: stop reading until they run
+		mark = linkNow().Add(-handled) // waiting for the lanes does not count
 		if err == nil && rd.Buffered() == 0 {
 			// Everything read so far is processed: say so soon.
 			l.ackLater()
@@ -398,6 +411,12 @@ func (l *gwLink) serve(ctx context.Context) {
 		}
 	}
 }
+
+// linkSkew is added to the clock of the link readers' staleness check
+// (tests simulate a paused process with it).
+var linkSkew atomic.Int64
+
+func linkNow() time.Time { return time.Now().Add(time.Duration(linkSkew.Load())) }
 
 func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	r, n := l.r, l.r.n
