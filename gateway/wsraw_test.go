@@ -26,10 +26,10 @@ type rawWS struct {
 	net.Conn // the socket; Read and Write below are the message stream
 	tb       testing.TB
 	br       io.Reader
-	pongs   [][]byte
-	status  ws.StatusCode // the gateway's close status, once read
-	closed  bool          // the gateway's close frame was read
-	pending []byte        // unread payload of the last binary frame
+	pongs    [][]byte
+	status   ws.StatusCode // the gateway's close status, once read
+	closed   bool          // the gateway's close frame was read
+	pending  []byte        // unread payload of the last binary frame
 }
 
 func dialRawWS(tb testing.TB, addr string, tc *tls.Config) *rawWS {
