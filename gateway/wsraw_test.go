@@ -16,6 +16,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/tlstest"
 )
 
@@ -369,4 +370,36 @@ func TestWSOverTLS(t *testing.T) {
 	if len(w.pongs) != 1 || string(w.pongs[0]) != "tls" {
 		t.Fatalf("pongs %q, want one \"tls\"", w.pongs)
 	}
+}
+
+// A WebSocket client that stops reading is dropped as a slow consumer
+// (version 1: kick 10) while another WebSocket session goes on.
+func TestWSSlowConsumerDropped(t *testing.T) {
+	e := newEnv(t, 1)
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	slow, _ := e.wsRawLogin("slowpoke") // never reads from here on
+	_, other := e.wsRawLogin("bystander")
+	g := e.gws[0]
+	payload := make([]byte, 8<<10)
+	deadline := time.Now().Add(30 * time.Second)
+	for g.NumClients() == 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the slow WebSocket client was not dropped")
+		}
+		_ = lobby.SendClientMsgByRelay("slowpoke", uint64(lobbyType)*1000+5, payload)
+	}
+	other.send(uint64(lobbyType)*1000+1, 1)
+	if _, seq, _ := other.reply(); seq != 1 {
+		t.Fatalf("bystander: reply %d", seq)
+	}
+	// Reading now, it finds what was queued, the kick and the close
+	// status that goes with it.
+	if got := slow.frames("slowpoke").closedWith(); got != wire.CodeSlow {
+		t.Fatalf("slow client: kick %d, want %d", got, wire.CodeSlow)
+	}
+	if want := ws.StatusCode(gateway.WSCloseStatus(wire.CodeSlow)); slow.status != want {
+		t.Fatalf("slow client: close status %d, want %d", slow.status, want)
+	}
+	slow.socketEnds()
 }
