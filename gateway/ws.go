@@ -306,8 +306,11 @@ func (w *wsConn) writeFrameLocked(op ws.OpCode, p []byte, dl time.Time) error {
 	if len(p) == 0 {
 		_, err = w.raw.Write(w.hout.b[:w.hout.n])
 	} else {
-		bufs := net.Buffers{w.hout.b[:w.hout.n], p}
-		_, err = bufs.WriteTo(w.raw)
+		v := wsIovPool.Get().(*wsIov)
+		v.bufs = append(v.arr[:0], w.hout.b[:w.hout.n], p)
+		_, err = v.bufs.WriteTo(w.raw)
+		v.arr, v.bufs = [2][]byte{}, nil // hold no caller's bytes
+		wsIovPool.Put(v)
 	}
 	switch {
 	case err != nil:
@@ -317,6 +320,15 @@ func (w *wsConn) writeFrameLocked(op ws.OpCode, p []byte, dl time.Time) error {
 	}
 	return err
 }
+
+// wsIov is a header and a payload for one vectored write, pooled: a
+// net.Buffers made per write would be an allocation per message.
+type wsIov struct {
+	arr  [2][]byte
+	bufs net.Buffers
+}
+
+var wsIovPool = sync.Pool{New: func() any { return new(wsIov) }}
 
 // wsHeaderOut holds a frame header as ws.WriteHeaderBuffer writes it: the
 // library encodes into b and hands the bytes to Write, which only notes

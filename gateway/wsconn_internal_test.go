@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/xserver/xserver/common/wire"
 )
 
@@ -74,4 +76,47 @@ func TestWSCloseDoesNotWaitForAStuckWrite(t *testing.T) {
 		t.Fatal("the stuck Write did not end with Close")
 	}
 	_ = w.Close()
+}
+
+// Writing a message allocates nothing once warm.
+func TestWSWriteAllocatesNothing(t *testing.T) {
+	raw, peer := tcpPair(t)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := peer.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	w := newWSConn(raw, nil, 1<<10, time.Second, nil, wsAddr("peer"))
+	msg := make([]byte, 300)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := w.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 0 {
+		t.Fatalf("%v allocations per Write", n)
+	}
+	_ = w.Close()
+}
+
+// Decoding data frames allocates nothing.
+func TestWSDecodeAllocatesNothing(t *testing.T) {
+	stream := wsStreamOf(ws.OpBinary, true, 500)
+	stream = append(stream, wsStreamOf(ws.OpBinary, false, 100)...)
+	stream = append(stream, wsStreamOf(ws.OpContinuation, true, 100)...)
+	d := wsDecoder{limit: 1 << 20}
+	var ev wsEvents
+	b := make([]byte, len(stream))
+	if n := testing.AllocsPerRun(200, func() {
+		copy(b, stream)
+		for i := 0; i < len(b); i += 97 { // in pieces, as reads deliver them
+			if _, err := d.decode(b[i:min(i+97, len(b))], &ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n > 0 {
+		t.Fatalf("%v allocations per decode", n)
+	}
 }
