@@ -303,9 +303,18 @@ func (w *wsConn) writeFrameLocked(op ws.OpCode, p []byte, dl time.Time) error {
 	}
 	_ = w.raw.SetWriteDeadline(dl)
 	var err error
-	if len(p) == 0 {
+	_, tcp := w.raw.(*net.TCPConn)
+	switch {
+	case len(p) == 0:
 		_, err = w.raw.Write(w.hout.b[:w.hout.n])
-	} else {
+	case !tcp && w.hout.n+len(p) <= inSize:
+		// TLS: one record, not one for the header and one for the payload.
+		buf := inPool.Get().(*[]byte)
+		n := copy(*buf, w.hout.b[:w.hout.n])
+		n += copy((*buf)[n:], p)
+		_, err = w.raw.Write((*buf)[:n])
+		inPool.Put(buf)
+	default:
 		v := wsIovPool.Get().(*wsIov)
 		v.bufs = append(v.arr[:0], w.hout.b[:w.hout.n], p)
 		_, err = v.bufs.WriteTo(w.raw)
