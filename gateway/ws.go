@@ -64,8 +64,9 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	// Bytes the client sent right behind its request (it need not wait for
-	// the answer) were read into the server's buffer, which goes now.
+	// Bytes a client sent right behind its request (RFC 6455 says it waits
+	// for the answer; not every client does) were read into the server's
+	// buffer, which is dropped now: keep them.
 	var early []byte
 	if rw != nil && rw.Reader.Buffered() > 0 {
 		early, _ = rw.Reader.Peek(rw.Reader.Buffered())
@@ -80,7 +81,8 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request) {
 // binary message per Write out. It frames directly on the hijacked socket
 // and owns no buffer: Read decodes in place in the caller's buffer (the
 // client's pooled read buffer, which an idle connection gives back), and
-// Write sends a header and the caller's bytes in one vectored write. What
+// Write sends a header and the caller's bytes in one vectored write (over
+// TLS, one record from a pooled buffer when the message is small). What
 // it keeps between reads is the state of the frame under way (a partial
 // header, the mask and the bytes left), some fifty bytes. So an idle
 // WebSocket over plain TCP parks in the gateway's poller like a TCP client
