@@ -51,7 +51,7 @@
 // socket, with github.com/gobwas/ws), waits, on Linux, in an epoll set
 // shared by the gateway (no goroutine of its own); TLS clients, and other
 // systems, park one small goroutine each. A client that sends again within
-// 100 ms is read on by the same goroutine (it lingers in an ordinary read)
+// 500 ms is read on by the same goroutine (it lingers in an ordinary read)
 // rather than parked, and a frame for a client whose send queue is idle is
 // written by the goroutine that produced it: a request and its reply cross
 // no goroutine hand-off in the gateway. A session is guarded by its own mutex;
