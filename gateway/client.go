@@ -673,12 +673,15 @@ func (c *client) login(lg wire.Login) bool {
 	g.met.logins.WithLabelValues("ok").Inc()
 
 	s.mu.Lock()
+	// Where the client's broadcasts start is fixed before it learns it is
+	// logged in: a broadcast it causes once it knows (another client's
+	// reaction, a node's answer) comes after this position and reaches it.
+	s.bpos, s.bready = g.bring.last(), true
 	c.out.Append(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeOK, "ok"))
 	if v2 {
 		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.windowMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 	}
-	s.bpos, s.bready = g.bring.last(), true
 	if len(s.groups) == 0 && old != nil && old.ID != sid {
 		// Replacing a session held by another gateway: its memberships
 		// carry over.
