@@ -122,8 +122,8 @@ func TestOfflineCacheBounded(t *testing.T) {
 	for _, a := range []string{"a", "b", "c"} {
 		lookupOffline(t, c, a)
 	}
-	c.Send(t0, "a", 1, nil) // a is now the most recently used
-	lookupOffline(t, c, "d")  // evicts b
+	c.Send(t0, "a", 1, nil)  // a is now the most recently used
+	lookupOffline(t, c, "d") // evicts b
 	st := c.OfflineStats()
 	if st.Entries != 3 || st.Evictions != 1 {
 		t.Fatalf("stats %+v", st)
