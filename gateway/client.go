@@ -779,5 +779,5 @@ func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uin
 
 // announce is the logins channel message: "<gateway id> <sid hex> <account>".
 func announce(gw common.NodeID, account string, sid uint64) string {
-	return fmt.Sprintf("%s %x %s", gw, sid, account)
+	return login.Announcement{Gateway: gw, Sid: sid, Account: account}.String()
 }

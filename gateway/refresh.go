@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,6 +56,9 @@ func (g *Gateway) checkMarker(seen string) string {
 	}
 	if seen != "" {
 		g.log.WithField("sessions", g.NumClients()).Warn("Redis lost its data: restoring this gateway's live sessions")
+		if f := g.beforeRestore.Load(); f != nil {
+			(*f)() // tests order events before the restore
+		}
 	}
 	if !g.refresh() {
 		return seen // try again next second
@@ -69,10 +70,18 @@ func (g *Gateway) checkMarker(seen string) string {
 }
 
 // refresh holds every live session once; false if Redis could not be
-// reached for some of them.
-func (g *Gateway) refresh() bool {
+// reached for some of them. When it wrote back records Redis had lost, it
+// says so on the logins channel: nodes may have found those players
+// offline meanwhile (and cached it), and no login will be announced for
+// them.
+func (g *Gateway) refresh() (ok bool) {
 	all := g.allSessions()
-	ok := true
+	ok = true
+	defer func() {
+		if g.restoredOwed.Load() && !g.announceRestored() {
+			ok = false
+		}
+	}()
 	for len(all) > 0 {
 		n := min(len(all), refreshBatch)
 		batch := all[:n]
@@ -103,6 +112,7 @@ func (g *Gateway) refresh() bool {
 				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
+				g.restoredOwed.Store(true)
 				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
@@ -120,6 +130,20 @@ func (g *Gateway) refresh() bool {
 		}
 	}
 	return ok
+}
+
+// announceRestored publishes that this gateway wrote session records
+// back; until it succeeds, every refresh tries again.
+func (g *Gateway) announceRestored() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
+	defer cancel()
+	err := g.cfg.Redis.Publish(ctx, g.kickCh, login.Announcement{Gateway: g.node.GetID(), Restored: true}.String()).Err()
+	if err != nil {
+		g.redisLog.Warn(g.log.WithError(err), "cannot announce restored session records; will retry")
+		return false
+	}
+	g.restoredOwed.Store(false)
+	return true
 }
 
 // kickLoop applies other gateways' login and resume announcements: a
@@ -174,23 +198,11 @@ func (g *Gateway) stillHolds(s *session) bool {
 }
 
 func parseAnnounce(p string) (common.NodeID, uint64, string, bool) {
-	gw, rest, ok := strings.Cut(p, " ")
-	if !ok {
+	a, ok := login.ParseAnnouncement(p)
+	if !ok || a.Restored {
 		return common.NodeID{}, 0, "", false
 	}
-	sidHex, account, ok := strings.Cut(rest, " ")
-	if !ok {
-		return common.NodeID{}, 0, "", false
-	}
-	id, err := common.ParseNodeID(gw)
-	if err != nil {
-		return common.NodeID{}, 0, "", false
-	}
-	sid, err := strconv.ParseUint(sidHex, 16, 64)
-	if err != nil {
-		return common.NodeID{}, 0, "", false
-	}
-	return id, sid, account, true
+	return a.Gateway, a.Sid, a.Account, true
 }
 
 var _ = redis.Nil
