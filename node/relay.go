@@ -67,7 +67,7 @@ func newRelay(n *Node) *relay {
 		TotalLimit:    n.cfg.StreamTotal,
 		OfflineCache:  n.cfg.OfflineCache,
 		OfflineMaxAge: n.cfg.OfflineMaxAge,
-		Rand:        func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
+		Rand:          func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
 	})
 	r.mgr = discovery.NewManager(discovery.ManagerConfig[*gwLink]{
 		Pinger:       r,
