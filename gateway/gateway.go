@@ -85,9 +85,10 @@ type Gateway struct {
 	nclients  atomic.Int64
 	sampler   atomic.Uint32
 	probeEcho atomic.Int64 // unix ns of the last own probe received on sub
-	// restoredOwed: session records were written back and the logins
-	// channel has not been told yet (nodes' offline caches).
-	restoredOwed atomic.Bool
+	// flushOwed: session records were written back, or a login could not
+	// be announced, and the nodes have not been told to forget the
+	// players they found offline yet.
+	flushOwed atomic.Bool
 	// beforeRestore runs before live sessions are restored after Redis
 	// lost its data (set by this package's tests only).
 	beforeRestore atomic.Pointer[func()]

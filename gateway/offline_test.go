@@ -2,12 +2,15 @@ package gateway_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/xserver/xserver/common/wire"
 )
@@ -219,6 +222,44 @@ func TestOfflineCacheAfterRedisRestartsEmpty(t *testing.T) {
 	waitFor(t, 10*time.Second, "the restore announced", func() bool { return pusher.OfflineCache().Flushes > flushes })
 	push(t, pusher, "alive", "after")
 	if got := c.push(); got != "after" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// failPublish makes the Redis client fail the publication of one
+// account's login announcement, as a Redis hiccup would.
+type failPublish struct{ suffix string }
+
+func (failPublish) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (f failPublish) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if a := cmd.Args(); len(a) == 3 && cmd.Name() == "publish" {
+			if p, _ := a[2].(string); strings.HasSuffix(p, f.suffix) {
+				err := errors.New("test: publish refused")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (failPublish) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// A login whose announcement could not be published: the gateway tells
+// the nodes to forget every offline player instead, once Redis takes it.
+func TestOfflineCacheFlushedWhenLoginNotAnnounced(t *testing.T) {
+	e := newEnv(t, 1)
+	e.startGame(lobbyType)
+	pusher := e.startGame(echoType)
+	e.ready()
+	warmOffline(t, pusher, "mute")
+	e.rdb.AddHook(failPublish{" mute"})
+	c := e.connect("mute")
+	waitFor(t, 10*time.Second, "the flush announced", func() bool { return pusher.OfflineCache().Entries == 0 })
+	push(t, pusher, "mute", "heard")
+	if got := c.push(); got != "heard" {
 		t.Fatalf("got %q", got)
 	}
 }

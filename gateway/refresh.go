@@ -33,6 +33,9 @@ func (g *Gateway) refreshLoop() {
 			g.refresh()
 		case <-m.C:
 			marker = g.checkMarker(marker)
+			if g.flushOwed.Load() {
+				g.announceFlush()
+			}
 		case <-g.stop:
 			return
 		}
@@ -78,7 +81,7 @@ func (g *Gateway) refresh() (ok bool) {
 	all := g.allSessions()
 	ok = true
 	defer func() {
-		if g.restoredOwed.Load() && !g.announceRestored() {
+		if g.flushOwed.Load() && !g.announceFlush() {
 			ok = false
 		}
 	}()
@@ -112,7 +115,7 @@ func (g *Gateway) refresh() (ok bool) {
 				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
-				g.restoredOwed.Store(true)
+				g.flushOwed.Store(true)
 				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
@@ -132,17 +135,20 @@ func (g *Gateway) refresh() (ok bool) {
 	return ok
 }
 
-// announceRestored publishes that this gateway wrote session records
-// back; until it succeeds, every refresh tries again.
-func (g *Gateway) announceRestored() bool {
+// announceFlush tells the nodes on the logins channel to forget the
+// players they found offline: this gateway wrote session records back, or
+// could not announce a login. Until it succeeds, it is tried again every
+// second (refreshLoop) and at every refresh.
+func (g *Gateway) announceFlush() bool {
+	g.flushOwed.Store(false) // a failure from now on owes another
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
 	defer cancel()
-	err := g.cfg.Redis.Publish(ctx, g.kickCh, login.Announcement{Gateway: g.node.GetID(), Restored: true}.String()).Err()
+	err := g.cfg.Redis.Publish(ctx, g.kickCh, login.Announcement{Gateway: g.node.GetID(), Flush: true}.String()).Err()
 	if err != nil {
-		g.redisLog.Warn(g.log.WithError(err), "cannot announce restored session records; will retry")
+		g.flushOwed.Store(true)
+		g.redisLog.Warn(g.log.WithError(err), "cannot tell nodes to forget offline players (records restored or a login not announced); will retry")
 		return false
 	}
-	g.restoredOwed.Store(false)
 	return true
 }
 
@@ -199,7 +205,7 @@ func (g *Gateway) stillHolds(s *session) bool {
 
 func parseAnnounce(p string) (common.NodeID, uint64, string, bool) {
 	a, ok := login.ParseAnnouncement(p)
-	if !ok || a.Restored {
+	if !ok || a.Flush {
 		return common.NodeID{}, 0, "", false
 	}
 	return a.Gateway, a.Sid, a.Account, true

@@ -11,7 +11,8 @@ import (
 // LoginsChannel is the cluster's Pub/Sub channel of login announcements.
 // Gateways publish on it after each accepted login and each resume taken
 // over from another gateway, always after writing the session record, and
-// after writing back records that Redis had lost. Gateways subscribe to
+// a flush after writing back records that Redis had lost or failing to
+// publish an announcement. Gateways subscribe to
 // end their older session of the account; nodes subscribe to keep their
 // cache of offline players right. Delivery is at most once: a subscriber
 // treats a broken subscription as "anything may have been missed".
@@ -20,23 +21,24 @@ func LoginsChannel(cluster string) string { return "xserver:{" + clusterOr(clust
 // Announcement is one message of LoginsChannel.
 type Announcement struct {
 	Gateway common.NodeID // the gateway that published it
-	// Restored: the gateway wrote back session records that were missing
-	// (Redis lost them, or they expired under live sessions). Account and
-	// Sid are empty: any account may have come back.
-	Restored bool
-	Sid      uint64 // the session now held by Gateway
-	Account  string
+	// Flush: an account may have a session although no announcement said
+	// so: the gateway wrote back session records that were missing (Redis
+	// lost them, or they expired under live sessions), or it could not
+	// publish a login's announcement. Account and Sid are empty.
+	Flush   bool
+	Sid     uint64 // the session now held by Gateway
+	Account string
 }
 
-// restoredWord is the second field of a restored announcement.
-const restoredWord = "restored"
+// flushWord is the second field of a flush announcement.
+const flushWord = "flush"
 
 // String encodes the announcement: "<gateway id> <sid hex> <account>", or
-// "<gateway id> restored". A gateway of an earlier release ignores the
+// "<gateway id> flush". A gateway of an earlier release ignores the
 // second form (it has two fields).
 func (a Announcement) String() string {
-	if a.Restored {
-		return a.Gateway.String() + " " + restoredWord
+	if a.Flush {
+		return a.Gateway.String() + " " + flushWord
 	}
 	return fmt.Sprintf("%s %x %s", a.Gateway, a.Sid, a.Account)
 }
@@ -53,8 +55,8 @@ func ParseAnnouncement(p string) (a Announcement, ok bool) {
 		return Announcement{}, false
 	}
 	a.Gateway = id
-	if rest == restoredWord {
-		a.Restored = true
+	if rest == flushWord {
+		a.Flush = true
 		return a, true
 	}
 	sidHex, account, found := strings.Cut(rest, " ")

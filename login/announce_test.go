@@ -11,7 +11,7 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 	for _, a := range []Announcement{
 		{Gateway: gw, Sid: 0xabc, Account: "alice"},
 		{Gateway: gw, Sid: 1, Account: "a b c"}, // accounts may hold spaces
-		{Gateway: gw, Restored: true},
+		{Gateway: gw, Flush: true},
 	} {
 		got, ok := ParseAnnouncement(a.String())
 		if !ok || got != a {
@@ -28,7 +28,7 @@ func TestAnnouncementRoundTrip(t *testing.T) {
 func FuzzParseAnnouncement(f *testing.F) {
 	gw := common.NewNodeID()
 	f.Add(Announcement{Gateway: gw, Sid: 7, Account: "bob"}.String())
-	f.Add(Announcement{Gateway: gw, Restored: true}.String())
+	f.Add(Announcement{Gateway: gw, Flush: true}.String())
 	f.Add("garbage")
 	f.Fuzz(func(t *testing.T, p string) {
 		a, ok := ParseAnnouncement(p)

@@ -125,8 +125,8 @@ func (r *relay) receive(ctx context.Context, ps *redis.PubSub, ch string) (up bo
 			a, ok := login.ParseAnnouncement(m.Payload)
 			switch {
 			case !ok:
-			case a.Restored:
-				r.do(func() *resume.Output { return r.core.Restored(time.Now()) })
+			case a.Flush:
+				r.do(func() *resume.Output { return r.core.FlushOffline(time.Now()) })
 			default:
 				r.do(func() *resume.Output { return r.core.Announced(time.Now(), a.Account) })
 			}

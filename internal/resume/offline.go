@@ -149,10 +149,11 @@ func (c *NodeCore) SubDown(now time.Time) *Output {
 	return out
 }
 
-// Restored says a gateway wrote session records back (Redis had lost
-// them, or they expired under a live session): lookups may have found
-// those players offline, and no login was announced for them.
-func (c *NodeCore) Restored(now time.Time) *Output {
+// FlushOffline says a gateway announced a flush: it wrote session records
+// back (Redis had lost them, or they expired under a live session), or it
+// failed to announce a login. Lookups may have found those players
+// offline, and no login will be announced for them.
+func (c *NodeCore) FlushOffline(now time.Time) *Output {
 	out := c.begin()
 	c.flushOffline()
 	return out

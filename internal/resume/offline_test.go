@@ -91,7 +91,7 @@ func TestOfflineGenerations(t *testing.T) {
 		{"down", func(c *NodeCore) { c.SubDown(t0) }},
 		{"renewed", func(c *NodeCore) { c.SubDown(t0); c.SubUp(t0) }},
 		{"resubscribed without an error seen", func(c *NodeCore) { c.SubUp(t0) }},
-		{"restored", func(c *NodeCore) { c.Restored(t0) }},
+		{"restored", func(c *NodeCore) { c.FlushOffline(t0) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := offlineCore(10)
