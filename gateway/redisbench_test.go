@@ -53,14 +53,16 @@ func BenchmarkRedisPerPush(b *testing.B) {
 	nocache := e.startGame(echoType)
 	e.nodeOpt = nil
 	e.ready()
-	count := func() int64 {
+	// countOf counts the calls of the commands whose stat line starts
+	// with prefix ("cmdstat_" for all).
+	countOf := func(prefix string) int64 {
 		s, err := e.rdb.Info(context.Background(), "commandstats").Result()
 		if err != nil {
 			b.Fatal(err)
 		}
 		var n int64
 		for _, l := range strings.Split(s, "\n") {
-			if !strings.HasPrefix(l, "cmdstat_") || strings.HasPrefix(l, "cmdstat_info:") {
+			if !strings.HasPrefix(l, prefix) || strings.HasPrefix(l, "cmdstat_info:") {
 				continue
 			}
 			_, rest, _ := strings.Cut(l, "calls=")
@@ -70,6 +72,7 @@ func BenchmarkRedisPerPush(b *testing.B) {
 		}
 		return n
 	}
+	count := func() int64 { return countOf("cmdstat_") }
 	const pushes = 40
 	const idle = 100
 	refresh := gateway.DefaultConfig().SessionRefresh
@@ -97,14 +100,18 @@ func BenchmarkRedisPerPush(b *testing.B) {
 		// The pusher subscribes to the login announcements at its first
 		// offline answer: before the quiet window, so its pings count as
 		// background.
+		pre := countOf("cmdstat_ping:")
+		time.Sleep(refresh)
+		prePings := float64(countOf("cmdstat_ping:")-pre) / refresh.Seconds()
 		_ = pusher.SendClientMsgByRelay("warm", cmd, []byte("x"))
 		waitFor(b, 10*time.Second, "the logins subscription", func() bool { return pusher.OfflineCache().Subscribed })
 
 		// Background with these sessions, over two refreshes.
 		window := 2 * refresh
-		before = count()
+		before, pings := count(), countOf("cmdstat_ping:")
 		time.Sleep(window)
 		quiet := count() - before
+		pings = countOf("cmdstat_ping:") - pings
 		// 100 idle sessions more, over as long.
 		for i := 0; i < idle; i++ {
 			clients = append(clients, e.connect(fmt.Sprintf("idle-%d-%d", it, i)))
@@ -144,6 +151,7 @@ func BenchmarkRedisPerPush(b *testing.B) {
 		b.ReportMetric(baseline, "cmds/push-offline-nocache")
 		b.ReportMetric(float64(quiet)/window.Seconds(), "cmds/s-background")
 		b.ReportMetric(pushBg, "cmds/s-pusher-background")
+		b.ReportMetric(float64(pings)/window.Seconds()-prePings, "pings/s-subscriber")
 		b.ReportMetric(0, "ns/op")
 		for _, c := range clients {
 			c.conn.Close()
