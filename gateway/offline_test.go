@@ -13,6 +13,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/internal/redistest"
+	"github.com/xserver/xserver/login"
+	"github.com/xserver/xserver/service"
 )
 
 // pushCmd is the cmd the tests' node messages to players carry.
@@ -260,6 +263,49 @@ func TestOfflineCacheFlushedWhenLoginNotAnnounced(t *testing.T) {
 	waitFor(t, 10*time.Second, "the flush announced", func() bool { return pusher.OfflineCache().Entries == 0 })
 	push(t, pusher, "mute", "heard")
 	if got := c.push(); got != "heard" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A Sentinel failover: the subscription breaks with the old master, every
+// offline answer is forgotten, and the renewed subscription (on the new
+// master) carries the next login's announcement.
+func TestOfflineCacheAcrossSentinelFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 5-process Sentinel deployment")
+	}
+	d := redistest.StartSentinel(t, 1)
+	rdb := failoverClient(t, service.RedisConfig{Addr: strings.Join(d.Addrs(), ","), MasterName: redistest.SentinelMaster})
+	e := newEnvOn(t, nil, rdb, 1, nil, nil)
+	e.startGame(lobbyType)
+	pusher := e.startGame(echoType)
+	e.ready()
+	warmOffline(t, pusher, "ghost")
+	flushes := pusher.OfflineCache().Flushes
+	old := d.MasterAddr()
+	d.ServerAt(old).Stop()
+	d.WaitMasterChange(old)
+	waitFor(t, 20*time.Second, "the subscription renewed", func() bool {
+		st := pusher.OfflineCache()
+		return st.Subscribed && st.Flushes >= flushes+2 && st.Entries == 0
+	})
+	// Found offline again, through the new master, and cached.
+	cached := pusher.OfflineCache().Cached
+	push(t, pusher, "ghost", "x")
+	waitFor(t, 10*time.Second, "ghost cached again", func() bool { return pusher.OfflineCache().Cached > cached })
+	var tk *login.Ticket
+	waitFor(t, 20*time.Second, "a login after the failover", func() bool {
+		var err error
+		tk, err = e.login.Login(context.Background(), "ghost", "pw")
+		return err == nil
+	})
+	c, code := dial(t, tk.Gateway, tk)
+	if code != wire.CodeOK {
+		t.Fatalf("login: %s", wire.CodeText(code))
+	}
+	waitFor(t, 10*time.Second, "the login announced", func() bool { return pusher.OfflineCache().Entries == 0 })
+	push(t, pusher, "ghost", "after")
+	if got := c.push(); got != "after" {
 		t.Fatalf("got %q", got)
 	}
 }
