@@ -372,6 +372,12 @@ func (c *NodeCore) Offline(now time.Time, name string) *Output {
 			c.offStats.Evictions++
 		}
 	}
+	if a.own == ownNone && a.in == nil {
+		// Nothing to remember about an account messaged while offline:
+		// forgetting it at once keeps a flood of messages to random
+		// accounts from holding memory for ForgetAfter.
+		delete(c.accounts, name)
+	}
 	return out
 }
 

@@ -167,3 +167,19 @@ func TestOfflineEntryRemovedByEventsAndAge(t *testing.T) {
 		t.Fatal("an entry past its age was used")
 	}
 }
+
+// Messages to random accounts with no session hold no memory once
+// answered, with or without the cache.
+func TestOfflineAccountsNotKept(t *testing.T) {
+	for _, size := range []int{0, 3} {
+		c := offlineCore(size)
+		for i := 0; i < 1000; i++ {
+			name := "r" + string(rune('0'+i%10)) + string(rune('a'+i/10%26)) + string(rune('A'+i/260))
+			c.Send(t0, name, 1, nil)
+			c.Offline(t0, name)
+		}
+		if n := c.Accounts(); n != 0 {
+			t.Fatalf("cache %d: %d accounts kept", size, n)
+		}
+	}
+}
