@@ -454,12 +454,12 @@ func (c *client) noteRead() {
 
 // lingerFor is how long a burst of a chatty connection waits for the
 // next bytes, blocked in an ordinary read, before it parks. A client
-// exchanging messages more often than this (a game client at 10 Hz and
+// exchanging messages more often than this (a game client in play, at 2 Hz and
 // up, a request/response loop) keeps one reading goroutine and its read
 // buffer, and each message is read where the runtime's poller wakes that
 // goroutine, with no hand-off; a connection quiet for longer parks and
 // holds neither.
-const lingerFor = 100 * time.Millisecond
+const lingerFor = 500 * time.Millisecond
 
 // linger waits up to lingerFor for more bytes: more is true when some
 // came or the connection was kicked (the burst's loop ends it), false

@@ -374,9 +374,9 @@ func (l *gwLink) serve(ctx context.Context) {
 		}
 	}()
 	dl := intranet.NewLazyDeadline(l.conn, silence)
-	mark := linkNow() // the reader's last moment of known liveness
+	mark := time.Now() // the reader's last moment of known liveness
 	for {
-		dl.Arm()
+		dl.ArmAt(mark)
 		kind, p, err := rd.ReadFrame()
 		if err != nil {
 			select {
@@ -386,7 +386,8 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 			return
 		}
-		if gap := linkNow().Sub(mark); gap > silence {
+		now := time.Now() // the only clock read per frame on this path
+		if gap := now.Sub(mark) + time.Duration(linkSkew.Load()); gap > silence {
 			// This process did not run for longer than the gateway's
 			// heartbeat allows (paused, or starved): the gateway has
 			// declared the link dead and rerouted what this node had not
@@ -395,11 +396,10 @@ func (l *gwLink) serve(ctx context.Context) {
 			l.log.WithField("gap", gap.Round(time.Millisecond)).Warn("this node did not read from the gateway for longer than its heartbeat allows (was the process paused?); dropping the link without handling what it held")
 			return
 		}
-		h0 := linkNow()
 		err = l.handle(kind, p)
-		handled := linkNow().Sub(h0)
-		r.cb.wait(l.stop)              // too many callbacks queued: stop reading until they run
-		mark = linkNow().Add(-handled) // waiting for the lanes does not count
+		// Too many callbacks queued: stop reading until they run. Handling
+		// counts towards the gap; waiting for the lanes does not.
+		mark = now.Add(r.cb.wait(l.stop))
 		if err == nil && rd.Buffered() == 0 {
 			// Everything read so far is processed: say so soon.
 			l.ackLater()
@@ -418,11 +418,10 @@ func (l *gwLink) serve(ctx context.Context) {
 	}
 }
 
-// linkSkew is added to the clock of the link readers' staleness check
+// linkSkew is added to the gaps the link readers' staleness check measures
 // (tests simulate a paused process with it).
 var linkSkew atomic.Int64
 
-func linkNow() time.Time { return time.Now().Add(time.Duration(linkSkew.Load())) }
 
 func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	r, n := l.r, l.r.n
