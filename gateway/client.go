@@ -663,6 +663,7 @@ func (c *client) login(lg wire.Login) bool {
 	// Other gateways: their session of this account is replaced.
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), lg.Account, sid)).Err(); err != nil {
 		c.logger().WithError(err).Debug("could not announce the login; an older session elsewhere ends at its next refresh")
+		g.flushOwed.Store(true) // nodes may have found the account offline
 	}
 	if !g.addSession(s, c) {
 		noteCloseCode(c.conn, wire.CodeShutdown)
@@ -748,6 +749,7 @@ func (c *client) resume(r *wire.Resume) bool {
 	}
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), r.Account, r.ID)).Err(); err != nil {
 		c.logger().WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
+		g.flushOwed.Store(true) // nodes may have found the account offline
 	}
 	s := g.newSession(r.Account, r.ID, true, rec.Bindings)
 	s.window, s.secret, s.attempt = rec.Window, rec.SecretHash, r.Attempt
@@ -842,5 +844,5 @@ func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uin
 
 // announce is the logins channel message: "<gateway id> <sid hex> <account>".
 func announce(gw common.NodeID, account string, sid uint64) string {
-	return fmt.Sprintf("%s %x %s", gw, sid, account)
+	return login.Announcement{Gateway: gw, Sid: sid, Account: account}.String()
 }

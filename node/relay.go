@@ -19,6 +19,7 @@ import (
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/resume"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
@@ -53,15 +54,20 @@ type relay struct {
 
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
 	dropped       atomic.Uint64 // client messages that could not be delivered
+
+	subStarted bool           // the logins subscription runs (guarded by mu)
+	hook       *testhook.Node // nil outside this module's tests
 }
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
 		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: lograte.New(10 * time.Second), cb: newLanes()}
 	r.core = resume.NewNodeCore(resume.NodeConfig{
-		StreamLimit: n.cfg.StreamLimit,
-		TotalLimit:  n.cfg.StreamTotal,
-		Rand:        func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
+		StreamLimit:   n.cfg.StreamLimit,
+		TotalLimit:    n.cfg.StreamTotal,
+		OfflineCache:  n.cfg.OfflineCache,
+		OfflineMaxAge: n.cfg.OfflineMaxAge,
+		Rand:          func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
 	})
 	r.mgr = discovery.NewManager(discovery.ManagerConfig[*gwLink]{
 		Pinger:       r,
@@ -571,11 +577,13 @@ func (r *relay) lookupLoop(ctx context.Context) {
 			lctx, cancel := context.WithTimeout(ctx, r.n.cfg.DialTimeout)
 			gw, sid, err := r.n.sessions.Lookup(lctx, a)
 			cancel()
+			r.hook.AfterLookup(a, err == nil)
 			now := time.Now()
 			switch {
 			case err == nil:
 				r.do(func() *resume.Output { return r.core.Holder(now, a, gw, sid) })
 			case errors.Is(err, login.ErrNoSession):
+				r.subscribe(ctx)
 				r.do(func() *resume.Output { return r.core.Offline(now, a) })
 			default:
 				r.lookLog.Warn(r.n.log.WithError(err), "cannot look up a player's gateway in Redis; retrying")

@@ -173,7 +173,7 @@ func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, er
 		Name: "xserver_node_members",
 		Help: "Cluster members this node knows of, itself included.",
 	}, func() float64 { return float64(n.NumMembers()) }), a.echoed, a.failed,
-		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch))
+		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch), n.Metrics())
 	return a, nil
 }
 
