@@ -51,6 +51,8 @@ type session struct {
 	gdirty   bool              // groups changed since the last write to Redis
 	gsaving  bool              // a write of the groups to Redis is queued or running
 	owed     bool              // version 1: deliveries not yet acknowledged to nodes
+	owedN    int               // version 1: pushes queued since the last acknowledgement to nodes
+	owedAt   time.Time         // version 1: when owed became true
 	ackSince time.Time         // version 2: when a ClientMsgAck became owed and was left for a push to carry (zero: none so left)
 	dirty    bool              // on the gateway's dirty list
 	waitFor  map[common.NodeID]bool
@@ -120,7 +122,10 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 		if !c.out.AppendWith(wire.DataSize(len(f.Data)), func(b []byte) { wire.PutData(b, f.Cmd, f.Data) }) {
 			return false
 		}
-		s.owed = true
+		if !s.owed {
+			s.owed, s.owedAt = true, time.Now()
+		}
+		s.owedN++
 		s.markDirtyLocked()
 		g.met.framesOut.Inc()
 		g.met.bytesOut.Add(float64(len(f.Data)))
@@ -182,6 +187,16 @@ func (s *session) done(csq uint32) {
 	}
 }
 
+// deliveredEvery and deliveredDelay bound how long a version 1 session's
+// Delivered acknowledgements to its nodes wait, so that several pushes
+// share one: at most this many pushes, or this long. Until then the node
+// keeps the frames; were the link to drop meanwhile, the node sends them
+// again and the gateway drops them as duplicates.
+const (
+	deliveredEvery = 16
+	deliveredDelay = 100 * time.Millisecond
+)
+
 // msgAckDelay is how long a ClientMsgAck owed for fewer than 16 messages
 // waits for a push to the client to carry it before it is sent alone: a
 // reply usually follows its request within this, so a request/response
@@ -200,8 +215,11 @@ func (s *session) tick() bool {
 		return false
 	}
 	g := s.g
-	if s.owed {
-		s.owed = false
+	again := false
+	if s.owed && s.owedN < deliveredEvery && time.Since(s.owedAt) < deliveredDelay {
+		again = true // more pushes may share the acknowledgement
+	} else if s.owed {
+		s.owed, s.owedN = false, 0
 		for _, st := range s.core.Streams() {
 			if st.Expected-1 > st.Acked {
 				st.Acked = st.Expected - 1
@@ -223,9 +241,11 @@ func (s *session) tick() bool {
 		s.shed = 0
 	}
 	if c == nil || !s.v2 {
-		return false
+		if again {
+			s.dirty = true
+		}
+		return again
 	}
-	again := false
 	if !s.ackSince.IsZero() && time.Since(s.ackSince) < msgAckDelay {
 		again = true // a push may still carry it
 	} else if f, ok := s.core.AckDue(1, true); ok {
