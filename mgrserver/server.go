@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -36,6 +38,7 @@ type Server struct {
 	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
 	warnLog *lograte.Limiter
 	refuser *intranet.Refuser // refusals written off the accept loop
+	pool    *intranet.CtlPool // writes the sessions' queues (plain TCP); set by Start
 
 	admin     *admin.Server
 	adminAddr string
@@ -114,6 +117,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.Admin != "" {
 		s.admin = admin.New(s.reg, s.health, s.log)
 		s.admin.Handle("/nodes", http.HandlerFunc(s.serveNodes))
+		if s.cfg.Pprof {
+			s.admin.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
+			s.admin.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
+			s.admin.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
+			s.admin.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
+		}
 		bound, err := s.admin.Start(s.cfg.Admin)
 		if err != nil {
 			ln.Close()
@@ -123,6 +132,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.WithField("admin", bound).Info("admin listening")
 	}
 
+	s.pool = intranet.NewCtlPool(runtime.GOMAXPROCS(0))
 	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.campaignLoop()
@@ -251,6 +261,7 @@ func (s *Server) Close() error {
 	s.closeAll()
 	s.wg.Wait()
 	s.refuser.Wait()
+	s.pool.Close()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -276,6 +287,7 @@ func (s *Server) crash() {
 	}
 	s.wg.Wait()
 	s.refuser.Wait()
+	s.pool.Close()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}

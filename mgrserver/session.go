@@ -86,6 +86,18 @@ func rejectWhy(metric string) string {
 
 func (c *session) run() {
 	defer c.s.wg.Done()
+	if c.out.Attach(c.s.pool, c.conn, c.s.cfg.WriteTimeout, c.stop) {
+		// Plain TCP: the server's pool writes, no writer goroutine.
+		c.read()
+		c.s.forget(c)
+		c.out.Close()
+		<-c.out.Done()
+		if err := c.out.Err(); err != nil {
+			c.log.WithError(err).Debug("write failed")
+		}
+		_ = c.conn.Close()
+		return
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)

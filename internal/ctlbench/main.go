@@ -67,6 +67,9 @@ func main() {
 	settle := flag.Duration("settle", 7*time.Second, "wait this long after the mgrserver leads (its settle window) before starting the nodes")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`")
 	traceFile := flag.String("trace", "", "write this process's execution trace to `file`")
+	mgrProfile := flag.String("mgr-cpuprofile", "", "write the mgrserver's CPU profile of each cold start to `file`.N<n> (runs it with -pprof; see -mgr-profile-for)")
+	mgrTrace := flag.Bool("mgr-trace", false, "with -mgr-cpuprofile: fetch an execution trace (file.N<n>.trace) instead of the CPU profile")
+	mgrProfileFor := flag.Duration("mgr-profile-for", 10*time.Second, "how long each mgrserver CPU profile lasts from the first dial")
 	procs := flag.Int("procs", 4, "load-generator processes the simulated nodes are spread over")
 	child := flag.Bool("child", false, "internal: run as one load-generator process")
 	addr := flag.String("addr", "", "internal (-child): the mgrserver's address")
@@ -100,7 +103,14 @@ func main() {
 		if err != nil || n <= 0 {
 			fatalf("bad -n entry %q", f)
 		}
-		r, err := runOne(n, *procs, *bin, *redisBin, *limit, *quiet, *settle)
+		prof := ""
+		if *mgrProfile != "" {
+			prof = fmt.Sprintf("%s.N%d", *mgrProfile, n)
+			if *mgrTrace {
+				prof += ".trace"
+			}
+		}
+		r, err := runOne(n, *procs, *bin, *redisBin, *limit, *quiet, *settle, prof, *mgrProfileFor)
 		if err != nil {
 			pprof.StopCPUProfile()
 			trace.Stop()
@@ -132,6 +142,7 @@ type result struct {
 	why        string
 	genCPU     time.Duration
 	lag        time.Duration
+	phases     [nPhases]hist
 }
 
 func (r *result) print(base *result) {
@@ -146,12 +157,17 @@ func (r *result) print(base *result) {
 			r.conv.Seconds()/base.conv.Seconds(), r.cpu.Seconds()/base.cpu.Seconds(), float64(r.bytes)/float64(base.bytes))
 	}
 	fmt.Printf("  pinger-lag=%.2fs\n", r.lag.Seconds())
+	fmt.Printf("       ")
+	for i, h := range r.phases {
+		fmt.Printf(" %s p50 %s p99 %s max %s;", phaseNames[i], h.quantile(0.5), h.quantile(0.99), h.quantile(1))
+	}
+	fmt.Println()
 	if r.redone > 0 {
 		fmt.Printf("        sessions ended by: %s\n", r.why)
 	}
 }
 
-func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duration) (*result, error) {
+func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duration, prof string, profFor time.Duration) (*result, error) {
 	dir, err := os.MkdirTemp("", "ctlbench")
 	if err != nil {
 		return nil, err
@@ -176,8 +192,12 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 		return nil, err
 	}
 	defer logf.Close()
-	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), "-listen", "127.0.0.1:0", "-admin", admin,
-		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn")
+	args := []string{"-listen", "127.0.0.1:0", "-admin", admin,
+		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn"}
+	if prof != "" {
+		args = append(args, "-pprof")
+	}
+	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), args...)
 	mcmd.Stdout, mcmd.Stderr = logf, logf
 	if err := mcmd.Start(); err != nil {
 		return nil, fmt.Errorf("mgrserver: %w", err)
@@ -205,6 +225,10 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	pid := mcmd.Process.Pid
 	cpu0, self0 := cpuTime(pid), cpuTime(os.Getpid())
 	start := time.Now()
+	if prof != "" {
+		done := profile(admin, prof, profFor)
+		defer func() { <-done }()
+	}
 	g, err := startProcs(n, procs, rec.Addr)
 	if err != nil {
 		return nil, err
@@ -238,7 +262,91 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	r.redone = st.Redone
 	r.lag = time.Duration(st.Lag)
 	r.why = fmt.Sprint(st.Why)
+	r.phases = st.Phases
 	return r, nil
+}
+
+// profile fetches the mgrserver's CPU profile for d into file, in the
+// background; the channel is closed when it is written.
+func profile(admin, file string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kind := "profile"
+		if strings.HasSuffix(file, ".trace") {
+			kind = "trace"
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, max(1, int(d.Seconds()))))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ctlbench: mgrserver profile: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(os.Stderr, "ctlbench: mgrserver profile: %v (HTTP %d)\n", err, resp.StatusCode)
+		}
+	}()
+	return done
+}
+
+// phases a session goes through, timed for the report: dial (connect
+// returned), hello (from connected to the Hello), answer (from Register
+// written to the first frame back: a pong or the snapshot) and snapshot
+// (from Register written to the snapshot).
+const (
+	phDial = iota
+	phHello
+	phAnswer
+	phSnapshot
+	nPhases
+)
+
+var phaseNames = [nPhases]string{"dial", "hello", "answer", "snapshot"}
+
+// nBuckets: bucket i counts durations below 10 ms × 2^i; the last counts
+// the rest.
+const nBuckets = 13
+
+type hist [nBuckets]int64
+
+func bucket(d time.Duration) int {
+	for i := range nBuckets - 1 {
+		if d < (10*time.Millisecond)<<i {
+			return i
+		}
+	}
+	return nBuckets - 1
+}
+
+// quantile is the upper bound of the bucket holding quantile q ("≥ 20s"
+// for the last).
+func (h *hist) quantile(q float64) string {
+	var n int64
+	for _, c := range h {
+		n += c
+	}
+	if n == 0 {
+		return "-"
+	}
+	want, acc := int64(q*float64(n)+0.5), int64(0)
+	want = max(want, 1)
+	for i, c := range h {
+		acc += c
+		if acc >= want {
+			if i == nBuckets-1 {
+				return fmt.Sprintf(">%s", (10*time.Millisecond)<<(nBuckets-2))
+			}
+			return fmt.Sprintf("<%s", (10*time.Millisecond)<<i)
+		}
+	}
+	return "-"
 }
 
 // gen is the simulated nodes.
@@ -252,6 +360,7 @@ type gen struct {
 	whyMu    sync.Mutex
 	why      map[string]int // why sessions ended, before close
 	lag      atomic.Int64   // longest gap between two pinger rounds (50 ms planned)
+	phases   [nPhases][nBuckets]atomic.Int64
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
@@ -327,6 +436,8 @@ func (g *gen) pinger() {
 	}
 }
 
+func (g *gen) observe(phase int, d time.Duration) { g.phases[phase][bucket(d)].Add(1) }
+
 func (s *sim) setFull(full bool) {
 	if full != s.full {
 		s.full = full
@@ -368,11 +479,14 @@ var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 // dialling to the snapshot, then any frame within the silence window.
 func (s *sim) session() error {
 	g := s.g
+	t0 := time.Now()
 	c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	t1 := time.Now()
+	g.observe(phDial, t1.Sub(t0))
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	r := &frameReader{r: bufio.NewReaderSize(intranet.Rechecked(c), 16<<10)}
 	defer r.release()
@@ -380,9 +494,15 @@ func (s *sim) session() error {
 	if err != nil {
 		return err
 	}
+	g.observe(phHello, time.Since(t1))
 	var hello pb.Hello
+	if kind == wire.KindError {
+		var e pb.Error
+		_ = e.Unmarshal(p)
+		return fmt.Errorf("error frame %d instead of hello", e.Code)
+	}
 	if kind != wire.KindHello || hello.Unmarshal(p) != nil {
-		return errors.New("no hello")
+		return fmt.Errorf("no hello (%s frame)", kind)
 	}
 	reg, _ := wire.Frame(wire.KindRegister, &pb.Register{
 		Mac:             intranet.MAC(secret, hello.Nonce, s.id.Bytes()),
@@ -392,6 +512,8 @@ func (s *sim) session() error {
 	if _, err := c.Write(reg); err != nil {
 		return err
 	}
+	t2 := time.Now()
+	answered := false
 	s.conn.Store(&c)
 	g.connected.Add(1)
 	defer func() {
@@ -412,8 +534,15 @@ func (s *sim) session() error {
 			return err
 		}
 		g.bytes.Add(int64(wire.HeaderSize + len(p)))
+		if !answered {
+			answered = true
+			g.observe(phAnswer, time.Since(t2))
+		}
 		switch kind {
 		case wire.KindSnapshot:
+			if !synced {
+				g.observe(phSnapshot, time.Since(t2))
+			}
 			sn := parseSnapshot(p)
 			members, seq, synced = sn.nodes, sn.seq, true
 		case wire.KindMemberEvent:
@@ -661,6 +790,7 @@ type status struct {
 	Redone    int64          `json:"redone"`
 	Lag       int64          `json:"lag"`
 	Why       map[string]int `json:"why"`
+	Phases    [nPhases]hist  `json:"phases"`
 }
 
 func (g *gen) status() status {
@@ -670,8 +800,14 @@ func (g *gen) status() status {
 		why[k] = v
 	}
 	g.whyMu.Unlock()
-	return status{Complete: g.complete.Load(), Connected: g.connected.Load(), Bytes: g.bytes.Load(),
+	st := status{Complete: g.complete.Load(), Connected: g.connected.Load(), Bytes: g.bytes.Load(),
 		Redone: g.redone.Load(), Lag: g.lag.Load(), Why: why}
+	for i := range g.phases {
+		for j := range g.phases[i] {
+			st.Phases[i][j] = g.phases[i][j].Load()
+		}
+	}
+	return st
 }
 
 // runChild simulates count nodes until its stdin closes.
@@ -763,6 +899,11 @@ func (p *procs) status() status {
 		sum.Lag = max(sum.Lag, st.Lag)
 		for k, v := range st.Why {
 			sum.Why[k] += v
+		}
+		for i := range st.Phases {
+			for j := range st.Phases[i] {
+				sum.Phases[i][j] += st.Phases[i][j]
+			}
 		}
 	}
 	return sum

@@ -21,6 +21,9 @@ import (
 // modified afterwards. Frames jump the bulk lane only whole, so the byte
 // stream always stays a sequence of complete frames.
 //
+// A queue is written either by its own WriteLoop goroutine or, attached to
+// a CtlPool (Attach), by the pool's workers.
+//
 // Concurrency: every method but WriteLoop is safe from any goroutine;
 // WriteLoop runs in exactly one goroutine per connection.
 type CtlQueue struct {
@@ -33,6 +36,7 @@ type CtlQueue struct {
 	closing   bool
 
 	max    int
+	pl     *pooled       // set by Attach: written by a CtlPool
 	signal chan struct{} // cap 1: "there is something to write"
 	done   chan struct{} // closed when WriteLoop returns
 }
@@ -87,6 +91,11 @@ func (q *CtlQueue) put(urgent bool, frame []byte, force bool) bool {
 		q.bulk = append(q.bulk, frame)
 		q.bulkLen += len(frame)
 	}
+	if q.pl != nil {
+		q.scheduleLocked(urgent)
+		q.mu.Unlock()
+		return true
+	}
 	q.mu.Unlock()
 	q.wake()
 	return true
@@ -110,6 +119,9 @@ func (q *CtlQueue) CloseWith(frame []byte) {
 	if !q.closing {
 		q.last = frame
 		q.closing = true
+		if q.pl != nil {
+			q.scheduleLocked(false)
+		}
 	}
 	q.mu.Unlock()
 	q.wake()
