@@ -47,10 +47,14 @@ func TestAdminEndpoints(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("\nxserver_leader_epoch %d\n", l.Epoch()), "\nxserver_redis_last_error_age_seconds ", "\nxserver_redis_errors_total ",
 		"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_resident_memory_bytes ", "\nprocess_open_fds ",
+		"\nxserver_mgr_register_seconds_count 3\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
+	}
+	if code, _ := get(l.AdminAddr(), "/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ served without -pprof: %d", code)
 	}
 	for _, s := range []*mgrserver.Server{m, standby} {
 		code, body := get(s.AdminAddr(), "/nodes")
@@ -78,6 +82,26 @@ func TestAdminEndpoints(t *testing.T) {
 			}
 		} else if doc.Leader || len(doc.Nodes) != 0 {
 			t.Fatalf("standby /nodes: %s", body)
+		}
+	}
+}
+
+// -pprof serves Go's profiles on the admin port.
+func TestAdminPprof(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.mgrConfig()
+	cfg.Admin = "127.0.0.1:0"
+	cfg.Pprof = true
+	m := c.startMgr(cfg)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
+		resp, err := http.Get("http://" + m.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(b) == 0 {
+			t.Fatalf("%s: %d, %d bytes", path, resp.StatusCode, len(b))
 		}
 	}
 }

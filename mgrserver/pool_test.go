@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
+	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/mgrserver"
 	pb "github.com/xserver/xserver/proto"
 )
@@ -42,5 +44,37 @@ func TestSessionsHaveNoWriterGoroutine(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// A node that accepts early heartbeats gets a Ping as soon as its
+// registration is read, before a slow snapshot: its wait for the snapshot
+// is extended then, not only after its own first ping an interval later.
+func TestRegistrationAcknowledgedByPing(t *testing.T) {
+	c := newCluster(t)
+	cfg := c.mgrConfig()
+	cfg.EventDelay = 3 * time.Second // the snapshot goes out 3 s after the registration
+	m := c.startMgr(cfg)
+	c.leader([]*mgrserver.Server{m}, 10*time.Second)
+	p := dialRaw(t, m.Addr())
+	reg, err := wire.Frame(wire.KindRegister, &pb.Register{
+		Mac:             intranet.MAC(testSecret, p.hello.Nonce, p.id.Bytes()),
+		Info:            &pb.NodeInfo{Id: p.id.Bytes(), Type: uint32(common.FirstGameType), Addrs: []string{"127.0.0.1", "127.0.0.1"}},
+		EarlyHeartbeats: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	p.write(reg)
+	k, _ := p.read()
+	if k != wire.KindPing {
+		t.Fatalf("first frame after Register: %s, want a ping", k)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("ping after %v", d)
+	}
+	for k != wire.KindSnapshot {
+		k, _ = p.read()
 	}
 }

@@ -102,7 +102,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	var lc net.ListenConfig
+	// No TCP keepalive: heartbeats find a dead peer within ping_misses ×
+	// ping_interval, and keepalive costs four setsockopt calls per accept,
+	// which count when thousands of nodes connect at once.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
@@ -347,7 +350,9 @@ func (s *Server) acceptLoop() {
 		sess := newSession(s, c)
 		s.mu.Lock()
 		s.conns[sess] = struct{}{}
+		leading, epoch := s.servingLocked(), s.rec.Epoch
 		s.mu.Unlock()
+		sess.greet(leading, epoch)
 		s.met.conns.Inc()
 		s.wg.Add(1)
 		go sess.run()

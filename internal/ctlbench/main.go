@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -38,6 +39,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,10 @@ import (
 
 const secret = "ctlbench-secret"
 
+// genProfile: the load-generator processes write their CPU profiles to
+// genProfile.N<n>.child<i> (-cpuprofile).
+var genProfile string
+
 var verbose = flag.Bool("v", false, "print progress every second")
 
 func main() {
@@ -65,7 +71,7 @@ func main() {
 	limit := flag.Duration("timeout", 60*time.Second, "give up on convergence after this long")
 	quiet := flag.Duration("hold", 5*time.Second, "after converging, keep the nodes connected this long and count failures")
 	settle := flag.Duration("settle", 7*time.Second, "wait this long after the mgrserver leads (its settle window) before starting the nodes")
-	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`, and each load generator's to file.N<n>.child<i>")
 	traceFile := flag.String("trace", "", "write this process's execution trace to `file`")
 	mgrProfile := flag.String("mgr-cpuprofile", "", "write the mgrserver's CPU profile of each cold start to `file`.N<n> (runs it with -pprof; see -mgr-profile-for)")
 	mgrTrace := flag.Bool("mgr-trace", false, "with -mgr-cpuprofile: fetch an execution trace (file.N<n>.trace) instead of the CPU profile")
@@ -77,9 +83,16 @@ func main() {
 	count := flag.Int("count", 0, "internal (-child): nodes this process simulates")
 	flag.Parse()
 	if *child {
+		if *cpuprofile != "" {
+			if f, err := os.Create(*cpuprofile); err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		runChild(*addr, *total, *count)
 		return
 	}
+	genProfile = *cpuprofile
 	if *traceFile != "" {
 		f, err := os.Create(*traceFile)
 		if err != nil {
@@ -143,6 +156,7 @@ type result struct {
 	genCPU     time.Duration
 	lag        time.Duration
 	phases     [nPhases]hist
+	mgrReg     [3]string // the mgrserver's accept → Register p50, p99, max bucket
 }
 
 func (r *result) print(base *result) {
@@ -161,6 +175,7 @@ func (r *result) print(base *result) {
 	for i, h := range r.phases {
 		fmt.Printf(" %s p50 %s p99 %s max %s;", phaseNames[i], h.quantile(0.5), h.quantile(0.99), h.quantile(1))
 	}
+	fmt.Printf(" mgrserver accept→register p50 %s p99 %s max %s", r.mgrReg[0], r.mgrReg[1], r.mgrReg[2])
 	fmt.Println()
 	if r.redone > 0 {
 		fmt.Printf("        sessions ended by: %s\n", r.why)
@@ -263,6 +278,9 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	r.lag = time.Duration(st.Lag)
 	r.why = fmt.Sprint(st.Why)
 	r.phases = st.Phases
+	for i, q := range []float64{0.5, 0.99, 1} {
+		r.mgrReg[i] = histQuantile(m1, "xserver_mgr_register_seconds", q)
+	}
 	return r, nil
 }
 
@@ -299,16 +317,20 @@ func profile(admin, file string, d time.Duration) <-chan struct{} {
 // phases a session goes through, timed for the report: dial (connect
 // returned), hello (from connected to the Hello), answer (from Register
 // written to the first frame back: a pong or the snapshot) and snapshot
-// (from Register written to the snapshot).
+// (from Register written to the snapshot); ping-lag is how late the
+// mgrserver's pings are read (the ping carries its send time): the time
+// they spend in the mgrserver's queue and in this node's socket until it
+// reads them, which includes the load generator's own scheduling delay.
 const (
 	phDial = iota
 	phHello
 	phAnswer
 	phSnapshot
+	phPingLag
 	nPhases
 )
 
-var phaseNames = [nPhases]string{"dial", "hello", "answer", "snapshot"}
+var phaseNames = [nPhases]string{"dial", "hello", "answer", "snapshot", "ping-lag"}
 
 // nBuckets: bucket i counts durations below 10 ms × 2^i; the last counts
 // the rest.
@@ -561,6 +583,12 @@ func (s *sim) session() error {
 				members--
 			}
 		case wire.KindPing, wire.KindPong:
+			if kind == wire.KindPing {
+				var m pb.Ping
+				if m.Unmarshal(p) == nil {
+					g.observe(phPingLag, time.Since(time.Unix(0, m.UnixNano)))
+				}
+			}
 			if !synced { // the registration is making progress
 				d := time.Now().Add(silence)
 				if d.After(ceiling) {
@@ -573,8 +601,8 @@ func (s *sim) session() error {
 			_ = e.Unmarshal(p)
 			return fmt.Errorf("error frame %d", e.Code)
 		}
-		if synced {
-			dl.Arm()
+		if synced && r.arm == nil {
+			r.arm = dl.Arm
 		}
 		s.setFull(synced && members == g.total)
 	}
@@ -586,6 +614,7 @@ func (s *sim) session() error {
 // read.
 type frameReader struct {
 	r       *bufio.Reader
+	arm     func()  // if set, called before a read that has to wait for the socket
 	discard int     // bytes of the last frame still in r
 	big     *[]byte // pooled buffer holding the last frame
 }
@@ -601,8 +630,19 @@ func (f *frameReader) release() {
 	}
 }
 
+// wait arms the read deadline when the next n bytes are not all buffered
+// yet: only a read that waits for the socket needs it, so a node reading a
+// burst of frames does not look at the clock for each (as a real node's
+// silence check, the deadline counts from when the reader starts waiting).
+func (f *frameReader) wait(n int) {
+	if f.arm != nil && f.r.Buffered() < n {
+		f.arm()
+	}
+}
+
 func (f *frameReader) read() (wire.Kind, []byte, error) {
 	f.release()
+	f.wait(wire.HeaderSize)
 	h, err := f.r.Peek(wire.HeaderSize)
 	if err != nil {
 		return 0, nil, err
@@ -613,6 +653,7 @@ func (f *frameReader) read() (wire.Kind, []byte, error) {
 	}
 	kind := wire.Kind(binary.BigEndian.Uint16(h[4:6]))
 	if wire.HeaderSize+n <= f.r.Size() {
+		f.wait(wire.HeaderSize + n)
 		b, err := f.r.Peek(wire.HeaderSize + n)
 		if err != nil {
 			return 0, nil, err
@@ -627,6 +668,7 @@ func (f *frameReader) read() (wire.Kind, []byte, error) {
 	}
 	f.big = bp
 	p := (*bp)[:n]
+	f.wait(wire.HeaderSize + n)
 	if _, err := io.ReadFull(f.r, p); err != nil {
 		return 0, nil, err
 	}
@@ -769,6 +811,44 @@ func scrape(admin string) map[string]float64 {
 	return out
 }
 
+// histQuantile is the upper bound of the bucket of a scraped Prometheus
+// histogram holding quantile q.
+func histQuantile(m map[string]float64, name string, q float64) string {
+	type bk struct {
+		le  float64
+		cum float64
+	}
+	var bs []bk
+	for k, v := range m {
+		rest, ok := strings.CutPrefix(k, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(rest, `"}`), 64)
+		if err == nil {
+			bs = append(bs, bk{le, v})
+		}
+	}
+	if len(bs) == 0 {
+		return "-"
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	total := bs[len(bs)-1].cum
+	if total == 0 {
+		return "-"
+	}
+	want := max(1, q*total)
+	for _, b := range bs {
+		if b.cum >= want-1e-9 {
+			if math.IsInf(b.le, 1) {
+				return ">" + time.Duration(bs[len(bs)-2].le*float64(time.Second)).String()
+			}
+			return "<" + time.Duration(b.le*float64(time.Second)).String()
+		}
+	}
+	return "-"
+}
+
 // reason classifies a session's end for the report.
 func reason(err error) string {
 	var ne net.Error
@@ -851,7 +931,11 @@ func startProcs(n, k int, addr string) (*procs, error) {
 		if i < n%k {
 			count++
 		}
-		cmd := exec.Command(self, "-child", "-addr", addr, "-total", strconv.Itoa(n), "-count", strconv.Itoa(count))
+		args := []string{"-child", "-addr", addr, "-total", strconv.Itoa(n), "-count", strconv.Itoa(count)}
+		if genProfile != "" {
+			args = append(args, "-cpuprofile", fmt.Sprintf("%s.N%d.child%d", genProfile, n, i))
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {

@@ -19,9 +19,10 @@ import (
 // A pool keeps one list of queues that have something to write, and a few
 // workers (about one per core) that take a queue, write one round with a
 // single non-blocking writev and put it back at the tail if more is left.
-// A queue with an urgent frame (heartbeat, Hello, first snapshot) goes on
-// a second list that the workers serve first, so heartbeats keep their
-// priority across connections, not only within one. When a socket's
+// A queue with a small urgent frame (heartbeat, Hello) goes on a second
+// list that the workers serve first, writing only that queue's urgent
+// lane, so heartbeats keep their priority across connections, not only
+// within one. When a socket's
 // buffer is full, the rest of the round is handed to a goroutine of its
 // own that waits for the peer like WriteLoop does (same stall rule); the
 // queue returns to the pool when that goroutine is done. So a slow peer
@@ -180,6 +181,12 @@ func (q *CtlQueue) Err() error {
 	return q.pl.err
 }
 
+// hiMax is the most urgent bytes a queue may hold to be listed as urgent:
+// heartbeats and Hellos, not a newcomer's first snapshot (urgent within
+// its queue, so that it precedes heartbeats, but as large as the member
+// list), which waits for a normal turn.
+const hiMax = 4 << 10
+
 // scheduleLocked lists q in its pool if it has something to write and
 // nobody owns it. q.mu is held.
 func (q *CtlQueue) scheduleLocked(urgent bool) {
@@ -188,13 +195,13 @@ func (q *CtlQueue) scheduleLocked(urgent bool) {
 		return
 	}
 	switch {
-	case urgent:
+	case urgent && q.urgentLen <= hiMax:
 		if !pl.inHi {
 			pl.inHi = true
 			pl.pool.push(q, true)
 		}
 	case pl.inHi || pl.inLo:
-	case len(q.bulk) > 0 || q.closing:
+	case len(q.urgent) > 0 || len(q.bulk) > 0 || q.closing:
 		pl.inLo = true
 		pl.pool.push(q, false)
 	}
@@ -224,7 +231,13 @@ func (q *CtlQueue) serve(fromHi bool) {
 	default:
 	}
 	var end bool
-	pl.round, end = q.take(pl.round[:0])
+	// A turn from the urgent list writes only the urgent lane: heartbeats
+	// and greetings of many connections go out before anyone's bulk.
+	round := ctlRound
+	if fromHi {
+		round = 0
+	}
+	pl.round, end = q.takeRound(pl.round[:0], round)
 	if len(pl.round) > 0 {
 		pl.target = 0
 		for _, b := range pl.round {

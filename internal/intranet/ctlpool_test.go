@@ -231,6 +231,52 @@ func TestCtlPoolUrgentQueuesFirst(t *testing.T) {
 			t.Fatalf("bulk entry %d out of order", i)
 		}
 	}
+
+	// A large urgent frame (a newcomer's first snapshot) waits for a
+	// normal turn: it must not delay other connections' heartbeats.
+	a, _ := tcpPair(t)
+	big := NewCtlQueue(1 << 20)
+	if !big.Attach(p, a, time.Second, nil) {
+		t.Fatal("not attached")
+	}
+	big.UrgentForce(make([]byte, 2*hiMax))
+	if q := p.hi.pop(); q != nil {
+		t.Fatal("a snapshot-sized urgent frame listed as urgent")
+	}
+	if q := p.lo.pop(); q != big {
+		t.Fatal("the snapshot's queue not listed")
+	}
+}
+
+// A turn from the urgent list writes the urgent lane only; the bulk waits
+// for a normal turn.
+func TestCtlPoolUrgentTurnWritesOnlyUrgent(t *testing.T) {
+	p := &CtlPool{}
+	p.cond = sync.NewCond(&p.mu)
+	a, b := tcpPair(t)
+	q := NewCtlQueue(1 << 20)
+	if !q.Attach(p, a, time.Second, nil) {
+		t.Fatal("not attached")
+	}
+	q.Bulk([]byte("event"))
+	q.Urgent([]byte("ping"))
+	if p.hi.pop() != q || p.lo.pop() != q {
+		t.Fatal("not listed on both lists")
+	}
+	q.serve(true)
+	buf := make([]byte, 4)
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	if q.Len() != len("event") {
+		t.Fatalf("bulk written on an urgent turn (%d bytes left)", q.Len())
+	}
+	q.serve(false) // its normal turn
+	buf = make([]byte, 5)
+	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "event" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
 }
 
 // A pool writes many connections without a goroutine per connection.

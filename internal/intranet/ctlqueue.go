@@ -141,14 +141,18 @@ func (q *CtlQueue) wake() {
 // frames up to ctlRound bytes (at least one), and, once both lanes are
 // empty on a closing queue, the last frame. end reports that nothing will
 // follow.
-func (q *CtlQueue) take(dst [][]byte) (out [][]byte, end bool) {
+func (q *CtlQueue) take(dst [][]byte) (out [][]byte, end bool) { return q.takeRound(dst, ctlRound) }
+
+// takeRound is take with at most round bulk bytes (0: none, unless the
+// urgent lane is empty too, then at least one frame).
+func (q *CtlQueue) takeRound(dst [][]byte, round int) (out [][]byte, end bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = append(dst, q.urgent...)
 	clear(q.urgent)
 	q.urgent, q.urgentLen = q.urgent[:0], 0
 	n, i := 0, 0
-	for ; i < len(q.bulk) && (i == 0 || n+len(q.bulk[i]) <= ctlRound); i++ {
+	for ; i < len(q.bulk) && ((i == 0 && (round > 0 || len(out) == 0)) || n+len(q.bulk[i]) <= round); i++ {
 		n += len(q.bulk[i])
 		out = append(out, q.bulk[i])
 	}
