@@ -514,6 +514,10 @@ func (s *sim) session() error {
 	defer r.release()
 	kind, p, err := r.read()
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return errors.New("timeout (waiting for the hello)")
+		}
 		return err
 	}
 	g.observe(phHello, time.Since(t1))
@@ -550,11 +554,24 @@ func (s *sim) session() error {
 	var members int
 	var seq uint64
 	synced := false
+	last := time.Now()
 	for {
 		kind, p, err := r.read()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				phase := "waiting for the first answer"
+				switch {
+				case synced:
+					phase = "registered"
+				case answered:
+					phase = "waiting for the snapshot"
+				}
+				return fmt.Errorf("timeout (%s; %s since the last frame)", phase, time.Since(last).Round(time.Second))
+			}
 			return err
 		}
+		last = time.Now()
 		g.bytes.Add(int64(wire.HeaderSize + len(p)))
 		if !answered {
 			answered = true
@@ -853,6 +870,8 @@ func histQuantile(m map[string]float64, name string, q float64) string {
 func reason(err error) string {
 	var ne net.Error
 	switch {
+	case strings.HasPrefix(err.Error(), "timeout ("):
+		return err.Error()
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):

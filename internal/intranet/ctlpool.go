@@ -19,10 +19,13 @@ import (
 // A pool keeps one list of queues that have something to write, and a few
 // workers (about one per core) that take a queue, write one round with a
 // single non-blocking writev and put it back at the tail if more is left.
-// A queue with a small urgent frame (heartbeat, Hello) goes on a second
-// list that the workers serve first, writing only that queue's urgent
-// lane, so heartbeats keep their priority across connections, not only
-// within one. When a socket's
+// Queues are listed by level: those holding small urgent frames
+// (heartbeats, Hellos) are served first, then those holding a large one (a
+// newcomer's first snapshot, which it is waiting for on a deadline), then
+// the bulk (event batches). A turn at an urgent level writes only that
+// queue's urgent lane. So heartbeats keep their priority across
+// connections, not only within one, and newcomers get their snapshots
+// ahead of the event flood to everyone else. When a socket's
 // buffer is full, the rest of the round is handed to a goroutine of its
 // own that waits for the peer like WriteLoop does (same stall rule); the
 // queue returns to the pool when that goroutine is done. So a slow peer
@@ -33,7 +36,7 @@ import (
 type CtlPool struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
-	hi, lo fifo // queues to serve: with urgent frames, and the rest
+	lists  [nLevels]fifo // queues to serve, by level
 	closed bool
 	wg     sync.WaitGroup // workers
 	slow   sync.WaitGroup // writers waiting on a full socket
@@ -90,14 +93,18 @@ func (p *CtlPool) Close() {
 	p.slow.Wait()
 }
 
-// push schedules q; q.mu is held (lock order: q.mu, then p.mu).
-func (p *CtlPool) push(q *CtlQueue, urgent bool) {
+// Levels of service, served in this order.
+const (
+	levelHeartbeat = iota // small urgent frames: heartbeats, Hellos
+	levelSnapshot         // a large urgent frame: a newcomer's first snapshot
+	levelBulk             // the rest: event batches, resyncs, last frames
+	nLevels
+)
+
+// push schedules q at level; q.mu is held (lock order: q.mu, then p.mu).
+func (p *CtlPool) push(q *CtlQueue, level int) {
 	p.mu.Lock()
-	if urgent {
-		p.hi.push(q)
-	} else {
-		p.lo.push(q)
-	}
+	p.lists[level].push(q)
 	p.cond.Signal()
 	p.mu.Unlock()
 }
@@ -106,12 +113,12 @@ func (p *CtlPool) worker() {
 	defer p.wg.Done()
 	p.mu.Lock()
 	for {
-		urgent := true
-		q := p.hi.pop()
-		if q == nil {
-			urgent = false
-			q = p.lo.pop()
+		var q *CtlQueue
+		level := 0
+		for ; level < nLevels && q == nil; level++ {
+			q = p.lists[level].pop()
 		}
+		level--
 		if q == nil {
 			if p.closed {
 				p.mu.Unlock()
@@ -121,7 +128,7 @@ func (p *CtlPool) worker() {
 			continue
 		}
 		p.mu.Unlock()
-		q.serve(urgent)
+		q.serve(level)
 		p.mu.Lock()
 	}
 }
@@ -135,8 +142,7 @@ type pooled struct {
 	stall  time.Duration
 	stop   <-chan struct{}
 	busy   bool // a worker or a slow writer owns the queue
-	inHi   bool // listed in pool.hi
-	inLo   bool // listed in pool.lo
+	in     [nLevels]bool // listed in pool.lists[level]
 	ended  bool
 	err    error
 	round  [][]byte        // owner only
@@ -166,7 +172,7 @@ func (q *CtlQueue) Attach(p *CtlPool, c net.Conn, stall time.Duration, stop <-ch
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.pl = &pooled{pool: p, conn: c, raw: raw, stall: stall, stop: stop}
-	q.scheduleLocked(len(q.urgent) > 0)
+	q.scheduleLocked()
 	return true
 }
 
@@ -181,42 +187,48 @@ func (q *CtlQueue) Err() error {
 	return q.pl.err
 }
 
-// hiMax is the most urgent bytes a queue may hold to be listed as urgent:
-// heartbeats and Hellos, not a newcomer's first snapshot (urgent within
-// its queue, so that it precedes heartbeats, but as large as the member
-// list), which waits for a normal turn.
+// hiMax is the most urgent bytes a queue may hold to be listed at the
+// heartbeat level: heartbeats and Hellos, not a newcomer's first snapshot
+// (urgent within its queue, so that it precedes heartbeats, but as large
+// as the member list), which is listed at the snapshot level.
 const hiMax = 4 << 10
 
 // scheduleLocked lists q in its pool if it has something to write and
-// nobody owns it. q.mu is held.
-func (q *CtlQueue) scheduleLocked(urgent bool) {
+// nobody owns it: at the heartbeat level for a few small urgent frames, at
+// the snapshot level for a large urgent frame, else at the bulk level. A
+// queue is listed at most once per level, and only at the most urgent
+// level that applies (a turn there reschedules what it leaves). q.mu is
+// held.
+func (q *CtlQueue) scheduleLocked() {
 	pl := q.pl
 	if pl.busy || pl.ended {
 		return
 	}
+	level := levelBulk
 	switch {
-	case urgent && q.urgentLen <= hiMax:
-		if !pl.inHi {
-			pl.inHi = true
-			pl.pool.push(q, true)
-		}
-	case pl.inHi || pl.inLo:
-	case len(q.urgent) > 0 || len(q.bulk) > 0 || q.closing:
-		pl.inLo = true
-		pl.pool.push(q, false)
+	case len(q.urgent) > 0 && q.urgentLen <= hiMax:
+		level = levelHeartbeat
+	case len(q.urgent) > 0:
+		level = levelSnapshot
+	case len(q.bulk) > 0 || q.closing:
+	default:
+		return
 	}
+	for l := range level + 1 {
+		if pl.in[l] {
+			return // served at least as soon as needed
+		}
+	}
+	pl.in[level] = true
+	pl.pool.push(q, level)
 }
 
-// serve writes one round of q for a worker; fromHi tells which list it
-// came from.
-func (q *CtlQueue) serve(fromHi bool) {
+// serve writes one round of q for a worker, which took it from the list
+// of level.
+func (q *CtlQueue) serve(level int) {
 	q.mu.Lock()
 	pl := q.pl
-	if fromHi {
-		pl.inHi = false
-	} else {
-		pl.inLo = false
-	}
+	pl.in[level] = false
 	if pl.busy || pl.ended {
 		q.mu.Unlock()
 		return // its owner reschedules it
@@ -231,10 +243,11 @@ func (q *CtlQueue) serve(fromHi bool) {
 	default:
 	}
 	var end bool
-	// A turn from the urgent list writes only the urgent lane: heartbeats
-	// and greetings of many connections go out before anyone's bulk.
+	// A turn at an urgent level writes only the urgent lane: heartbeats,
+	// greetings and first snapshots of many connections go out before
+	// anyone's bulk.
 	round := ctlRound
-	if fromHi {
+	if level != levelBulk {
 		round = 0
 	}
 	pl.round, end = q.takeRound(pl.round[:0], round)
@@ -291,7 +304,7 @@ func (q *CtlQueue) writeSlow(rest net.Buffers, end bool) {
 func (q *CtlQueue) release() {
 	q.mu.Lock()
 	q.pl.busy = false
-	q.scheduleLocked(len(q.urgent) > 0)
+	q.scheduleLocked()
 	q.mu.Unlock()
 }
 

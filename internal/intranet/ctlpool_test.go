@@ -220,31 +220,36 @@ func TestCtlPoolUrgentQueuesFirst(t *testing.T) {
 	}
 	qs[2].Urgent([]byte("ping"))
 	qs[2].Urgent([]byte("ping")) // listed once
-	if q := p.hi.pop(); q != qs[2] {
+	if q := p.lists[levelHeartbeat].pop(); q != qs[2] {
 		t.Fatal("the queue with a heartbeat is not served first")
 	}
-	if q := p.hi.pop(); q != nil {
+	if q := p.lists[levelHeartbeat].pop(); q != nil {
 		t.Fatal("a queue listed twice")
 	}
 	for i, want := range qs {
-		if q := p.lo.pop(); q != want {
+		if q := p.lists[levelBulk].pop(); q != want {
 			t.Fatalf("bulk entry %d out of order", i)
 		}
 	}
 
-	// A large urgent frame (a newcomer's first snapshot) waits for a
-	// normal turn: it must not delay other connections' heartbeats.
+	// A large urgent frame (a newcomer's first snapshot) comes after the
+	// heartbeats (it must not delay other connections' ones) but before
+	// the bulk: the newcomer waits for it on a deadline.
 	a, _ := tcpPair(t)
 	big := NewCtlQueue(1 << 20)
 	if !big.Attach(p, a, time.Second, nil) {
 		t.Fatal("not attached")
 	}
 	big.UrgentForce(make([]byte, 2*hiMax))
-	if q := p.hi.pop(); q != nil {
-		t.Fatal("a snapshot-sized urgent frame listed as urgent")
+	big.Urgent([]byte("ping")) // behind the snapshot in its queue
+	if q := p.lists[levelHeartbeat].pop(); q != nil {
+		t.Fatal("a snapshot-sized urgent frame listed with the heartbeats")
 	}
-	if q := p.lo.pop(); q != big {
-		t.Fatal("the snapshot's queue not listed")
+	if q := p.lists[levelBulk].pop(); q != nil {
+		t.Fatal("a first snapshot listed with the bulk")
+	}
+	if q := p.lists[levelSnapshot].pop(); q != big {
+		t.Fatal("the snapshot's queue not listed at its level")
 	}
 }
 
@@ -260,10 +265,10 @@ func TestCtlPoolUrgentTurnWritesOnlyUrgent(t *testing.T) {
 	}
 	q.Bulk([]byte("event"))
 	q.Urgent([]byte("ping"))
-	if p.hi.pop() != q || p.lo.pop() != q {
+	if p.lists[levelHeartbeat].pop() != q || p.lists[levelBulk].pop() != q {
 		t.Fatal("not listed on both lists")
 	}
-	q.serve(true)
+	q.serve(levelHeartbeat)
 	buf := make([]byte, 4)
 	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "ping" {
@@ -272,7 +277,7 @@ func TestCtlPoolUrgentTurnWritesOnlyUrgent(t *testing.T) {
 	if q.Len() != len("event") {
 		t.Fatalf("bulk written on an urgent turn (%d bytes left)", q.Len())
 	}
-	q.serve(false) // its normal turn
+	q.serve(levelBulk) // its normal turn
 	buf = make([]byte, 5)
 	if _, err := io.ReadFull(b, buf); err != nil || string(buf) != "event" {
 		t.Fatalf("read %q, %v", buf, err)

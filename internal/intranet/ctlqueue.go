@@ -92,7 +92,7 @@ func (q *CtlQueue) put(urgent bool, frame []byte, force bool) bool {
 		q.bulkLen += len(frame)
 	}
 	if q.pl != nil {
-		q.scheduleLocked(urgent)
+		q.scheduleLocked()
 		q.mu.Unlock()
 		return true
 	}
@@ -120,7 +120,7 @@ func (q *CtlQueue) CloseWith(frame []byte) {
 		q.last = frame
 		q.closing = true
 		if q.pl != nil {
-			q.scheduleLocked(false)
+			q.scheduleLocked()
 		}
 	}
 	q.mu.Unlock()
