@@ -14,9 +14,13 @@
 // registers again with the same ID.
 //
 // For each N it prints the convergence time, the false failures (members
-// the mgrserver declared failed, and sessions redone), the mgrserver's CPU
-// time (user+system from /proc) and the bytes it sent, and the ratios to
-// the same run's first N.
+// the mgrserver declared failed, and sessions redone, with the phase each
+// gave up in), the mgrserver's CPU time (user+system from /proc) and the
+// bytes it sent, the ratios to the same run's first N, and latencies per
+// phase of a session (dial, Hello, first answer, snapshot, lag of the
+// mgrserver's pings, and the mgrserver's own accept → Register histogram).
+// -mgr-cpuprofile (with -mgr-trace) profiles the mgrserver through its
+// -pprof endpoints; -cpuprofile profiles the load generators.
 //
 //	go run ./internal/ctlbench -n 1000,3000,5000
 package main

@@ -141,7 +141,7 @@ type pooled struct {
 	raw    syscall.RawConn
 	stall  time.Duration
 	stop   <-chan struct{}
-	busy   bool // a worker or a slow writer owns the queue
+	busy   bool          // a worker or a slow writer owns the queue
 	in     [nLevels]bool // listed in pool.lists[level]
 	ended  bool
 	err    error
