@@ -4,7 +4,12 @@ go 1.26.8
 
 require github.com/gogo/protobuf v1.3.2
 
-require golang.org/x/net v0.59.0
+require (
+	github.com/gobwas/ws v1.5.0
+	golang.org/x/net v0.59.0
+)
+
+require github.com/gobwas/httphead v0.1.0 // indirect
 
 require (
 	github.com/chromedp/cdproto v0.159.0 // indirect

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
@@ -40,6 +42,12 @@ const (
 	MaxConns = 64
 )
 
+// PprofEnv names the environment variable that, set to any non-empty
+// value, makes every admin server of the process also serve Go's
+// profiler under /debug/pprof/ (CPU profiles of at most writeTimeout).
+// It is off by default: profiles expose the process's internals.
+const PprofEnv = "XSERVER_PPROF"
+
 // Server is the admin HTTP server. Create it with New.
 type Server struct {
 	log      logrus.FieldLogger
@@ -72,6 +80,13 @@ func New(reg *prometheus.Registry, health func() error, log logrus.FieldLogger) 
 	}
 	s := &Server{log: log, mux: http.NewServeMux(), maxConns: MaxConns, idle: idleTimeout}
 	s.mux.Handle("GET /healthz", healthHandler(health))
+	if os.Getenv(PprofEnv) != "" {
+		s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	if reg != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(prometheus.Gatherers{reg, runtimeRegistry()}, promhttp.HandlerOpts{
 			ErrorLog: log,

@@ -49,7 +49,11 @@ type client struct {
 	in    []byte // read buffer during a burst; nil while parked
 	r, w  int    // unread bytes are in[r:w]
 	armed time.Time
-	peek  [peekSize]byte
+	// chatty: this burst's first bytes came within lingerFor of the
+	// previous burst's, so the burst waits a little for more before it
+	// parks (see linger).
+	chatty bool
+	peek   [peekSize]byte
 
 	mu     sync.Mutex // guards endWhy, fate
 	endWhy string
@@ -365,7 +369,19 @@ func (c *client) burst() {
 		}
 		kind, p, err := c.next(false)
 		if err == errParked {
-			break
+			if !c.chatty {
+				break
+			}
+			more, err := c.linger()
+			if err != nil {
+				c.readFailed(err, false)
+				c.end()
+				return
+			}
+			if !more {
+				break
+			}
+			continue
 		}
 		if err != nil {
 			c.readFailed(err, false)
@@ -381,6 +397,7 @@ func (c *client) burst() {
 	if p := c.g.poll; p != nil {
 		c.state.Store(stateParked)
 		if p.park(c) {
+			c.g.met.parks.Inc()
 			// A kick that found the connection running may have missed
 			// it parking: look once more now that it is parked.
 			if c.kicked.Load() {
@@ -409,7 +426,7 @@ func (c *client) polled() {
 	c.w += n
 	switch {
 	case n > 0:
-		c.lastNs.Store(time.Now().UnixNano())
+		c.noteRead()
 		c.burst()
 	case errors.Is(err, syscall.EAGAIN):
 		if d := c.g.cfg.Idle; d > 0 && time.Since(c.lastRead()) > d {
@@ -424,6 +441,49 @@ func (c *client) polled() {
 		}
 		c.readFailed(err, false)
 		c.end()
+	}
+}
+
+// noteRead records that a burst starts with fresh bytes, and whether
+// they came soon enough after the last burst's to make it linger.
+func (c *client) noteRead() {
+	now := time.Now().UnixNano()
+	c.chatty = now-c.lastNs.Load() < int64(lingerFor)
+	c.lastNs.Store(now)
+}
+
+// lingerFor is how long a burst of a chatty connection waits for the
+// next bytes, blocked in an ordinary read, before it parks. A client
+// exchanging messages more often than this (a game client in play, at 2 Hz and
+// up, a request/response loop) keeps one reading goroutine and its read
+// buffer, and each message is read where the runtime's poller wakes that
+// goroutine, with no hand-off; a connection quiet for longer parks and
+// holds neither.
+const lingerFor = 500 * time.Millisecond
+
+// linger waits up to lingerFor for more bytes: more is true when some
+// came or the connection was kicked (the burst's loop ends it), false
+// when the wait ran out.
+func (c *client) linger() (more bool, err error) {
+	_ = c.conn.SetReadDeadline(time.Now().Add(lingerFor))
+	c.armed = time.Time{} // the idle deadline is re-armed by the next arm
+	if c.kicked.Load() {
+		return true, nil
+	}
+	c.room(1)
+	n, err := c.conn.Read(c.in[c.w:])
+	c.w += n
+	switch {
+	case n > 0:
+		c.lastNs.Store(time.Now().UnixNano())
+		return true, nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.chatty = false
+		return c.kicked.Load(), nil
+	case err == nil:
+		return false, io.ErrNoProgress
+	default:
+		return false, err
 	}
 }
 
@@ -456,7 +516,7 @@ func (c *client) park() {
 		c.end()
 		return
 	}
-	c.lastNs.Store(time.Now().UnixNano())
+	c.noteRead()
 	c.room(n)
 	c.w += copy(c.in[c.w:], c.peek[:n])
 	c.burst()
@@ -603,6 +663,7 @@ func (c *client) login(lg wire.Login) bool {
 	// Other gateways: their session of this account is replaced.
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), lg.Account, sid)).Err(); err != nil {
 		c.logger().WithError(err).Debug("could not announce the login; an older session elsewhere ends at its next refresh")
+		g.flushOwed.Store(true) // nodes may have found the account offline
 	}
 	if !g.addSession(s, c) {
 		noteCloseCode(c.conn, wire.CodeShutdown)
@@ -613,12 +674,15 @@ func (c *client) login(lg wire.Login) bool {
 	g.met.logins.WithLabelValues("ok").Inc()
 
 	s.mu.Lock()
+	// Where the client's broadcasts start is fixed before it learns it is
+	// logged in: a broadcast it causes once it knows (another client's
+	// reaction, a node's answer) comes after this position and reaches it.
+	s.bpos, s.bready = g.bring.last(), true
 	c.out.Append(wire.AppendCoded(nil, wire.KindClientLoginAck, wire.CodeOK, "ok"))
 	if v2 {
 		c.out.Append(wire.AppendSession(nil, &wire.Session{ID: sid, Secret: secret, WindowMs: s.windowMs(), MaxUnacked: wire.MaxUnacked}))
 		c.out.Append(wire.AppendStreamOpen(nil, 0, g.node.GetID(), g.incarnation))
 	}
-	s.bpos, s.bready = g.bring.last(), true
 	if len(s.groups) == 0 && old != nil && old.ID != sid {
 		// Replacing a session held by another gateway: its memberships
 		// carry over.
@@ -685,6 +749,7 @@ func (c *client) resume(r *wire.Resume) bool {
 	}
 	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), r.Account, r.ID)).Err(); err != nil {
 		c.logger().WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
+		g.flushOwed.Store(true) // nodes may have found the account offline
 	}
 	s := g.newSession(r.Account, r.ID, true, rec.Bindings)
 	s.window, s.secret, s.attempt = rec.Window, rec.SecretHash, r.Attempt
@@ -779,5 +844,5 @@ func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uin
 
 // announce is the logins channel message: "<gateway id> <sid hex> <account>".
 func announce(gw common.NodeID, account string, sid uint64) string {
-	return fmt.Sprintf("%s %x %s", gw, sid, account)
+	return login.Announcement{Gateway: gw, Sid: sid, Account: account}.String()
 }

@@ -3,7 +3,10 @@ package gateway
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/xserver/xserver/internal/intranet"
 )
 
 // clientOut is a client connection's bounded send queue. Producers append
@@ -13,17 +16,25 @@ import (
 // and lets the buffer go. An idle connection therefore holds neither a
 // goroutine nor a buffer for sending.
 //
+// On a plain TCP connection a frame that finds the queue idle (nothing
+// queued, nothing being written, nothing written in the last
+// intranet.CoalesceAfter) skips the writer goroutine: the producer offers
+// it to the kernel in one non-blocking write and queues only what the
+// kernel did not take. A reply to a lone request so crosses no goroutine.
+//
 // Concurrency: every method is safe from any goroutine; mu guards every
 // field after it.
 type clientOut struct {
 	conn    net.Conn
-	timeout time.Duration // per write; 0 = none
+	raw     syscall.RawConn // conn's, for direct writes; nil when it has none
+	timeout time.Duration   // per write; 0 = none
 	max     int
 	onDone  func(err error) // called once, off the lock, when the queue is finished
 
 	mu       sync.Mutex
 	buf      []byte
-	writing  bool          // a writer goroutine runs
+	writing  bool          // a writer goroutine runs, or a producer writes directly
+	wrote    time.Time     // when the last direct write ended
 	closing  bool          // nothing more is accepted; the writer finishes once drained
 	finished bool          // onDone was called (or is about to be)
 	notified bool          // onDone returned
@@ -33,7 +44,13 @@ type clientOut struct {
 // newClientOut returns the queue of c, holding at most max bytes. onDone
 // runs once when the queue is closed and drained, or a write failed (err).
 func newClientOut(c net.Conn, timeout time.Duration, max int, onDone func(err error)) *clientOut {
-	return &clientOut{conn: c, timeout: timeout, max: max, onDone: onDone}
+	o := &clientOut{conn: c, timeout: timeout, max: max, onDone: onDone}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			o.raw = raw
+		}
+	}
+	return o
 }
 
 // Append queues frame. It returns false, queueing nothing, if that would
@@ -45,8 +62,7 @@ func (o *clientOut) Append(frame []byte) bool {
 		return false
 	}
 	o.buf = append(o.buf, frame...)
-	o.startLocked()
-	o.mu.Unlock()
+	o.flushLocked()
 	return true
 }
 
@@ -60,8 +76,7 @@ func (o *clientOut) Force(frame []byte) bool {
 		return false
 	}
 	o.buf = append(o.buf, frame...)
-	o.startLocked()
-	o.mu.Unlock()
+	o.flushLocked()
 	return true
 }
 
@@ -81,8 +96,7 @@ func (o *clientOut) AppendWith(n int, fill func([]byte)) bool {
 	}
 	o.buf = o.buf[:start+n]
 	fill(o.buf[start:])
-	o.startLocked()
-	o.mu.Unlock()
+	o.flushLocked()
 	return true
 }
 
@@ -128,6 +142,34 @@ func (o *clientOut) Done() <-chan struct{} {
 		}
 	}
 	return o.done
+}
+
+// flushLocked writes what is queued directly when the queue is idle, else
+// leaves it to the writer goroutine (starting one). It is called with o.mu
+// held and releases it.
+func (o *clientOut) flushLocked() {
+	if o.raw == nil || o.writing || o.closing || o.finished || time.Since(o.wrote) < intranet.CoalesceAfter {
+		o.startLocked()
+		o.mu.Unlock()
+		return
+	}
+	b := o.buf
+	o.buf = nil
+	o.writing = true
+	o.mu.Unlock()
+
+	n := intranet.WriteNow(o.raw, b)
+
+	o.mu.Lock()
+	o.writing = false
+	o.wrote = time.Now()
+	if n < len(b) {
+		// The kernel took part of it (or none; a failure shows in the
+		// writer's write): the rest goes first.
+		o.buf = append(b[n:len(b):len(b)], o.buf...)
+	}
+	o.startLocked()
+	o.mu.Unlock()
 }
 
 func (o *clientOut) startLocked() {

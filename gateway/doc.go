@@ -46,10 +46,16 @@
 // goroutine draining a bounded outbox; producers never block on a peer's
 // socket. A client connection has goroutines only while it has work: its
 // reads run in bursts on short-lived goroutines, and its writer runs while
-// frames are queued. Between bursts an idle plain-TCP client waits, on
-// Linux, in an epoll set shared by the gateway (no goroutine of its own);
-// TLS and WebSocket clients, and other systems, park one small goroutine
-// each. A session is guarded by its own mutex;
+// frames are queued. Between bursts an idle client over plain TCP, raw or
+// WebSocket (the gateway frames WebSocket messages itself on the upgraded
+// socket, with github.com/gobwas/ws), waits, on Linux, in an epoll set
+// shared by the gateway (no goroutine of its own); TLS clients, and other
+// systems, park one small goroutine each. A client that sends again within
+// 500 ms is read on by the same goroutine (it lingers in an ordinary read)
+// rather than parked, and over plain TCP a frame for a client whose send
+// queue is idle is written by the goroutine that produced it: a request
+// and its reply cross no goroutine hand-off in the gateway (a WebSocket
+// client's frames go through its writer goroutine). A session is guarded by its own mutex;
 // the session and link tables by one RWMutex, read on the hot path. Redis
 // writes that follow a decision (a rebind, the end of a session) run on a
 // small background queue, never on the data path. One tick goroutine

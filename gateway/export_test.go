@@ -52,3 +52,13 @@ func (g *Gateway) Crash() {
 // DropKickChannel unsubscribes from the logins channel, as a lost Pub/Sub
 // connection would: announcements from other gateways no longer arrive.
 func (g *Gateway) DropKickChannel() { _ = g.sub.Close() }
+
+// SetBeforeRestore makes the gateway call f when it found that Redis lost
+// its data, before it restores its live sessions' records (nil: none).
+func (g *Gateway) SetBeforeRestore(f func()) {
+	if f == nil {
+		g.beforeRestore.Store(nil)
+		return
+	}
+	g.beforeRestore.Store(&f)
+}

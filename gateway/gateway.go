@@ -85,13 +85,20 @@ type Gateway struct {
 	nclients  atomic.Int64
 	sampler   atomic.Uint32
 	probeEcho atomic.Int64 // unix ns of the last own probe received on sub
-	stop      chan struct{}
-	wg        sync.WaitGroup // accept loops and background loops
-	connWG    sync.WaitGroup // client connections
-	poll      *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
-	linkWG    sync.WaitGroup // node links
-	closeOne  sync.Once
-	loadMu    sync.Mutex // orders overload publications (loadLoop, markDraining)
+	// flushOwed: session records were written back, or a login could not
+	// be announced, and the nodes have not been told to forget the
+	// players they found offline yet.
+	flushOwed atomic.Bool
+	// beforeRestore runs before live sessions are restored after Redis
+	// lost its data (set by this package's tests only).
+	beforeRestore atomic.Pointer[func()]
+	stop          chan struct{}
+	wg            sync.WaitGroup // accept loops and background loops
+	connWG        sync.WaitGroup // client connections
+	poll          *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
+	linkWG        sync.WaitGroup // node links
+	closeOne      sync.Once
+	loadMu        sync.Mutex // orders overload publications (loadLoop, markDraining)
 }
 
 // Addrs are the bound listener addresses.
@@ -122,7 +129,7 @@ func New(cfg Config) (*Gateway, error) {
 		away:     make(map[*session]struct{}),
 		pending:  make(map[common.NodeID]*pendingQueue),
 		stop:     make(chan struct{}),
-		kickCh:   "xserver:{" + cfg.Cluster + "}:logins",
+		kickCh:   login.LoginsChannel(cfg.Cluster),
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},
 		bring:    newBcastRing(cfg.BroadcastHistory),
 		groups:   newGroupIndex(),

@@ -28,6 +28,7 @@ type metrics struct {
 	shedNotices     prometheus.Counter
 	groupBroadcasts prometheus.Counter
 	rateLimited     *prometheus.CounterVec
+	parks           prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -64,5 +65,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost, m.staleAnnounce)
 	m.rateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xserver_gateway_rate_limited_total", Help: "Client messages over a rate limit, by the limit's scope and the action taken (error, kick)."}, []string{"limit", "action"})
 	reg.MustRegister(m.rateLimited)
+	m.parks = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_client_parks_total", Help: "Times a quiet client connection was parked in the gateway's poller (no goroutine, no read buffer). A connection sending more often than every 500 ms keeps its reader instead."})
+	reg.MustRegister(m.parks)
 	return m
 }

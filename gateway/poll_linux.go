@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// poller parks idle plain-TCP client connections in an epoll set of its
-// own, so an idle connection holds no goroutine at all: one goroutine
+// poller parks idle plain-TCP client connections (and WebSockets over
+// plain TCP) in an epoll set of its own, so an idle connection holds no goroutine at all: one goroutine
 // waits for every parked socket and starts a burst (a fresh goroutine)
 // for each that becomes readable. Sockets are registered one-shot: an
 // event disarms the socket until its burst parks it again. The Go runtime
@@ -74,8 +74,13 @@ func (p *poller) close() {
 	})
 }
 
-// pollable reports whether c can be parked here: a plain TCP socket.
+// pollable reports whether c can be parked here: a plain TCP socket, or
+// a WebSocket over one (its frames are decoded by readNow; over TLS the
+// library may hold decrypted bytes the socket does not signal).
 func pollable(c net.Conn) (syscall.RawConn, bool) {
+	if w, ok := c.(*wsConn); ok {
+		c = w.raw
+	}
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil, false
@@ -90,6 +95,9 @@ func (p *poller) park(c *client) bool {
 	rc, ok := pollable(c.conn)
 	if !ok {
 		return false
+	}
+	if w, ok := c.conn.(*wsConn); ok && w.buffered() {
+		return false // bytes the socket will not signal
 	}
 	var perr error
 	err := rc.Control(func(fd uintptr) {
@@ -196,8 +204,16 @@ func (p *poller) wakeAll() {
 }
 
 // readNow reads what c's socket holds without waiting: 0 and
-// syscall.EAGAIN when it holds nothing.
+// syscall.EAGAIN when it holds nothing (for a WebSocket: no payload).
 func readNow(c net.Conn, b []byte) (int, error) {
+	if w, ok := c.(*wsConn); ok {
+		return w.readNow(b)
+	}
+	return rawReadNow(c, b)
+}
+
+// rawReadNow reads what a socket holds without waiting.
+func rawReadNow(c net.Conn, b []byte) (int, error) {
 	rc, ok := pollable(c)
 	if !ok {
 		return c.Read(b)

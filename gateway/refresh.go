@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -35,6 +33,9 @@ func (g *Gateway) refreshLoop() {
 			g.refresh()
 		case <-m.C:
 			marker = g.checkMarker(marker)
+			if g.flushOwed.Load() {
+				g.announceFlush()
+			}
 		case <-g.stop:
 			return
 		}
@@ -58,6 +59,9 @@ func (g *Gateway) checkMarker(seen string) string {
 	}
 	if seen != "" {
 		g.log.WithField("sessions", g.NumClients()).Warn("Redis lost its data: restoring this gateway's live sessions")
+		if f := g.beforeRestore.Load(); f != nil {
+			(*f)() // tests order events before the restore
+		}
 	}
 	if !g.refresh() {
 		return seen // try again next second
@@ -69,10 +73,18 @@ func (g *Gateway) checkMarker(seen string) string {
 }
 
 // refresh holds every live session once; false if Redis could not be
-// reached for some of them.
-func (g *Gateway) refresh() bool {
+// reached for some of them. When it wrote back records Redis had lost, it
+// says so on the logins channel: nodes may have found those players
+// offline meanwhile (and cached it), and no login will be announced for
+// them.
+func (g *Gateway) refresh() (ok bool) {
 	all := g.allSessions()
-	ok := true
+	ok = true
+	defer func() {
+		if g.flushOwed.Load() && !g.announceFlush() {
+			ok = false
+		}
+	}()
 	for len(all) > 0 {
 		n := min(len(all), refreshBatch)
 		batch := all[:n]
@@ -103,6 +115,7 @@ func (g *Gateway) refresh() bool {
 				s.retrySaveGroups(false)
 			case login.HoldRestored:
 				g.met.restored.Inc()
+				g.flushOwed.Store(true)
 				s.retrySaveGroups(true)
 			case login.HoldLost:
 				g.met.holderLost.Inc()
@@ -120,6 +133,23 @@ func (g *Gateway) refresh() bool {
 		}
 	}
 	return ok
+}
+
+// announceFlush tells the nodes on the logins channel to forget the
+// players they found offline: this gateway wrote session records back, or
+// could not announce a login. Until it succeeds, it is tried again every
+// second (refreshLoop) and at every refresh.
+func (g *Gateway) announceFlush() bool {
+	g.flushOwed.Store(false) // a failure from now on owes another
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
+	defer cancel()
+	err := g.cfg.Redis.Publish(ctx, g.kickCh, login.Announcement{Gateway: g.node.GetID(), Flush: true}.String()).Err()
+	if err != nil {
+		g.flushOwed.Store(true)
+		g.redisLog.Warn(g.log.WithError(err), "cannot tell nodes to forget offline players (records restored or a login not announced); will retry")
+		return false
+	}
+	return true
 }
 
 // kickLoop applies other gateways' login and resume announcements: a
@@ -174,23 +204,11 @@ func (g *Gateway) stillHolds(s *session) bool {
 }
 
 func parseAnnounce(p string) (common.NodeID, uint64, string, bool) {
-	gw, rest, ok := strings.Cut(p, " ")
-	if !ok {
+	a, ok := login.ParseAnnouncement(p)
+	if !ok || a.Flush {
 		return common.NodeID{}, 0, "", false
 	}
-	sidHex, account, ok := strings.Cut(rest, " ")
-	if !ok {
-		return common.NodeID{}, 0, "", false
-	}
-	id, err := common.ParseNodeID(gw)
-	if err != nil {
-		return common.NodeID{}, 0, "", false
-	}
-	sid, err := strconv.ParseUint(sidHex, 16, 64)
-	if err != nil {
-		return common.NodeID{}, 0, "", false
-	}
-	return id, sid, account, true
+	return a.Gateway, a.Sid, a.Account, true
 }
 
 var _ = redis.Nil

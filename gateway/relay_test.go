@@ -278,3 +278,36 @@ func TestNodeToNode(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "sends delivered through the surviving gateway", func() bool { return count(echoes[0]) == 100 })
 }
+
+// A client exchanging messages back to back keeps its reader: its bursts
+// linger for the next frame instead of parking the connection in the
+// poller after every message (which costs a hand-off per message). A
+// quiet connection still parks.
+func TestChattyClientDoesNotParkPerMessage(t *testing.T) {
+	e := newEnv(t, 1)
+	e.startGame(lobbyType)
+	e.startGame(echoType)
+	e.ready()
+	c := e.connect("chatty")
+	g := e.gws[0]
+	// One exchange first: the connection parks after it (it was quiet
+	// before), which also shows that parking is counted at all.
+	c.send(uint64(echoType)*1000+1, 0)
+	c.reply()
+	waitFor(t, 5*time.Second, "the quiet connection to park", func() bool {
+		return plainCounter(t, g, "xserver_gateway_client_parks_total") >= 1
+	})
+	before := plainCounter(t, g, "xserver_gateway_client_parks_total")
+	const n = 200
+	for i := 1; i <= n; i++ {
+		c.send(uint64(echoType)*1000+1, uint32(i))
+		if _, seq, _ := c.reply(); seq != uint32(i) {
+			t.Fatalf("reply %d, want %d", seq, i)
+		}
+	}
+	// The first message of the exchange finds the connection parked and
+	// may park once more; every later one comes within the linger.
+	if parks := plainCounter(t, g, "xserver_gateway_client_parks_total") - before; parks > 3 {
+		t.Fatalf("%v parks for %d back-to-back messages, want at most 3", parks, n)
+	}
+}

@@ -51,6 +51,7 @@ type session struct {
 	gdirty   bool              // groups changed since the last write to Redis
 	gsaving  bool              // a write of the groups to Redis is queued or running
 	owed     bool              // version 1: deliveries not yet acknowledged to nodes
+	ackSince time.Time         // version 2: when a ClientMsgAck became owed and was left for a push to carry (zero: none so left)
 	dirty    bool              // on the gateway's dirty list
 	waitFor  map[common.NodeID]bool
 	procs    resume.Processed
@@ -129,8 +130,20 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 		st.Announced, st.ID = false, 0
 		return false
 	}
-	if !c.out.AppendWith(wire.PushSize(len(f.Data)), func(b []byte) { wire.PutPush(b, st.ID, f.Seq, f.Cmd, f.Data) }) {
+	// A ClientMsgAck owed goes in the same write as the push.
+	var ab [16]byte
+	ack := ab[:0]
+	if f, ok := s.core.PeekAck(); ok {
+		ack = wire.AppendMsgAck(ack, f)
+	}
+	if !c.out.AppendWith(len(ack)+wire.PushSize(len(f.Data)), func(b []byte) {
+		wire.PutPush(b[copy(b, ack):], st.ID, f.Seq, f.Cmd, f.Data)
+	}) {
 		return false
+	}
+	if len(ack) > 0 {
+		s.core.AckDue(1, true)
+		s.ackSince = time.Time{}
 	}
 	g.met.framesOut.Inc()
 	g.met.bytesOut.Add(float64(len(f.Data)))
@@ -160,10 +173,20 @@ func (s *session) done(csq uint32) {
 	s.core.Done(csq)
 	if f, ok := s.core.AckDue(16, false); ok && s.attachedLocked() {
 		s.conn.out.Append(wire.AppendMsgAck(nil, f))
+		s.ackSince = time.Time{}
 	} else if s.core.Floor() > 0 {
+		if s.ackSince.IsZero() {
+			s.ackSince = time.Now()
+		}
 		s.markDirtyLocked()
 	}
 }
+
+// msgAckDelay is how long a ClientMsgAck owed for fewer than 16 messages
+// waits for a push to the client to carry it before it is sent alone: a
+// reply usually follows its request within this, so a request/response
+// exchange costs no frame and no write for its acknowledgement.
+const msgAckDelay = 100 * time.Millisecond
 
 // tick flushes what the session owes: version 1 acknowledgements to nodes,
 // the client's ClientMsgAck, and resends for stalled streams once the
@@ -202,8 +225,12 @@ func (s *session) tick() bool {
 	if c == nil || !s.v2 {
 		return false
 	}
-	if f, ok := s.core.AckDue(1, true); ok {
+	again := false
+	if !s.ackSince.IsZero() && time.Since(s.ackSince) < msgAckDelay {
+		again = true // a push may still carry it
+	} else if f, ok := s.core.AckDue(1, true); ok {
 		c.out.Append(wire.AppendMsgAck(nil, f))
+		s.ackSince = time.Time{}
 	}
 	if c.out.Len() > g.cfg.ClientQueueBytes/2 {
 		// Still draining: look again next tick.
@@ -228,7 +255,10 @@ func (s *session) tick() bool {
 			}
 		})
 	}
-	return false
+	if again {
+		s.dirty = true
+	}
+	return again
 }
 
 // onClientAck forwards the client's stream acknowledgements to the nodes.

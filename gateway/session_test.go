@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -100,5 +101,27 @@ func TestConnectionLimit(t *testing.T) {
 		if _, seq, _ := cl.reply(); seq != uint32(i) {
 			t.Fatalf("client %d reply %d", i, seq)
 		}
+	}
+}
+
+// A broadcast sent the moment a client's login is acknowledged reaches
+// it: where its broadcasts start is fixed before the acknowledgement goes
+// out (it used to be fixed after, so a broadcast that came in between was
+// counted as before the login and never sent).
+func TestBroadcastRightAfterLoginArrives(t *testing.T) {
+	e := newEnv(t, 1)
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	for i := 0; i < 60; i++ {
+		c := e.connect(fmt.Sprintf("quick-%02d", i))
+		if err := lobby.BroadcastClientMsg(uint64(1000+i), []byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		k, p := c.read() // fails the test after 10 s
+		cmd, _, err := wire.DecodeData(p)
+		if k != wire.KindClientData || err != nil || cmd != uint64(1000+i) {
+			t.Fatalf("%s got %s cmd %d, %v", c.account, k, cmd, err)
+		}
+		c.conn.Close()
 	}
 }

@@ -81,7 +81,7 @@ func wsEndIs(c *client, code uint16) error {
 	if got != code {
 		return fmt.Errorf("%s: kick code %d (%s), want %d (%s)", c.account, got, wire.CodeText(got), code, wire.CodeText(code))
 	}
-	if want := gateway.WSCloseStatus(code); status != want {
+	if want := websocket.StatusCode(gateway.WSCloseStatus(code)); status != want {
 		return fmt.Errorf("%s: close status %d after kick %d, want %d", c.account, status, code, want)
 	}
 	return nil
@@ -217,7 +217,7 @@ func TestWSRefusedWhenFull(t *testing.T) {
 	waitFor(t, 30*time.Second, "first client counted", func() bool { return e.gws[0].NumClients() == 1 })
 	c := wsDial(t, e.gws[0].Addrs().WebSocket, "second")
 	got, status, err := c.wsEnd()
-	if err != nil || got != wire.CodeFull || status != gateway.WSCloseStatus(wire.CodeFull) {
+	if err != nil || got != wire.CodeFull || status != websocket.StatusCode(gateway.WSCloseStatus(wire.CodeFull)) {
 		t.Fatalf("second connection: kick %d, status %d, err %v; want kick %d, status %d",
 			got, status, err, wire.CodeFull, gateway.WSCloseStatus(wire.CodeFull))
 	}

@@ -67,6 +67,19 @@ type Config struct {
 	MessageTTL time.Duration
 	// CallTimeout bounds a call whose ctx has no deadline (default 5s).
 	CallTimeout time.Duration
+	// OfflineCache bounds the players remembered as offline (default
+	// 65536; negative: none). A message to a player with no session costs
+	// a Redis lookup of its holder; once a lookup found the player
+	// offline, further messages to it are reported undeliverable at once,
+	// for as long as the node's subscription to the gateways' login
+	// announcements stays up and no login of the player is announced.
+	// The node subscribes when a lookup first finds a player offline.
+	// Beyond the bound, the least recently used entry is evicted.
+	OfflineCache int
+	// OfflineMaxAge is the longest an offline answer is used (default
+	// 1m; negative: no limit). Invalidation is by event; this only bounds
+	// the harm of an announcement lost without the subscription failing.
+	OfflineMaxAge time.Duration
 
 	Logger logrus.FieldLogger
 	Rand   *rand.Rand // jitter and random selection; nil = time-seeded
@@ -91,6 +104,8 @@ func DefaultConfig() Config {
 		MessageTTL:       2 * time.Second,
 		CallTimeout:      5 * time.Second,
 		StreamTotal:      64 << 20,
+		OfflineCache:     1 << 16,
+		OfflineMaxAge:    time.Minute,
 	}
 }
 
@@ -153,6 +168,18 @@ func (c *Config) validate() error {
 	}
 	if c.StreamTotal <= 0 {
 		c.StreamTotal = d.StreamTotal
+	}
+	switch {
+	case c.OfflineCache == 0:
+		c.OfflineCache = d.OfflineCache
+	case c.OfflineCache < 0:
+		c.OfflineCache = 0
+	}
+	switch {
+	case c.OfflineMaxAge == 0:
+		c.OfflineMaxAge = d.OfflineMaxAge
+	case c.OfflineMaxAge < 0:
+		c.OfflineMaxAge = 0
 	}
 	if c.MaxFrame < wire.HeaderSize {
 		return fmt.Errorf("%w: max frame too small", ErrConfig)

@@ -21,8 +21,12 @@
 // player's session is learned from the player's traffic, or looked up in
 // Redis by background workers: no send ever waits on Redis. A message that
 // turns out undeliverable (the player is offline, or its session ended
-// first) is reported to RegisterFuncOnUndeliverable. A client message
-// resent after a gateway died is recognised and handed over once.
+// first) is reported to RegisterFuncOnUndeliverable. A player found
+// offline is remembered (Config.OfflineCache) while the node is subscribed
+// to the gateways' login announcements, so further messages to it cost no
+// Redis lookup; its login, or any doubt about the subscription, forgets it
+// (see OfflineCache and Metrics). A client message resent after a gateway
+// died is recognised and handed over once.
 //
 // Nodes: SendOne, SendByType, SendByID and SendAll send one-way messages
 // through a gateway. Each carries a time to live (Config.MessageTTL): the

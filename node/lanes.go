@@ -146,15 +146,23 @@ func (q *lanes) done() {
 }
 
 // wait returns once fewer than laneLimit callbacks are queued, or when stop
-// closes.
-func (q *lanes) wait(stop <-chan struct{}) {
+// closes, and how long it blocked (0 without reading the clock when it did
+// not).
+func (q *lanes) wait(stop <-chan struct{}) time.Duration {
 	q.mu.Lock()
 	room := q.room
 	q.mu.Unlock()
 	select {
 	case <-room:
+		return 0
+	default:
+	}
+	t0 := time.Now()
+	select {
+	case <-room:
 	case <-stop:
 	}
+	return time.Since(t0)
 }
 
 // close runs what is queued, refuses what comes after, and waits for the

@@ -112,6 +112,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.started = true
 	if h := testhook.NodeFrom(ctx); h != nil {
 		h.SetCrash(n.crash)
+		n.rl.hook = h
 	}
 	n.disp = newDispatcher()
 	rctx, cancel := context.WithCancel(context.Background())

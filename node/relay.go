@@ -19,6 +19,7 @@ import (
 	"github.com/xserver/xserver/internal/intranet"
 	"github.com/xserver/xserver/internal/lograte"
 	"github.com/xserver/xserver/internal/resume"
+	"github.com/xserver/xserver/internal/testhook"
 	"github.com/xserver/xserver/login"
 	pb "github.com/xserver/xserver/proto"
 )
@@ -53,15 +54,20 @@ type relay struct {
 
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
 	dropped       atomic.Uint64 // client messages that could not be delivered
+
+	subStarted bool           // the logins subscription runs (guarded by mu)
+	hook       *testhook.Node // nil outside this module's tests
 }
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
 		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: lograte.New(10 * time.Second), cb: newLanes()}
 	r.core = resume.NewNodeCore(resume.NodeConfig{
-		StreamLimit: n.cfg.StreamLimit,
-		TotalLimit:  n.cfg.StreamTotal,
-		Rand:        func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
+		StreamLimit:   n.cfg.StreamLimit,
+		TotalLimit:    n.cfg.StreamTotal,
+		OfflineCache:  n.cfg.OfflineCache,
+		OfflineMaxAge: n.cfg.OfflineMaxAge,
+		Rand:          func() uint32 { n.mu.Lock(); defer n.mu.Unlock(); return n.cfg.Rand.Uint32() },
 	})
 	r.mgr = discovery.NewManager(discovery.ManagerConfig[*gwLink]{
 		Pinger:       r,
@@ -368,9 +374,9 @@ func (l *gwLink) serve(ctx context.Context) {
 		}
 	}()
 	dl := intranet.NewLazyDeadline(l.conn, silence)
-	mark := linkNow() // the reader's last moment of known liveness
+	mark := time.Now() // the reader's last moment of known liveness
 	for {
-		dl.Arm()
+		dl.ArmAt(mark)
 		kind, p, err := rd.ReadFrame()
 		if err != nil {
 			select {
@@ -380,7 +386,8 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 			return
 		}
-		if gap := linkNow().Sub(mark); gap > silence {
+		now := time.Now() // the only clock read per frame on this path
+		if gap := now.Sub(mark) + time.Duration(linkSkew.Load()); gap > silence {
 			// This process did not run for longer than the gateway's
 			// heartbeat allows (paused, or starved): the gateway has
 			// declared the link dead and rerouted what this node had not
@@ -389,11 +396,10 @@ func (l *gwLink) serve(ctx context.Context) {
 			l.log.WithField("gap", gap.Round(time.Millisecond)).Warn("this node did not read from the gateway for longer than its heartbeat allows (was the process paused?); dropping the link without handling what it held")
 			return
 		}
-		h0 := linkNow()
 		err = l.handle(kind, p)
-		handled := linkNow().Sub(h0)
-		r.cb.wait(l.stop)              // too many callbacks queued: stop reading until they run
-		mark = linkNow().Add(-handled) // waiting for the lanes does not count
+		// Too many callbacks queued: stop reading until they run. Handling
+		// counts towards the gap; waiting for the lanes does not.
+		mark = now.Add(r.cb.wait(l.stop))
 		if err == nil && rd.Buffered() == 0 {
 			// Everything read so far is processed: say so soon.
 			l.ackLater()
@@ -412,11 +418,10 @@ func (l *gwLink) serve(ctx context.Context) {
 	}
 }
 
-// linkSkew is added to the clock of the link readers' staleness check
+// linkSkew is added to the gaps the link readers' staleness check measures
 // (tests simulate a paused process with it).
 var linkSkew atomic.Int64
 
-func linkNow() time.Time { return time.Now().Add(time.Duration(linkSkew.Load())) }
 
 func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	r, n := l.r, l.r.n
@@ -572,11 +577,13 @@ func (r *relay) lookupLoop(ctx context.Context) {
 			lctx, cancel := context.WithTimeout(ctx, r.n.cfg.DialTimeout)
 			gw, sid, err := r.n.sessions.Lookup(lctx, a)
 			cancel()
+			r.hook.AfterLookup(a, err == nil)
 			now := time.Now()
 			switch {
 			case err == nil:
 				r.do(func() *resume.Output { return r.core.Holder(now, a, gw, sid) })
 			case errors.Is(err, login.ErrNoSession):
+				r.subscribe(ctx)
 				r.do(func() *resume.Output { return r.core.Offline(now, a) })
 			default:
 				r.lookLog.Warn(r.n.log.WithError(err), "cannot look up a player's gateway in Redis; retrying")

@@ -125,6 +125,9 @@ type app struct {
 	log       logrus.FieldLogger
 	reg       *prometheus.Registry
 	echoed    *prometheus.CounterVec // by source: client or node
+	// echoedClient, echoedNode: echoed's two counters, resolved once.
+	echoedClient, echoedNode prometheus.Counter
+	debug                    bool // debug lines are written (checked once: building their fields costs)
 	failed    prometheus.Counter
 	admin     *admin.Server // nil when -admin is off
 	// adminAddr is the bound admin address, set by start.
@@ -151,6 +154,8 @@ func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, er
 			Help: "Echoes that could not be handed to a gateway.",
 		}),
 	}
+	a.echoedClient, a.echoedNode = a.echoed.WithLabelValues("client"), a.echoed.WithLabelValues("node")
+	a.debug = debugEnabled(log)
 	a.printer = time.AfterFunc(time.Hour, a.printMembers)
 	a.printer.Stop()
 
@@ -168,8 +173,20 @@ func newApp(cfg node.Config, cmdOffset uint64, log logrus.FieldLogger) (*app, er
 		Name: "xserver_node_members",
 		Help: "Cluster members this node knows of, itself included.",
 	}, func() float64 { return float64(n.NumMembers()) }), a.echoed, a.failed,
-		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch))
+		admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch), n.Metrics())
 	return a, nil
+}
+
+// debugEnabled reports whether log writes debug lines (true when it
+// cannot tell).
+func debugEnabled(log logrus.FieldLogger) bool {
+	switch l := log.(type) {
+	case *logrus.Logger:
+		return l.IsLevelEnabled(logrus.DebugLevel)
+	case *logrus.Entry:
+		return l.Logger.IsLevelEnabled(logrus.DebugLevel)
+	}
+	return true
 }
 
 // replyCmd is the cmd that answers a relayed message from source with cmd
@@ -198,13 +215,20 @@ func (a *app) echo(source common.NodeType, from common.Member, account string, c
 			}).Warn("echo to player failed")
 			return
 		}
-		a.echoed.WithLabelValues("client").Inc()
-		a.log.WithFields(logrus.Fields{"account": account, "cmd": reply, "bytes": len(data)}).Debug("echoed a player message")
+		a.echoedClient.Inc()
+		if a.debug {
+			a.log.WithFields(logrus.Fields{"account": account, "cmd": reply, "bytes": len(data)}).Debug("echoed a player message")
+		}
 		return
 	}
-	fields := logrus.Fields{"from": from.GetID().String(), "from_type": source, "cmd": cmd, "bytes": len(data)}
+	// Fields are built only when they are written: this is the hot path.
+	fields := func() logrus.Fields {
+		return logrus.Fields{"from": from.GetID().String(), "from_type": source, "cmd": cmd, "bytes": len(data)}
+	}
 	if !ok {
-		a.log.WithFields(fields).Debug("node reply received; replies are not answered")
+		if a.debug {
+			a.log.WithFields(fields()).Debug("node reply received; replies are not answered")
+		}
 		return
 	}
 	// data is ours only during this call, and SendMsg does not promise to
@@ -212,11 +236,13 @@ func (a *app) echo(source common.NodeType, from common.Member, account string, c
 	b := append([]byte(nil), data...)
 	if err := from.SendMsg(reply, (*common.Raw)(&b)); err != nil {
 		a.failed.Inc()
-		a.log.WithError(err).WithFields(fields).Warn("echo to node failed")
+		a.log.WithError(err).WithFields(fields()).Warn("echo to node failed")
 		return
 	}
-	a.echoed.WithLabelValues("node").Inc()
-	a.log.WithFields(fields).Debug("echoed a node message")
+	a.echoedNode.Inc()
+	if a.debug {
+		a.log.WithFields(fields()).Debug("echoed a node message")
+	}
 }
 
 // start serves the admin port (if adminAddr is set) and starts the node,

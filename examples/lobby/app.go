@@ -42,7 +42,7 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 		return nil, err
 	}
 	a := &app{n: n, svc: svc, log: log.WithField("component", "lobby"), reg: prometheus.NewRegistry()}
-	a.reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch))
+	a.reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch), n.Metrics())
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "xserver_node_members",
 		Help: "Cluster members this node knows of, itself included.",

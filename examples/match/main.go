@@ -125,7 +125,7 @@ func newApp(cfg node.Config, log logrus.FieldLogger) (*app, error) {
 		Help: "Cluster members this node knows of, itself included.",
 	}, func() float64 { return float64(n.NumMembers()) }))
 	a.reg.MustRegister(svc.Collectors()...)
-	a.reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch))
+	a.reg.MustRegister(admin.WatchRedis(cfg.Redis), admin.LeaderEpoch(n.LeaderEpoch), n.Metrics())
 	return a, nil
 }
 

@@ -25,8 +25,11 @@ func NewLazyDeadline(c net.Conn, d time.Duration) *LazyDeadline {
 }
 
 // Arm pushes the deadline to at least now + d.
-func (l *LazyDeadline) Arm() {
-	now := time.Now()
+func (l *LazyDeadline) Arm() { l.ArmAt(time.Now()) }
+
+// ArmAt is Arm with the caller's reading of the clock (a reader that has
+// just read it saves another read).
+func (l *LazyDeadline) ArmAt(now time.Time) {
 	if now.Sub(l.armed) < l.d/4 {
 		return
 	}

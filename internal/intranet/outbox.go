@@ -15,7 +15,7 @@ import (
 //
 // On a TCP connection an idle outbox skips the hand-off: the producer that
 // finds nothing queued, nothing being written and nothing written in the
-// last coalesceAfter offers its frame to the kernel itself, in one
+// last CoalesceAfter offers its frame to the kernel itself, in one
 // non-blocking write, and leaves to the writer goroutine only what the
 // kernel did not take. A lone request/response exchange so crosses no
 // goroutine; under load frames follow each other closely, queue behind
@@ -123,7 +123,7 @@ func (o *Outbox) Done() <-chan struct{} { return o.done }
 // being written, else wakes the writer. It is called with o.mu held and
 // releases it.
 func (o *Outbox) flushLocked() {
-	if o.raw == nil || o.writing || o.closing || time.Since(o.wrote) < coalesceAfter {
+	if o.raw == nil || o.writing || o.closing || time.Since(o.wrote) < CoalesceAfter {
 		o.mu.Unlock()
 		o.wake()
 		return
@@ -133,7 +133,7 @@ func (o *Outbox) flushLocked() {
 	o.writing = true
 	o.mu.Unlock()
 
-	n := writeNow(raw, b)
+	n := WriteNow(raw, b)
 
 	o.mu.Lock()
 	o.writing = false
@@ -151,16 +151,16 @@ func (o *Outbox) flushLocked() {
 	}
 }
 
-// coalesceAfter is how soon after a write a frame is left to the writer
+// CoalesceAfter is how soon after a write a frame is left to the writer
 // goroutine rather than written directly: frames that follow each other
 // this closely are a busy connection's, and are worth one write together.
-const coalesceAfter = 50 * time.Microsecond
+const CoalesceAfter = 50 * time.Microsecond
 
-// writeNow offers b to the kernel in one non-blocking write and returns
+// WriteNow offers b to the kernel in one non-blocking write and returns
 // how much it took. Whatever went wrong (a full socket buffer, an expired
 // write deadline, a closed connection) is left to the writer goroutine,
 // which reports it.
-func writeNow(raw syscall.RawConn, b []byte) int {
+func WriteNow(raw syscall.RawConn, b []byte) int {
 	var n int
 	err := raw.Write(func(fd uintptr) bool {
 		for {

@@ -25,6 +25,14 @@ type NodeConfig struct {
 	LookupMax   time.Duration // retry cap (default 5s)
 	OrphanGrace time.Duration // least wait for a session whose gateway link dropped (default 5s)
 	ForgetAfter time.Duration // idle accounts with nothing kept are forgotten after (default 5m)
+	// OfflineCache bounds the accounts remembered as offline (lookups that
+	// found no session), valid while the logins subscription is up (SubUp);
+	// 0 remembers none.
+	OfflineCache int
+	// OfflineMaxAge, when positive, is the longest an offline answer is
+	// used: a bound on the harm of an announcement Pub/Sub lost without
+	// the subscription seeing an error.
+	OfflineMaxAge time.Duration
 	// Rand returns random numbers: the first stream epoch and backoff
 	// jitter. Required.
 	Rand func() uint32
@@ -116,6 +124,8 @@ type account struct {
 	sid       uint64
 	lookupDue time.Time
 	backoff   time.Duration
+	lookGen   uint64 // the subscription generation the running lookup was issued in (0: not up)
+	announced bool   // a login of the account was announced while the lookup ran
 	downSince time.Time
 
 	out    OutStream
@@ -144,12 +154,18 @@ type NodeCore struct {
 	issued   uint32 // epochs issued
 	out      Output
 	links    map[common.NodeID]bool
+
+	off      offlineCache
+	offStats OfflineStats
+	subUp    bool   // the logins subscription is confirmed
+	subGen   uint64 // bumped whenever cached answers stop being trustworthy
 }
 
 // NewNodeCore returns an empty core.
 func NewNodeCore(cfg NodeConfig) *NodeCore {
 	cfg.fill()
 	c := &NodeCore{cfg: cfg, accounts: make(map[string]*account), links: make(map[common.NodeID]bool)}
+	c.off.init(cfg.OfflineCache)
 	c.epoch0 = cfg.Rand()
 	return c
 }
@@ -219,6 +235,9 @@ func (c *NodeCore) setHolder(a *account, gw common.NodeID, sid uint64) {
 		return
 	}
 	a.hs, a.gw, a.sid, a.backoff = holderKnown, gw, sid, 0
+	if c.off.remove(a.name) {
+		c.offStats.Invalidations++
+	}
 	if a.out.Session() != sid {
 		a.out.Rebase(sid, c.newEpoch())
 	} else {
@@ -234,6 +253,18 @@ func (c *NodeCore) needHolder(a *account, now time.Time) {
 	}
 	a.hs = holderLookup
 	a.lookupDue = time.Time{}
+	c.issueLookup(a)
+}
+
+// issueLookup asks for a lookup of a's holder, noting the subscription
+// generation it starts in: only an answer from an unbroken subscription,
+// with no login of the account announced meanwhile, may be cached.
+func (c *NodeCore) issueLookup(a *account) {
+	a.announced = false
+	a.lookGen = 0
+	if c.subUp {
+		a.lookGen = c.subGen
+	}
 	c.out.Lookups = append(c.out.Lookups, a.name)
 }
 
@@ -242,6 +273,15 @@ func (c *NodeCore) needHolder(a *account, now time.Time) {
 // session also kicks it with CodeLost (its messages can no longer be kept).
 func (c *NodeCore) Send(now time.Time, name string, cmd uint64, data []byte) (*Output, error) {
 	out := c.begin()
+	if c.knownOffline(name, now) {
+		// Known offline: undeliverable at once, as a lookup would find.
+		out.Events = append(out.Events, Event{Kind: EvUndeliverable, Account: name, Cmd: cmd, Code: wire.CodeNoNode})
+		if a := c.accounts[name]; a != nil {
+			a.used = now
+			a.kick = nil
+		}
+		return out, nil
+	}
 	a := c.get(name, now)
 	n := wire.PushSizeFor(name, len(data))
 	var err error
@@ -276,6 +316,9 @@ func (c *NodeCore) Send(now time.Time, name string, cmd uint64, data []byte) (*O
 // (0 = wire.CodeKicked).
 func (c *NodeCore) Kick(now time.Time, name string, code uint16, reason string) *Output {
 	out := c.begin()
+	if c.knownOffline(name, now) {
+		return out // no session to end
+	}
 	a := c.get(name, now)
 	a.kick = wire.AppendKick(nil, name, code, reason)
 	switch a.hs {
@@ -312,9 +355,29 @@ func (c *NodeCore) Offline(now time.Time, name string) *Output {
 	if a == nil || a.hs != holderLookup {
 		return out
 	}
+	if a.announced {
+		// The account's login was announced while the lookup ran: the
+		// answer may have been read before the login. Look again rather
+		// than drop messages the player can now get.
+		c.offStats.Relooked++
+		c.issueLookup(a)
+		return out
+	}
 	a.hs = holderUnknown
 	c.dropStream(a, wire.CodeNoNode)
 	a.kick = nil
+	if c.subUp && a.lookGen != 0 && a.lookGen == c.subGen && c.cfg.OfflineCache > 0 {
+		c.offStats.Cached++
+		if c.off.add(name, now) {
+			c.offStats.Evictions++
+		}
+	}
+	if a.own == ownNone && a.in == nil {
+		// Nothing to remember about an account messaged while offline:
+		// forgetting it at once keeps a flood of messages to random
+		// accounts from holding memory for ForgetAfter.
+		delete(c.accounts, name)
+	}
 	return out
 }
 
@@ -532,7 +595,7 @@ func (c *NodeCore) Tick(now time.Time) *Output {
 	for name, a := range c.accounts {
 		if a.hs == holderLookup && !a.lookupDue.IsZero() && !now.Before(a.lookupDue) {
 			a.lookupDue = time.Time{}
-			out.Lookups = append(out.Lookups, name)
+			c.issueLookup(a)
 		}
 		if a.hs == holderDown && now.Sub(a.downSince) > c.cfg.OrphanGrace+a.window && a.out.Len() > 0 {
 			// The gateway did not come back and nobody resumed the

@@ -13,8 +13,53 @@ import (
 // Node is a node's test hook. The zero value is ready; it is safe for
 // concurrent use.
 type Node struct {
-	mu    sync.Mutex // guards crash
-	crash func()
+	mu          sync.Mutex // guards the funcs
+	crash       func()
+	afterLookup func(account string, online bool)
+	resubscribe func()
+}
+
+// SetAfterLookup makes the node call f on its lookup worker after a
+// holder lookup's Redis answer and before it applies it (nil: none). A
+// test blocks in f to order events against the answer.
+func (h *Node) SetAfterLookup(f func(account string, online bool)) {
+	h.mu.Lock()
+	h.afterLookup = f
+	h.mu.Unlock()
+}
+
+// AfterLookup is called by the node (a nil hook does nothing).
+func (h *Node) AfterLookup(account string, online bool) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	f := h.afterLookup
+	h.mu.Unlock()
+	if f != nil {
+		f(account, online)
+	}
+}
+
+// SetBeforeResubscribe makes the node call f before it subscribes to the
+// logins channel again after losing the subscription (nil: none).
+func (h *Node) SetBeforeResubscribe(f func()) {
+	h.mu.Lock()
+	h.resubscribe = f
+	h.mu.Unlock()
+}
+
+// BeforeResubscribe is called by the node (a nil hook does nothing).
+func (h *Node) BeforeResubscribe() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	f := h.resubscribe
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // Crash stops the node the way a killed process stops: its connections

@@ -29,8 +29,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -54,6 +56,7 @@ type options struct {
 	v1, v2   bool
 	resume   int
 	keepLogs bool
+	profile  string
 }
 
 func mainErr(args []string, out io.Writer) error {
@@ -70,6 +73,7 @@ func mainErr(args []string, out io.Writer) error {
 	fs.BoolVar(&o.v2, "v2", true, "measure protocol version 2 (resumable, sequenced) players")
 	fs.IntVar(&o.resume, "resume", 200, "sessions for the resume latency runs (0: skip them)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the processes' logs (their directory is printed)")
+	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the gateway and the echo node during each relay run of the first repetition to `directory`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,7 +107,7 @@ func bench(o options, out io.Writer) error {
 		return err
 	}
 	defer raw.kill()
-	c, err := startCluster(o.bin, dir, 30*time.Second)
+	c, err := startCluster(o.bin, dir, 30*time.Second, o.profile != "")
 	if c != nil {
 		defer c.close()
 	}
@@ -153,7 +157,12 @@ func bench(o options, out io.Writer) error {
 		for _, k := range o.ks {
 			var base float64
 			for _, p := range paths {
+				var prof sync.WaitGroup
+				if o.profile != "" && rep == 1 && p.name != "raw" {
+					profileDuring(&prof, o, c, fmt.Sprintf("%s-k%d", p.name, k))
+				}
 				r, err := run(p.ps[:k], o.d, o.warm, p.cpu)
+				prof.Wait()
 				if err != nil {
 					return fmt.Errorf("%s K=%d: %w", p.name, k, err)
 				}
@@ -177,6 +186,45 @@ func bench(o options, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// profileDuring fetches CPU profiles of the gateway and the echo node for
+// the measured part of the run that starts now, into o.profile.
+func profileDuring(wg *sync.WaitGroup, o options, c *cluster, name string) {
+	secs := max(1, int(o.d/time.Second))
+	for who, base := range map[string]string{"gateway": c.gws[0].admin, "echo": c.echoAdm} {
+		for kind, url := range map[string]string{
+			"pprof": fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs),
+			"trace": base + "/debug/pprof/trace?seconds=1",
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(o.warm)
+				fetch(url, filepath.Join(o.profile, name+"-"+who+"."+kind))
+			}()
+		}
+	}
+}
+
+func fetch(url, file string) {
+	{
+		{
+			resp, err := http.Get(url)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "xbench: profile:", err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(file)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "xbench: profile:", err)
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}
+	}
 }
 
 type path struct {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xserver/xserver/admin"
 )
 
 // proc is one process the benchmark started.
@@ -162,6 +164,8 @@ type cluster struct {
 	servers  []*proc // the xserver processes whose CPU counts: mgrserver, gateways, echo
 	gws      []*gateway
 	echo     *proc
+	echoAdm  string // echo node's admin base URL
+	pprof    bool   // the servers serve /debug/pprof (admin.PprofEnv)
 	window   time.Duration
 	n        int // processes started, for unique log names
 }
@@ -178,7 +182,13 @@ const (
 	echoCmd  = 4001 // type 4 (the echo node) × the default cmd offset 1000 + 1
 )
 
-func (c *cluster) env() []string { return []string{"XSERVER_SECRET=" + secret} }
+func (c *cluster) env() []string {
+	e := []string{"XSERVER_SECRET=" + secret}
+	if c.pprof {
+		e = append(e, admin.PprofEnv+"=1")
+	}
+	return e
+}
 
 func (c *cluster) common() []string {
 	return []string{"-redis", c.redis, "-cluster", c.name, "-log-level", "warn"}
@@ -195,8 +205,8 @@ func (c *cluster) start(name, bin string, args ...string) (*proc, error) {
 }
 
 // startCluster starts everything and waits until a login succeeds.
-func startCluster(bin, dir string, window time.Duration) (*cluster, error) {
-	c := &cluster{bin: bin, dir: dir, name: fmt.Sprintf("xbench-%d", os.Getpid()), window: window}
+func startCluster(bin, dir string, window time.Duration, pprof bool) (*cluster, error) {
+	c := &cluster{bin: bin, dir: dir, name: fmt.Sprintf("xbench-%d", os.Getpid()), window: window, pprof: pprof}
 	raddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -225,6 +235,7 @@ func startCluster(bin, dir string, window time.Duration) (*cluster, error) {
 		return c, err
 	}
 	adm, _ := freeAddr()
+	c.echoAdm = "http://" + adm
 	c.echo, err = c.start("echo", filepath.Join(bin, "echo"), append(c.common(), "-admin", adm)...)
 	if err != nil {
 		return c, err
