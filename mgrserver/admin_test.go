@@ -53,9 +53,6 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, _ := get(l.AdminAddr(), "/debug/pprof/"); code != http.StatusNotFound {
-		t.Errorf("/debug/pprof/ served without -pprof: %d", code)
-	}
 	for _, s := range []*mgrserver.Server{m, standby} {
 		code, body := get(s.AdminAddr(), "/nodes")
 		if code != http.StatusOK {
@@ -82,26 +79,6 @@ func TestAdminEndpoints(t *testing.T) {
 			}
 		} else if doc.Leader || len(doc.Nodes) != 0 {
 			t.Fatalf("standby /nodes: %s", body)
-		}
-	}
-}
-
-// -pprof serves Go's profiles on the admin port.
-func TestAdminPprof(t *testing.T) {
-	c := newCluster(t)
-	cfg := c.mgrConfig()
-	cfg.Admin = "127.0.0.1:0"
-	cfg.Pprof = true
-	m := c.startMgr(cfg)
-	for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/profile?seconds=1"} {
-		resp, err := http.Get("http://" + m.AdminAddr() + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || len(b) == 0 {
-			t.Fatalf("%s: %d, %d bytes", path, resp.StatusCode, len(b))
 		}
 	}
 }

@@ -22,7 +22,6 @@ type Config struct {
 	Listen    string      // intranet listen address; port 0 picks a free port
 	Advertise string      // address published for nodes; default the bound address
 	Admin     string      // admin HTTP address (/healthz, /metrics, /nodes); "" = none
-	Pprof     bool        // also serve Go's profiles (/debug/pprof/) on the admin address
 	TLS       *tls.Config // serve the intranet listener over TLS (nil = plain TCP)
 
 	LeaseTTL         time.Duration // lease lifetime; renewed every TTL/3

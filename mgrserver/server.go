@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"runtime"
 	"sort"
 	"sync"
@@ -120,12 +119,6 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.Admin != "" {
 		s.admin = admin.New(s.reg, s.health, s.log)
 		s.admin.Handle("/nodes", http.HandlerFunc(s.serveNodes))
-		if s.cfg.Pprof {
-			s.admin.Handle("/debug/pprof/", http.HandlerFunc(pprof.Index))
-			s.admin.Handle("/debug/pprof/profile", http.HandlerFunc(pprof.Profile))
-			s.admin.Handle("/debug/pprof/trace", http.HandlerFunc(pprof.Trace))
-			s.admin.Handle("/debug/pprof/symbol", http.HandlerFunc(pprof.Symbol))
-		}
 		bound, err := s.admin.Start(s.cfg.Admin)
 		if err != nil {
 			ln.Close()

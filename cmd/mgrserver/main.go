@@ -37,7 +37,6 @@ type options struct {
 	pingMisses, maxFrame       int
 	maxConns, queueBytes       int
 	tls                        service.TLSPair
-	pprof                      bool
 }
 
 // parseFlags reads args and the environment; every error is a
@@ -52,7 +51,6 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (*o
 	fs.StringVar(&o.listen, "listen", "0.0.0.0:7300", "intranet `address` nodes and gateways connect to")
 	fs.StringVar(&o.advertise, "advertise", "", "`address` published in Redis for nodes to dial (default: the bound address, with this machine's IP for 0.0.0.0)")
 	fs.StringVar(&o.admin, "admin", "", "admin HTTP `address` for /healthz, /metrics and /nodes (empty: off)")
-	fs.BoolVar(&o.pprof, "pprof", false, "also serve Go's runtime profiles at /debug/pprof/ on the -admin address (CPU, heap, goroutines; keep the admin port private)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", d.LeaseTTL, "leader lease lifetime; a crashed leader is replaced within about this long")
 	fs.DurationVar(&o.campaignInterval, "campaign-interval", d.CampaignInterval, "how often a standby checks the lease (must be below -lease-ttl)")
 	fs.DurationVar(&o.redisGrace, "redis-grace", d.RedisGrace, "how long past the lease TTL a leader that cannot reach Redis keeps leading")
@@ -84,9 +82,6 @@ func (o *options) check() error {
 	}
 	if o.listen == "" {
 		return service.Usagef("-listen is empty")
-	}
-	if o.pprof && o.admin == "" {
-		return service.Usagef("-pprof needs -admin: the profiles are served on the admin address")
 	}
 	for _, d := range []struct {
 		flag string
@@ -125,7 +120,6 @@ func (o *options) config() mgrserver.Config {
 	c.Listen = o.listen
 	c.Advertise = o.advertise
 	c.Admin = o.admin
-	c.Pprof = o.pprof
 	c.LeaseTTL = o.leaseTTL
 	c.CampaignInterval = o.campaignInterval
 	c.RedisGrace = o.redisGrace

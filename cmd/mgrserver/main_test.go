@@ -109,7 +109,6 @@ func TestBadConfigExits2(t *testing.T) {
 		{"campaign beyond ttl", []string{"-campaign-interval", "5s"}, map[string]string{"XSERVER_SECRET": secret}, "campaign interval"},
 		{"bad log level", []string{"-log-level", "chatty"}, map[string]string{"XSERVER_SECRET": secret}, "-log-level"},
 		{"bad redis", []string{"-redis", "nohost"}, map[string]string{"XSERVER_SECRET": secret}, "-redis"},
-		{"pprof without admin", []string{"-pprof"}, map[string]string{"XSERVER_SECRET": secret}, "-pprof needs -admin"},
 		{"stray argument", []string{"extra"}, map[string]string{"XSERVER_SECRET": secret}, "unexpected arguments"},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,8 @@
 // phase of a session (dial, Hello, first answer, snapshot, lag of the
 // mgrserver's pings, and the mgrserver's own accept → Register histogram).
 // -mgr-cpuprofile (with -mgr-trace) profiles the mgrserver through its
-// -pprof endpoints; -cpuprofile profiles the load generators.
+// admin port's /debug/pprof/ (admin.PprofEnv); -cpuprofile profiles the
+// load generators.
 //
 //	go run ./internal/ctlbench -n 1000,3000,5000
 package main
@@ -53,6 +54,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	xadmin "github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
@@ -77,7 +79,7 @@ func main() {
 	settle := flag.Duration("settle", 7*time.Second, "wait this long after the mgrserver leads (its settle window) before starting the nodes")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`, and each load generator's to file.N<n>.child<i>")
 	traceFile := flag.String("trace", "", "write this process's execution trace to `file`")
-	mgrProfile := flag.String("mgr-cpuprofile", "", "write the mgrserver's CPU profile of each cold start to `file`.N<n> (runs it with -pprof; see -mgr-profile-for)")
+	mgrProfile := flag.String("mgr-cpuprofile", "", "write the mgrserver's CPU profile of each cold start to `file`.N<n> (runs it with XSERVER_PPROF=1; see -mgr-profile-for)")
 	mgrTrace := flag.Bool("mgr-trace", false, "with -mgr-cpuprofile: fetch an execution trace (file.N<n>.trace) instead of the CPU profile")
 	mgrProfileFor := flag.Duration("mgr-profile-for", 10*time.Second, "how long each mgrserver CPU profile lasts from the first dial")
 	procs := flag.Int("procs", 4, "load-generator processes the simulated nodes are spread over")
@@ -213,10 +215,10 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	defer logf.Close()
 	args := []string{"-listen", "127.0.0.1:0", "-admin", admin,
 		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn"}
-	if prof != "" {
-		args = append(args, "-pprof")
-	}
 	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), args...)
+	if prof != "" {
+		mcmd.Env = append(os.Environ(), xadmin.PprofEnv+"=1")
+	}
 	mcmd.Stdout, mcmd.Stderr = logf, logf
 	if err := mcmd.Start(); err != nil {
 		return nil, fmt.Errorf("mgrserver: %w", err)
