@@ -47,6 +47,7 @@ func TestAdminEndpoints(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("\nxserver_leader_epoch %d\n", l.Epoch()), "\nxserver_redis_last_error_age_seconds ", "\nxserver_redis_errors_total ",
 		"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_resident_memory_bytes ", "\nprocess_open_fds ",
+		"\nxserver_mgr_register_seconds_count 3\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -31,8 +31,14 @@
 // them); at the end of the window every node gets a complete one.
 //
 // Concurrency: Server's membership and leadership state is guarded by one
-// mutex; each connection has a reader goroutine and a writer goroutine
-// draining its outbox, so broadcasting never blocks on a slow
-// peer. Start launches the accept, campaign and heartbeat loops; Close stops
-// them and waits.
+// mutex. Each connection has a reader goroutine and a send queue
+// (intranet.CtlQueue). Plain-TCP queues are written by the server's write
+// pool (intranet.CtlPool: one worker per core, non-blocking writes,
+// heartbeats and Hellos first, then newcomers' first snapshots, then event
+// batches; a full socket gets a goroutine of its own until it drains);
+// TLS connections keep a writer goroutine each. Either way broadcasting
+// never blocks on a slow peer, and a flush to thousands of members does
+// not make thousands of goroutines runnable. Start launches the accept,
+// campaign, heartbeat and flush loops and the pool; Close stops them and
+// waits.
 package mgrserver

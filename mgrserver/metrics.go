@@ -14,6 +14,7 @@ type metrics struct {
 	dropped       prometheus.Counter
 	renewFailures prometheus.Counter
 	leaderChanges prometheus.Counter
+	registerTime  prometheus.Histogram
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -28,7 +29,12 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		dropped:       prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_mgr_events_dropped_total", Help: "Events not queued to a slow peer (it is resynced)."}),
 		renewFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_mgr_lease_renew_failures_total", Help: "Lease renewals Redis did not answer."}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_mgr_leadership_changes_total", Help: "Times this mgrserver started or stopped leading."}),
+		registerTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xserver_mgr_register_seconds",
+			Help:    "From accepting a connection to reading its registration: the Hello's way out and the node's answer.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms .. 8 s
+		}),
 	}
-	reg.MustRegister(m.leader, m.epoch, m.members, m.conns, m.registrations, m.leaves, m.rejected, m.dropped, m.renewFailures, m.leaderChanges)
+	reg.MustRegister(m.leader, m.epoch, m.members, m.conns, m.registrations, m.leaves, m.rejected, m.dropped, m.renewFailures, m.leaderChanges, m.registerTime)
 	return m
 }

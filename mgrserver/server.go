@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -36,6 +37,7 @@ type Server struct {
 	// warnLog rate-limits warnings per cause: bad dials, refusals, Redis.
 	warnLog *lograte.Limiter
 	refuser *intranet.Refuser // refusals written off the accept loop
+	pool    *intranet.CtlPool // writes the sessions' queues (plain TCP); set by Start
 
 	admin     *admin.Server
 	adminAddr string
@@ -99,7 +101,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 
-	var lc net.ListenConfig
+	// No TCP keepalive: heartbeats find a dead peer within ping_misses ×
+	// ping_interval, and keepalive costs four setsockopt calls per accept,
+	// which count when thousands of nodes connect at once.
+	lc := net.ListenConfig{KeepAlive: -1}
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
@@ -123,6 +128,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.log.WithField("admin", bound).Info("admin listening")
 	}
 
+	s.pool = intranet.NewCtlPool(runtime.GOMAXPROCS(0))
 	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.campaignLoop()
@@ -251,6 +257,7 @@ func (s *Server) Close() error {
 	s.closeAll()
 	s.wg.Wait()
 	s.refuser.Wait()
+	s.pool.Close()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -276,6 +283,7 @@ func (s *Server) crash() {
 	}
 	s.wg.Wait()
 	s.refuser.Wait()
+	s.pool.Close()
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}
@@ -335,7 +343,9 @@ func (s *Server) acceptLoop() {
 		sess := newSession(s, c)
 		s.mu.Lock()
 		s.conns[sess] = struct{}{}
+		leading, epoch := s.servingLocked(), s.rec.Epoch
 		s.mu.Unlock()
+		sess.greet(leading, epoch)
 		s.met.conns.Inc()
 		s.wg.Add(1)
 		go sess.run()

@@ -21,15 +21,24 @@ import (
 // session is one intranet connection. Its reader runs in run(); its writer
 // drains out. Fields marked "s.mu" are guarded by the server's mutex.
 type session struct {
-	s    *Server
-	conn net.Conn
-	out  *intranet.CtlQueue
-	log  logrus.FieldLogger
-	stop chan struct{} // closed by abort: stop writing now
+	s        *Server
+	conn     net.Conn
+	out      *intranet.CtlQueue
+	log      logrus.FieldLogger
+	stop     chan struct{} // closed by abort: stop writing now
+	accepted time.Time
 
 	// synced: the first snapshot is queued; nothing else may precede it,
 	// so heartbeats start only then.
 	synced atomic.Bool
+
+	// Set by greet, before run.
+	pooled   bool   // written by the server's pool, not a goroutine of its own
+	greeted  bool   // greet ran: Hello (or the refusal) is decided
+	leading  bool   // the server led when the connection was accepted
+	nonce    []byte // the Hello's nonce
+	epoch    uint64 // the Hello's epoch
+	greetErr error  // no Hello could be made
 
 	// s.mu
 	registered bool
@@ -42,7 +51,7 @@ type session struct {
 
 func newSession(s *Server, c net.Conn) *session {
 	return &session{
-		s: s, conn: c, out: intranet.NewCtlQueue(s.cfg.QueueBytes), stop: make(chan struct{}),
+		s: s, conn: c, out: intranet.NewCtlQueue(s.cfg.QueueBytes), stop: make(chan struct{}), accepted: time.Now(),
 		log: s.log.WithField("peer", c.RemoteAddr().String()),
 	}
 }
@@ -84,8 +93,49 @@ func rejectWhy(metric string) string {
 	return "bad input (" + metric + ")"
 }
 
+// greet runs on the accept loop, before run: it attaches plain TCP
+// connections to the server's write pool and queues the Hello ahead of
+// everything, so the pool's workers send it at their next turn without
+// waiting for the session's goroutine to be scheduled. (Writing it from
+// the accept loop itself was slower: on loopback a write runs the peer's
+// receive path too, and the accept loop must keep draining the listen
+// queue during a cold start.) leading and epoch are the server's state
+// when the connection was accepted; a non-leader sends nothing here (read
+// refuses the connection).
+func (c *session) greet(leading bool, epoch uint64) {
+	c.pooled = c.out.Attach(c.s.pool, c.conn, c.s.cfg.WriteTimeout, c.stop)
+	c.greeted, c.leading, c.epoch = true, leading, epoch
+	if !leading {
+		return
+	}
+	nonce, err := intranet.NewNonce()
+	if err != nil {
+		c.greetErr = err // refused by read
+		return
+	}
+	cfg := &c.s.cfg
+	c.nonce = nonce
+	hello, _ := wire.Frame(wire.KindHello, &pb.Hello{
+		Nonce: nonce, Epoch: epoch, Cluster: cfg.Cluster,
+		PingIntervalMs: cfg.PingInterval.Milliseconds(), PingMisses: uint32(cfg.PingMisses),
+	})
+	c.out.UrgentForce(hello)
+}
+
 func (c *session) run() {
 	defer c.s.wg.Done()
+	if c.pooled {
+		// Plain TCP: the server's pool writes, no writer goroutine.
+		c.read()
+		c.s.forget(c)
+		c.out.Close()
+		<-c.out.Done()
+		if err := c.out.Err(); err != nil {
+			c.log.WithError(err).Debug("write failed")
+		}
+		_ = c.conn.Close()
+		return
+	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -107,24 +157,19 @@ func (c *session) read() {
 	cfg := &c.s.cfg
 	r := wire.NewReader(intranet.Rechecked(c.conn), cfg.MaxFrame, 4096)
 
-	c.s.mu.Lock()
-	leading, epoch := c.s.servingLocked(), c.s.rec.Epoch
-	c.s.mu.Unlock()
-	if !leading {
+	if !c.greeted {
+		c.greetErr = errors.New("no hello sent")
+	}
+	if c.greetErr != nil {
+		c.reject("internal", intranet.CodeShutdown, c.greetErr)
+		return
+	}
+	if !c.leading {
 		c.s.met.rejected.WithLabelValues("not_leader").Inc()
 		c.closeWith(intranet.CodeNotLeader, "not the leader")
 		return
 	}
-	nonce, err := intranet.NewNonce()
-	if err != nil {
-		c.reject("internal", intranet.CodeShutdown, err)
-		return
-	}
-	hello, _ := wire.Frame(wire.KindHello, &pb.Hello{
-		Nonce: nonce, Epoch: epoch, Cluster: cfg.Cluster,
-		PingIntervalMs: cfg.PingInterval.Milliseconds(), PingMisses: uint32(cfg.PingMisses),
-	})
-	c.out.UrgentForce(hello)
+	nonce, epoch := c.nonce, c.epoch
 
 	_ = c.conn.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	kind, p, err := r.ReadFrame()
@@ -132,6 +177,7 @@ func (c *session) read() {
 		c.readFailed(err, true)
 		return
 	}
+	c.s.met.registerTime.Observe(time.Since(c.accepted).Seconds())
 	if kind != wire.KindRegister {
 		c.reject("unexpected", intranet.CodeUnexpected, fmt.Errorf("%w: %s frame before registration", common.ErrBadInput, kind))
 		return
@@ -158,6 +204,14 @@ func (c *session) read() {
 		c.s.met.rejected.WithLabelValues("not_leader").Inc()
 		c.closeWith(intranet.CodeNotLeader, err.Error())
 		return
+	}
+	if reg.EarlyHeartbeats {
+		// The registration is read: say so at once with a heartbeat, so
+		// the node's wait for its snapshot is extended now rather than
+		// after its own first ping (an interval later), however long the
+		// snapshot takes on a busy server.
+		f, _ := wire.Frame(wire.KindPing, &pb.Ping{UnixNano: c.s.now().UnixNano()})
+		c.out.Urgent(f)
 	}
 
 	silence := time.Duration(cfg.PingMisses) * cfg.PingInterval

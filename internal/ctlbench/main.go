@@ -14,9 +14,14 @@
 // registers again with the same ID.
 //
 // For each N it prints the convergence time, the false failures (members
-// the mgrserver declared failed, and sessions redone), the mgrserver's CPU
-// time (user+system from /proc) and the bytes it sent, and the ratios to
-// the same run's first N.
+// the mgrserver declared failed, and sessions redone, with the phase each
+// gave up in), the mgrserver's CPU time (user+system from /proc) and the
+// bytes it sent, the ratios to the same run's first N, and latencies per
+// phase of a session (dial, Hello, first answer, snapshot, lag of the
+// mgrserver's pings, and the mgrserver's own accept → Register histogram).
+// -mgr-cpuprofile (with -mgr-trace) profiles the mgrserver through its
+// admin port's /debug/pprof/ (admin.PprofEnv); -cpuprofile profiles the
+// load generators.
 //
 //	go run ./internal/ctlbench -n 1000,3000,5000
 package main
@@ -30,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -38,6 +44,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +54,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	xadmin "github.com/xserver/xserver/admin"
 	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
@@ -55,6 +63,10 @@ import (
 )
 
 const secret = "ctlbench-secret"
+
+// genProfile: the load-generator processes write their CPU profiles to
+// genProfile.N<n>.child<i> (-cpuprofile).
+var genProfile string
 
 var verbose = flag.Bool("v", false, "print progress every second")
 
@@ -65,8 +77,11 @@ func main() {
 	limit := flag.Duration("timeout", 60*time.Second, "give up on convergence after this long")
 	quiet := flag.Duration("hold", 5*time.Second, "after converging, keep the nodes connected this long and count failures")
 	settle := flag.Duration("settle", 7*time.Second, "wait this long after the mgrserver leads (its settle window) before starting the nodes")
-	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile to `file`, and each load generator's to file.N<n>.child<i>")
 	traceFile := flag.String("trace", "", "write this process's execution trace to `file`")
+	mgrProfile := flag.String("mgr-cpuprofile", "", "write the mgrserver's CPU profile of each cold start to `file`.N<n> (runs it with XSERVER_PPROF=1; see -mgr-profile-for)")
+	mgrTrace := flag.Bool("mgr-trace", false, "with -mgr-cpuprofile: fetch an execution trace (file.N<n>.trace) instead of the CPU profile")
+	mgrProfileFor := flag.Duration("mgr-profile-for", 10*time.Second, "how long each mgrserver CPU profile lasts from the first dial")
 	procs := flag.Int("procs", 4, "load-generator processes the simulated nodes are spread over")
 	child := flag.Bool("child", false, "internal: run as one load-generator process")
 	addr := flag.String("addr", "", "internal (-child): the mgrserver's address")
@@ -74,9 +89,16 @@ func main() {
 	count := flag.Int("count", 0, "internal (-child): nodes this process simulates")
 	flag.Parse()
 	if *child {
+		if *cpuprofile != "" {
+			if f, err := os.Create(*cpuprofile); err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
 		runChild(*addr, *total, *count)
 		return
 	}
+	genProfile = *cpuprofile
 	if *traceFile != "" {
 		f, err := os.Create(*traceFile)
 		if err != nil {
@@ -100,7 +122,14 @@ func main() {
 		if err != nil || n <= 0 {
 			fatalf("bad -n entry %q", f)
 		}
-		r, err := runOne(n, *procs, *bin, *redisBin, *limit, *quiet, *settle)
+		prof := ""
+		if *mgrProfile != "" {
+			prof = fmt.Sprintf("%s.N%d", *mgrProfile, n)
+			if *mgrTrace {
+				prof += ".trace"
+			}
+		}
+		r, err := runOne(n, *procs, *bin, *redisBin, *limit, *quiet, *settle, prof, *mgrProfileFor)
 		if err != nil {
 			pprof.StopCPUProfile()
 			trace.Stop()
@@ -132,6 +161,8 @@ type result struct {
 	why        string
 	genCPU     time.Duration
 	lag        time.Duration
+	phases     [nPhases]hist
+	mgrReg     [3]string // the mgrserver's accept → Register p50, p99, max bucket
 }
 
 func (r *result) print(base *result) {
@@ -146,12 +177,18 @@ func (r *result) print(base *result) {
 			r.conv.Seconds()/base.conv.Seconds(), r.cpu.Seconds()/base.cpu.Seconds(), float64(r.bytes)/float64(base.bytes))
 	}
 	fmt.Printf("  pinger-lag=%.2fs\n", r.lag.Seconds())
+	fmt.Printf("       ")
+	for i, h := range r.phases {
+		fmt.Printf(" %s p50 %s p99 %s max %s;", phaseNames[i], h.quantile(0.5), h.quantile(0.99), h.quantile(1))
+	}
+	fmt.Printf(" mgrserver accept→register p50 %s p99 %s max %s", r.mgrReg[0], r.mgrReg[1], r.mgrReg[2])
+	fmt.Println()
 	if r.redone > 0 {
 		fmt.Printf("        sessions ended by: %s\n", r.why)
 	}
 }
 
-func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duration) (*result, error) {
+func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duration, prof string, profFor time.Duration) (*result, error) {
 	dir, err := os.MkdirTemp("", "ctlbench")
 	if err != nil {
 		return nil, err
@@ -176,8 +213,12 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 		return nil, err
 	}
 	defer logf.Close()
-	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), "-listen", "127.0.0.1:0", "-admin", admin,
-		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn")
+	args := []string{"-listen", "127.0.0.1:0", "-admin", admin,
+		"-redis", fmt.Sprintf("127.0.0.1:%d", rport), "-secret", secret, "-log-level", "warn"}
+	mcmd := exec.Command(filepath.Join(bin, "mgrserver"), args...)
+	if prof != "" {
+		mcmd.Env = append(os.Environ(), xadmin.PprofEnv+"=1")
+	}
 	mcmd.Stdout, mcmd.Stderr = logf, logf
 	if err := mcmd.Start(); err != nil {
 		return nil, fmt.Errorf("mgrserver: %w", err)
@@ -205,6 +246,10 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	pid := mcmd.Process.Pid
 	cpu0, self0 := cpuTime(pid), cpuTime(os.Getpid())
 	start := time.Now()
+	if prof != "" {
+		done := profile(admin, prof, profFor)
+		defer func() { <-done }()
+	}
 	g, err := startProcs(n, procs, rec.Addr)
 	if err != nil {
 		return nil, err
@@ -238,7 +283,98 @@ func runOne(n, procs int, bin, redisBin string, limit, hold, settle time.Duratio
 	r.redone = st.Redone
 	r.lag = time.Duration(st.Lag)
 	r.why = fmt.Sprint(st.Why)
+	r.phases = st.Phases
+	for i, q := range []float64{0.5, 0.99, 1} {
+		r.mgrReg[i] = histQuantile(m1, "xserver_mgr_register_seconds", q)
+	}
 	return r, nil
+}
+
+// profile fetches the mgrserver's CPU profile for d into file, in the
+// background; the channel is closed when it is written.
+func profile(admin, file string, d time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kind := "profile"
+		if strings.HasSuffix(file, ".trace") {
+			kind = "trace"
+		}
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, max(1, int(d.Seconds()))))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ctlbench: mgrserver profile: %v\n", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(os.Stderr, "ctlbench: mgrserver profile: %v (HTTP %d)\n", err, resp.StatusCode)
+		}
+	}()
+	return done
+}
+
+// phases a session goes through, timed for the report: dial (connect
+// returned), hello (from connected to the Hello), answer (from Register
+// written to the first frame back: a pong or the snapshot) and snapshot
+// (from Register written to the snapshot); ping-lag is how late the
+// mgrserver's pings are read (the ping carries its send time): the time
+// they spend in the mgrserver's queue and in this node's socket until it
+// reads them, which includes the load generator's own scheduling delay.
+const (
+	phDial = iota
+	phHello
+	phAnswer
+	phSnapshot
+	phPingLag
+	nPhases
+)
+
+var phaseNames = [nPhases]string{"dial", "hello", "answer", "snapshot", "ping-lag"}
+
+// nBuckets: bucket i counts durations below 10 ms × 2^i; the last counts
+// the rest.
+const nBuckets = 13
+
+type hist [nBuckets]int64
+
+func bucket(d time.Duration) int {
+	for i := range nBuckets - 1 {
+		if d < (10*time.Millisecond)<<i {
+			return i
+		}
+	}
+	return nBuckets - 1
+}
+
+// quantile is the upper bound of the bucket holding quantile q ("≥ 20s"
+// for the last).
+func (h *hist) quantile(q float64) string {
+	var n int64
+	for _, c := range h {
+		n += c
+	}
+	if n == 0 {
+		return "-"
+	}
+	want, acc := int64(q*float64(n)+0.5), int64(0)
+	want = max(want, 1)
+	for i, c := range h {
+		acc += c
+		if acc >= want {
+			if i == nBuckets-1 {
+				return fmt.Sprintf(">%s", (10*time.Millisecond)<<(nBuckets-2))
+			}
+			return fmt.Sprintf("<%s", (10*time.Millisecond)<<i)
+		}
+	}
+	return "-"
 }
 
 // gen is the simulated nodes.
@@ -252,6 +388,7 @@ type gen struct {
 	whyMu    sync.Mutex
 	why      map[string]int // why sessions ended, before close
 	lag      atomic.Int64   // longest gap between two pinger rounds (50 ms planned)
+	phases   [nPhases][nBuckets]atomic.Int64
 	stop     chan struct{}
 	wg       sync.WaitGroup
 
@@ -327,6 +464,8 @@ func (g *gen) pinger() {
 	}
 }
 
+func (g *gen) observe(phase int, d time.Duration) { g.phases[phase][bucket(d)].Add(1) }
+
 func (s *sim) setFull(full bool) {
 	if full != s.full {
 		s.full = full
@@ -368,21 +507,34 @@ var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return 
 // dialling to the snapshot, then any frame within the silence window.
 func (s *sim) session() error {
 	g := s.g
+	t0 := time.Now()
 	c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	t1 := time.Now()
+	g.observe(phDial, t1.Sub(t0))
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	r := &frameReader{r: bufio.NewReaderSize(intranet.Rechecked(c), 16<<10)}
 	defer r.release()
 	kind, p, err := r.read()
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return errors.New("timeout (waiting for the hello)")
+		}
 		return err
 	}
+	g.observe(phHello, time.Since(t1))
 	var hello pb.Hello
+	if kind == wire.KindError {
+		var e pb.Error
+		_ = e.Unmarshal(p)
+		return fmt.Errorf("error frame %d instead of hello", e.Code)
+	}
 	if kind != wire.KindHello || hello.Unmarshal(p) != nil {
-		return errors.New("no hello")
+		return fmt.Errorf("no hello (%s frame)", kind)
 	}
 	reg, _ := wire.Frame(wire.KindRegister, &pb.Register{
 		Mac:             intranet.MAC(secret, hello.Nonce, s.id.Bytes()),
@@ -392,6 +544,8 @@ func (s *sim) session() error {
 	if _, err := c.Write(reg); err != nil {
 		return err
 	}
+	t2 := time.Now()
+	answered := false
 	s.conn.Store(&c)
 	g.connected.Add(1)
 	defer func() {
@@ -406,14 +560,34 @@ func (s *sim) session() error {
 	var members int
 	var seq uint64
 	synced := false
+	last := time.Now()
 	for {
 		kind, p, err := r.read()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				phase := "waiting for the first answer"
+				switch {
+				case synced:
+					phase = "registered"
+				case answered:
+					phase = "waiting for the snapshot"
+				}
+				return fmt.Errorf("timeout (%s; %s since the last frame)", phase, time.Since(last).Round(time.Second))
+			}
 			return err
 		}
+		last = time.Now()
 		g.bytes.Add(int64(wire.HeaderSize + len(p)))
+		if !answered {
+			answered = true
+			g.observe(phAnswer, time.Since(t2))
+		}
 		switch kind {
 		case wire.KindSnapshot:
+			if !synced {
+				g.observe(phSnapshot, time.Since(t2))
+			}
 			sn := parseSnapshot(p)
 			members, seq, synced = sn.nodes, sn.seq, true
 		case wire.KindMemberEvent:
@@ -432,6 +606,12 @@ func (s *sim) session() error {
 				members--
 			}
 		case wire.KindPing, wire.KindPong:
+			if kind == wire.KindPing {
+				var m pb.Ping
+				if m.Unmarshal(p) == nil {
+					g.observe(phPingLag, time.Since(time.Unix(0, m.UnixNano)))
+				}
+			}
 			if !synced { // the registration is making progress
 				d := time.Now().Add(silence)
 				if d.After(ceiling) {
@@ -444,8 +624,8 @@ func (s *sim) session() error {
 			_ = e.Unmarshal(p)
 			return fmt.Errorf("error frame %d", e.Code)
 		}
-		if synced {
-			dl.Arm()
+		if synced && r.arm == nil {
+			r.arm = dl.Arm
 		}
 		s.setFull(synced && members == g.total)
 	}
@@ -457,6 +637,7 @@ func (s *sim) session() error {
 // read.
 type frameReader struct {
 	r       *bufio.Reader
+	arm     func()  // if set, called before a read that has to wait for the socket
 	discard int     // bytes of the last frame still in r
 	big     *[]byte // pooled buffer holding the last frame
 }
@@ -472,8 +653,19 @@ func (f *frameReader) release() {
 	}
 }
 
+// wait arms the read deadline when the next n bytes are not all buffered
+// yet: only a read that waits for the socket needs it, so a node reading a
+// burst of frames does not look at the clock for each (as a real node's
+// silence check, the deadline counts from when the reader starts waiting).
+func (f *frameReader) wait(n int) {
+	if f.arm != nil && f.r.Buffered() < n {
+		f.arm()
+	}
+}
+
 func (f *frameReader) read() (wire.Kind, []byte, error) {
 	f.release()
+	f.wait(wire.HeaderSize)
 	h, err := f.r.Peek(wire.HeaderSize)
 	if err != nil {
 		return 0, nil, err
@@ -484,6 +676,7 @@ func (f *frameReader) read() (wire.Kind, []byte, error) {
 	}
 	kind := wire.Kind(binary.BigEndian.Uint16(h[4:6]))
 	if wire.HeaderSize+n <= f.r.Size() {
+		f.wait(wire.HeaderSize + n)
 		b, err := f.r.Peek(wire.HeaderSize + n)
 		if err != nil {
 			return 0, nil, err
@@ -498,6 +691,7 @@ func (f *frameReader) read() (wire.Kind, []byte, error) {
 	}
 	f.big = bp
 	p := (*bp)[:n]
+	f.wait(wire.HeaderSize + n)
 	if _, err := io.ReadFull(f.r, p); err != nil {
 		return 0, nil, err
 	}
@@ -640,10 +834,50 @@ func scrape(admin string) map[string]float64 {
 	return out
 }
 
+// histQuantile is the upper bound of the bucket of a scraped Prometheus
+// histogram holding quantile q.
+func histQuantile(m map[string]float64, name string, q float64) string {
+	type bk struct {
+		le  float64
+		cum float64
+	}
+	var bs []bk
+	for k, v := range m {
+		rest, ok := strings.CutPrefix(k, name+`_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, err := strconv.ParseFloat(strings.TrimSuffix(rest, `"}`), 64)
+		if err == nil {
+			bs = append(bs, bk{le, v})
+		}
+	}
+	if len(bs) == 0 {
+		return "-"
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	total := bs[len(bs)-1].cum
+	if total == 0 {
+		return "-"
+	}
+	want := max(1, q*total)
+	for _, b := range bs {
+		if b.cum >= want-1e-9 {
+			if math.IsInf(b.le, 1) {
+				return ">" + time.Duration(bs[len(bs)-2].le*float64(time.Second)).String()
+			}
+			return "<" + time.Duration(b.le*float64(time.Second)).String()
+		}
+	}
+	return "-"
+}
+
 // reason classifies a session's end for the report.
 func reason(err error) string {
 	var ne net.Error
 	switch {
+	case strings.HasPrefix(err.Error(), "timeout ("):
+		return err.Error()
 	case errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
@@ -661,6 +895,7 @@ type status struct {
 	Redone    int64          `json:"redone"`
 	Lag       int64          `json:"lag"`
 	Why       map[string]int `json:"why"`
+	Phases    [nPhases]hist  `json:"phases"`
 }
 
 func (g *gen) status() status {
@@ -670,8 +905,14 @@ func (g *gen) status() status {
 		why[k] = v
 	}
 	g.whyMu.Unlock()
-	return status{Complete: g.complete.Load(), Connected: g.connected.Load(), Bytes: g.bytes.Load(),
+	st := status{Complete: g.complete.Load(), Connected: g.connected.Load(), Bytes: g.bytes.Load(),
 		Redone: g.redone.Load(), Lag: g.lag.Load(), Why: why}
+	for i := range g.phases {
+		for j := range g.phases[i] {
+			st.Phases[i][j] = g.phases[i][j].Load()
+		}
+	}
+	return st
 }
 
 // runChild simulates count nodes until its stdin closes.
@@ -715,7 +956,11 @@ func startProcs(n, k int, addr string) (*procs, error) {
 		if i < n%k {
 			count++
 		}
-		cmd := exec.Command(self, "-child", "-addr", addr, "-total", strconv.Itoa(n), "-count", strconv.Itoa(count))
+		args := []string{"-child", "-addr", addr, "-total", strconv.Itoa(n), "-count", strconv.Itoa(count)}
+		if genProfile != "" {
+			args = append(args, "-cpuprofile", fmt.Sprintf("%s.N%d.child%d", genProfile, n, i))
+		}
+		cmd := exec.Command(self, args...)
 		cmd.Stderr = os.Stderr
 		in, err := cmd.StdinPipe()
 		if err != nil {
@@ -763,6 +1008,11 @@ func (p *procs) status() status {
 		sum.Lag = max(sum.Lag, st.Lag)
 		for k, v := range st.Why {
 			sum.Why[k] += v
+		}
+		for i := range st.Phases {
+			for j := range st.Phases[i] {
+				sum.Phases[i][j] += st.Phases[i][j]
+			}
 		}
 	}
 	return sum

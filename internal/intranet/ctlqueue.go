@@ -21,6 +21,9 @@ import (
 // modified afterwards. Frames jump the bulk lane only whole, so the byte
 // stream always stays a sequence of complete frames.
 //
+// A queue is written either by its own WriteLoop goroutine or, attached to
+// a CtlPool (Attach), by the pool's workers.
+//
 // Concurrency: every method but WriteLoop is safe from any goroutine;
 // WriteLoop runs in exactly one goroutine per connection.
 type CtlQueue struct {
@@ -33,6 +36,7 @@ type CtlQueue struct {
 	closing   bool
 
 	max    int
+	pl     *pooled       // set by Attach: written by a CtlPool
 	signal chan struct{} // cap 1: "there is something to write"
 	done   chan struct{} // closed when WriteLoop returns
 }
@@ -87,6 +91,11 @@ func (q *CtlQueue) put(urgent bool, frame []byte, force bool) bool {
 		q.bulk = append(q.bulk, frame)
 		q.bulkLen += len(frame)
 	}
+	if q.pl != nil {
+		q.scheduleLocked()
+		q.mu.Unlock()
+		return true
+	}
 	q.mu.Unlock()
 	q.wake()
 	return true
@@ -110,6 +119,9 @@ func (q *CtlQueue) CloseWith(frame []byte) {
 	if !q.closing {
 		q.last = frame
 		q.closing = true
+		if q.pl != nil {
+			q.scheduleLocked()
+		}
 	}
 	q.mu.Unlock()
 	q.wake()
@@ -129,14 +141,18 @@ func (q *CtlQueue) wake() {
 // frames up to ctlRound bytes (at least one), and, once both lanes are
 // empty on a closing queue, the last frame. end reports that nothing will
 // follow.
-func (q *CtlQueue) take(dst [][]byte) (out [][]byte, end bool) {
+func (q *CtlQueue) take(dst [][]byte) (out [][]byte, end bool) { return q.takeRound(dst, ctlRound) }
+
+// takeRound is take with at most round bulk bytes (0: none, unless the
+// urgent lane is empty too, then at least one frame).
+func (q *CtlQueue) takeRound(dst [][]byte, round int) (out [][]byte, end bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out = append(dst, q.urgent...)
 	clear(q.urgent)
 	q.urgent, q.urgentLen = q.urgent[:0], 0
 	n, i := 0, 0
-	for ; i < len(q.bulk) && (i == 0 || n+len(q.bulk[i]) <= ctlRound); i++ {
+	for ; i < len(q.bulk) && ((i == 0 && (round > 0 || len(out) == 0)) || n+len(q.bulk[i]) <= round); i++ {
 		n += len(q.bulk[i])
 		out = append(out, q.bulk[i])
 	}
