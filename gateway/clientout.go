@@ -33,8 +33,8 @@ type clientOut struct {
 
 	mu       sync.Mutex
 	buf      []byte
+	wroteNs  int64         // when the last direct write ended (unix ns)
 	writing  bool          // a writer goroutine runs, or a producer writes directly
-	wrote    time.Time     // when the last direct write ended
 	closing  bool          // nothing more is accepted; the writer finishes once drained
 	finished bool          // onDone was called (or is about to be)
 	notified bool          // onDone returned
@@ -148,7 +148,7 @@ func (o *clientOut) Done() <-chan struct{} {
 // leaves it to the writer goroutine (starting one). It is called with o.mu
 // held and releases it.
 func (o *clientOut) flushLocked() {
-	if o.raw == nil || o.writing || o.closing || o.finished || time.Since(o.wrote) < intranet.CoalesceAfter {
+	if o.raw == nil || o.writing || o.closing || o.finished || time.Now().UnixNano()-o.wroteNs < int64(intranet.CoalesceAfter) {
 		o.startLocked()
 		o.mu.Unlock()
 		return
@@ -162,7 +162,7 @@ func (o *clientOut) flushLocked() {
 
 	o.mu.Lock()
 	o.writing = false
-	o.wrote = time.Now()
+	o.wroteNs = time.Now().UnixNano()
 	if n < len(b) {
 		// The kernel took part of it (or none; a failure shows in the
 		// writer's write): the rest goes first.

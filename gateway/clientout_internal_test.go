@@ -34,7 +34,7 @@ func TestClientOutIdleFrameWrittenDirectly(t *testing.T) {
 		// The next frame is direct again only once the last write is
 		// older than the coalescing window: age it.
 		o.mu.Lock()
-		o.wrote = o.wrote.Add(-2 * intranet.CoalesceAfter)
+		o.wroteNs -= int64(2 * intranet.CoalesceAfter)
 		o.mu.Unlock()
 	}
 	o.Close()

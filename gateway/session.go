@@ -31,37 +31,39 @@ type session struct {
 	g       *Gateway
 	account string
 	sid     uint64
-	v2      bool
 	window  time.Duration
 	secret  [32]byte // digest of the resume secret (v2)
 
 	mu       sync.Mutex
 	core     *resume.Session
 	bindings map[common.NodeType]common.NodeID
-	conn     *client   // the attached connection; nil while detached
-	away     time.Time // when the last connection was lost (detached sessions)
-	state    sessState
-	bpos     uint32            // broadcasts delivered (or settled) through this sequence number
-	bready   bool              // the client was told where stream 0 starts: broadcasts may be queued
-	bstall   bool              // a broadcast could not be queued: replay when the queue drains
-	bowed    uint32            // version 2: broadcasts for this client not queued since it stalled
-	bseen    uint32            // the last broadcast the fan-out brought to this session
-	shed     uint32            // version 1: broadcasts dropped since the last ClientShed notice
+	conn     *client           // the attached connection; nil while detached
+	away     time.Time         // when the last connection was lost (detached sessions)
 	groups   map[string]uint32 // group → the broadcast number when it joined
-	gdirty   bool              // groups changed since the last write to Redis
-	gsaving  bool              // a write of the groups to Redis is queued or running
-	owed     bool              // version 1: deliveries not yet acknowledged to nodes
-	owedN    int               // version 1: pushes queued since the last acknowledgement to nodes
-	owedAt   time.Time         // version 1: when owed became true
-	ackSince time.Time         // version 2: when a ClientMsgAck became owed and was left for a push to carry (zero: none so left)
-	dirty    bool              // on the gateway's dirty list
 	waitFor  map[common.NodeID]bool
 	procs    resume.Processed
 	ready    chan struct{} // closed when the resume wait is over
 	endWhy   string
-	expiring bool    // the window passed; the end is being recorded
-	attempt  uint32  // the last resume attempt accepted
 	rate     buckets // rate limits' state, from the first message on (nil before)
+	// debtNs (unix ns) is when an acknowledgement left to share became
+	// owed: version 1, the Delivered to nodes (with owed); version 2, the
+	// ClientMsgAck left for a push to carry (0: none so left).
+	debtNs   int64
+	bpos     uint32 // broadcasts delivered (or settled) through this sequence number
+	bowed    uint32 // version 2: broadcasts for this client not queued since it stalled
+	bseen    uint32 // the last broadcast the fan-out brought to this session
+	shed     uint32 // version 1: broadcasts dropped since the last ClientShed notice
+	attempt  uint32 // the last resume attempt accepted
+	owedN    uint16 // version 1: pushes queued since the last acknowledgement to nodes
+	state    sessState
+	v2       bool // set before the session is shared, never changed
+	bready   bool // the client was told where stream 0 starts: broadcasts may be queued
+	bstall   bool // a broadcast could not be queued: replay when the queue drains
+	gdirty   bool // groups changed since the last write to Redis
+	gsaving  bool // a write of the groups to Redis is queued or running
+	owed     bool // version 1: deliveries not yet acknowledged to nodes
+	dirty    bool // on the gateway's dirty list
+	expiring bool // the window passed; the end is being recorded
 }
 
 func (s *session) record() *login.SessionRecord {
@@ -123,9 +125,11 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 			return false
 		}
 		if !s.owed {
-			s.owed, s.owedAt = true, time.Now()
+			s.owed, s.debtNs = true, time.Now().UnixNano()
 		}
-		s.owedN++
+		if s.owedN < deliveredEvery {
+			s.owedN++
+		}
 		s.markDirtyLocked()
 		g.met.framesOut.Inc()
 		g.met.bytesOut.Add(float64(len(f.Data)))
@@ -148,7 +152,7 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 	}
 	if len(ack) > 0 {
 		s.core.AckDue(1, true)
-		s.ackSince = time.Time{}
+		s.debtNs = 0
 	}
 	g.met.framesOut.Inc()
 	g.met.bytesOut.Add(float64(len(f.Data)))
@@ -178,10 +182,10 @@ func (s *session) done(csq uint32) {
 	s.core.Done(csq)
 	if f, ok := s.core.AckDue(16, false); ok && s.attachedLocked() {
 		s.conn.out.Append(wire.AppendMsgAck(nil, f))
-		s.ackSince = time.Time{}
+		s.debtNs = 0
 	} else if s.core.Floor() > 0 {
-		if s.ackSince.IsZero() {
-			s.ackSince = time.Now()
+		if s.debtNs == 0 {
+			s.debtNs = time.Now().UnixNano()
 		}
 		s.markDirtyLocked()
 	}
@@ -216,7 +220,7 @@ func (s *session) tick() bool {
 	}
 	g := s.g
 	again := false
-	if s.owed && s.owedN < deliveredEvery && time.Since(s.owedAt) < deliveredDelay {
+	if s.owed && s.owedN < deliveredEvery && time.Now().UnixNano()-s.debtNs < int64(deliveredDelay) {
 		again = true // more pushes may share the acknowledgement
 	} else if s.owed {
 		s.owed, s.owedN = false, 0
@@ -246,11 +250,11 @@ func (s *session) tick() bool {
 		}
 		return again
 	}
-	if !s.ackSince.IsZero() && time.Since(s.ackSince) < msgAckDelay {
+	if s.debtNs != 0 && time.Now().UnixNano()-s.debtNs < int64(msgAckDelay) {
 		again = true // a push may still carry it
 	} else if f, ok := s.core.AckDue(1, true); ok {
 		c.out.Append(wire.AppendMsgAck(nil, f))
-		s.ackSince = time.Time{}
+		s.debtNs = 0
 	}
 	if c.out.Len() > g.cfg.ClientQueueBytes/2 {
 		// Still draining: look again next tick.
