@@ -463,7 +463,9 @@ const lingerFor = 500 * time.Millisecond
 
 // linger waits up to lingerFor for more bytes: more is true when some
 // came or the connection was kicked (the burst's loop ends it), false
-// when the wait ran out.
+// when the wait ran out. When bytes came, the idle deadline is armed
+// again before it returns: the short wait's deadline must not bound the
+// reads of the burst that follows.
 func (c *client) linger() (more bool, err error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(lingerFor))
 	c.armed = time.Time{} // the idle deadline is re-armed by the next arm
@@ -476,6 +478,9 @@ func (c *client) linger() (more bool, err error) {
 	switch {
 	case n > 0:
 		c.lastNs.Store(time.Now().UnixNano())
+		// Back to the idle deadline: the burst reads on with it, and the
+		// rest of a frame begun here may take longer than lingerFor.
+		c.arm()
 		return true, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.chatty = false

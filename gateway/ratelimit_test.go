@@ -157,6 +157,16 @@ func TestRateLimitFloodSparesOthers(t *testing.T) {
 	// times the limit) until the players are done, at most 20 000.
 	flooder := e.connect("flooder")
 	var limited, echoed atomic.Int64
+	// What else the flooder got, for a failure to say where answers went.
+	var (
+		otherMu sync.Mutex
+		other   = map[string]int{}
+	)
+	noteOther := func(what string) {
+		otherMu.Lock()
+		other[what]++
+		otherMu.Unlock()
+	}
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -164,15 +174,23 @@ func TestRateLimitFloodSparesOthers(t *testing.T) {
 			_ = flooder.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 			k, p, err := flooder.r.ReadFrame()
 			if err != nil {
+				noteOther("read ended: " + err.Error())
 				return
 			}
 			switch k {
 			case wire.KindClientError:
 				if len(p) == 10 && binary.BigEndian.Uint16(p) == wire.CodeRateLimited {
 					limited.Add(1)
+				} else if len(p) >= 2 {
+					noteOther("error " + wire.CodeText(binary.BigEndian.Uint16(p)))
 				}
 			case wire.KindClientData:
 				echoed.Add(1)
+			case wire.KindClientKick:
+				code, _, _ := wire.DecodeCoded(p)
+				noteOther("kick " + wire.CodeText(code))
+			default:
+				noteOther(k.String())
 			}
 		}
 	}()
@@ -212,7 +230,18 @@ func TestRateLimitFloodSparesOthers(t *testing.T) {
 		t.Fatalf("median round trip %v during the flood, %v before", m, before)
 	}
 	// Every flood message is answered: echoed, or refused as rate limited.
-	waitFor(t, 20*time.Second, "every flood message answered", func() bool { return limited.Load()+echoed.Load() == int64(sent) })
+	func() {
+		defer func() {
+			if t.Failed() {
+				otherMu.Lock()
+				defer otherMu.Unlock()
+				t.Logf("flood: %d sent, %d refused, %d echoed, service handled %d; flooder also got %v; gateway drops: slow_client %v, no_node %v",
+					sent, limited.Load(), echoed.Load(), handled("flooder"), other,
+					counter(t, e.gws[0], "xserver_gateway_drops_total", "slow_client"), counter(t, e.gws[0], "xserver_gateway_drops_total", "no_node"))
+			}
+		}()
+		waitFor(t, 20*time.Second, "every flood message answered", func() bool { return limited.Load()+echoed.Load() == int64(sent) })
+	}()
 	admitted := int64(burst + rate*elapsed.Seconds() + 5)
 	if n := int64(handled("flooder")); n > admitted || echoed.Load() > admitted {
 		t.Fatalf("the service handled %d of %d flood messages in %v (echoed %d; players' median round trip %v before, %v during); the limit admits at most %d",
