@@ -422,7 +422,6 @@ func (l *gwLink) serve(ctx context.Context) {
 // (tests simulate a paused process with it).
 var linkSkew atomic.Int64
 
-
 func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 	r, n := l.r, l.r.n
 	now := time.Now()

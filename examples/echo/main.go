@@ -128,8 +128,8 @@ type app struct {
 	// echoedClient, echoedNode: echoed's two counters, resolved once.
 	echoedClient, echoedNode prometheus.Counter
 	debug                    bool // debug lines are written (checked once: building their fields costs)
-	failed    prometheus.Counter
-	admin     *admin.Server // nil when -admin is off
+	failed                   prometheus.Counter
+	admin                    *admin.Server // nil when -admin is off
 	// adminAddr is the bound admin address, set by start.
 	adminAddr string
 	// printer fires settle after the last membership change. time.Timer
