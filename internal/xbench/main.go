@@ -207,24 +207,21 @@ func profileDuring(wg *sync.WaitGroup, o options, c *cluster, name string) {
 	}
 }
 
+// fetch saves what url answers to file; failures are reported, not fatal.
 func fetch(url, file string) {
-	{
-		{
-			resp, err := http.Get(url)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "xbench: profile:", err)
-				return
-			}
-			defer resp.Body.Close()
-			f, err := os.Create(file)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "xbench: profile:", err)
-				return
-			}
-			defer f.Close()
-			_, _ = io.Copy(f, resp.Body)
-		}
+	resp, err := http.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xbench: profile:", err)
+		return
 	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xbench: profile:", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 type path struct {
