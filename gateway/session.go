@@ -139,8 +139,20 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 		st.Announced, st.ID = false, 0
 		return false
 	}
-	if !c.out.AppendWith(wire.PushSize(len(f.Data)), func(b []byte) { wire.PutPush(b, st.ID, f.Seq, f.Cmd, f.Data) }) {
+	// A ClientMsgAck owed goes in the same write as the push.
+	var ab [16]byte
+	ack := ab[:0]
+	if f, ok := s.core.PeekAck(); ok {
+		ack = wire.AppendMsgAck(ack, f)
+	}
+	if !c.out.AppendWith(len(ack)+wire.PushSize(len(f.Data)), func(b []byte) {
+		wire.PutPush(b[copy(b, ack):], st.ID, f.Seq, f.Cmd, f.Data)
+	}) {
 		return false
+	}
+	if len(ack) > 0 {
+		s.core.AckDue(1, true)
+		s.debtNs = 0
 	}
 	g.met.framesOut.Inc()
 	g.met.bytesOut.Add(float64(len(f.Data)))
@@ -170,7 +182,11 @@ func (s *session) done(csq uint32) {
 	s.core.Done(csq)
 	if f, ok := s.core.AckDue(16, false); ok && s.attachedLocked() {
 		s.conn.out.Append(wire.AppendMsgAck(nil, f))
+		s.debtNs = 0
 	} else if s.core.Floor() > 0 {
+		if s.debtNs == 0 {
+			s.debtNs = time.Now().UnixNano()
+		}
 		s.markDirtyLocked()
 	}
 }
@@ -184,6 +200,12 @@ const (
 	deliveredEvery = 16
 	deliveredDelay = 100 * time.Millisecond
 )
+
+// msgAckDelay is how long a ClientMsgAck owed for fewer than 16 messages
+// waits for a push to the client to carry it before it is sent alone: a
+// reply usually follows its request within this, so a request/response
+// exchange costs no frame and no write for its acknowledgement.
+const msgAckDelay = 100 * time.Millisecond
 
 // tick flushes what the session owes: version 1 acknowledgements to nodes,
 // the client's ClientMsgAck, and resends for stalled streams once the
@@ -228,8 +250,11 @@ func (s *session) tick() bool {
 		}
 		return again
 	}
-	if f, ok := s.core.AckDue(1, true); ok {
+	if s.debtNs != 0 && time.Now().UnixNano()-s.debtNs < int64(msgAckDelay) {
+		again = true // a push may still carry it
+	} else if f, ok := s.core.AckDue(1, true); ok {
 		c.out.Append(wire.AppendMsgAck(nil, f))
+		s.debtNs = 0
 	}
 	if c.out.Len() > g.cfg.ClientQueueBytes/2 {
 		// Still draining: look again next tick.

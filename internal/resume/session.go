@@ -112,6 +112,13 @@ func (s *Session) AckDue(every uint32, force bool) (uint32, bool) {
 	return f, true
 }
 
+// PeekAck returns the ClientMsgAck AckDue(1, true) would return, without
+// recording it as sent.
+func (s *Session) PeekAck() (uint32, bool) {
+	f := s.Floor()
+	return f, f > s.ackSent
+}
+
 // PushVerdict says what to do with a node's push.
 type PushVerdict uint8
 
