@@ -3,6 +3,7 @@ package intranet
 import (
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -218,6 +219,10 @@ func (o *Outbox) WriteLoop(c net.Conn, timeout time.Duration, stop <-chan struct
 		case <-stop:
 			return nil
 		}
+		// The wake-up put this goroutine first in line on its P, ahead of
+		// the producers made runnable by the same poll: let them run and
+		// append first, so one write carries their frames together.
+		runtime.Gosched()
 		o.mu.Lock()
 		if o.writing {
 			// A producer is writing directly; it wakes us when it is done
