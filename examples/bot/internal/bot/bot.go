@@ -439,20 +439,31 @@ func (b *bot) ended(err error) error {
 	return errRelogin
 }
 
-// settle waits (briefly) for the acks and echoes of lines still in flight
-// when the run ends, then counts what never came as lost.
+// settle waits for the acks and echoes of lines still in flight when the
+// run ends, then counts what never came as lost. It waits as long as they
+// keep coming (a loaded machine delivers late, not never), and gives up
+// after max(Timeout, 5 s) without one, or four times that in all.
 func (b *bot) settle() {
-	deadline := time.NewTimer(max(b.cfg.Timeout, 5*time.Second))
-	defer deadline.Stop()
+	quiet := max(b.cfg.Timeout, 5*time.Second)
+	stall := time.NewTimer(quiet)
+	defer stall.Stop()
+	limit := time.NewTimer(4 * quiet)
+	defer limit.Stop()
 	for b.acked < b.chatSeq || b.echoed+b.refusedAfter(b.echoed) < b.chatSeq {
 		select {
 		case m := <-b.c.Messages():
+			before := b.acked + b.echoed
 			_ = b.handle(context.Background(), m, time.Time{})
-		case <-deadline.C:
-			b.st.Inc(Lost, uint64(b.chatSeq-b.acked)) // acks: per-account messages
-			b.worldLost += uint64(b.chatSeq - b.echoed - b.refusedAfter(b.echoed))
-			return
+			if b.acked+b.echoed != before {
+				stall.Reset(quiet)
+			}
+			continue
+		case <-stall.C:
+		case <-limit.C:
 		}
+		b.st.Inc(Lost, uint64(b.chatSeq-b.acked)) // acks: per-account messages
+		b.worldLost += uint64(b.chatSeq - b.echoed - b.refusedAfter(b.echoed))
+		return
 	}
 }
 
