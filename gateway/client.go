@@ -575,6 +575,18 @@ func (c *client) handle(kind wire.Kind, p []byte, acks *[]wire.Ack) bool {
 	}
 }
 
+// notice queues a ClientError. A client whose queue has no room for it
+// is not reading: it is disconnected as too slow rather than left to
+// miss, silently, that a message was not delivered.
+func (c *client) notice(frame []byte) {
+	if c.out.Append(frame) {
+		return
+	}
+	c.g.met.drops.WithLabelValues("slow_client").Inc()
+	c.g.slowLog.Warn(c.logger(), "client cannot keep up; disconnecting")
+	c.kick(wire.CodeSlow, "too slow to read")
+}
+
 // fail closes the connection for bad input, with a kick frame, a
 // rate-limited log line and a counter.
 func (c *client) fail(code uint16, metric string, err error) {
@@ -814,7 +826,7 @@ func (c *client) relay(s *session, seq uint32, cmd uint64, data []byte) bool {
 	}
 	if !s.forwardLocked(inflight{s: s, csq: seq, cmd: cmd - t*g.cfg.CmdOffset, full: cmd, typ: typ}, data) {
 		g.met.drops.WithLabelValues("no_node").Inc()
-		c.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
+		c.notice(wire.AppendClientError(nil, wire.CodeNoNode, cmd))
 		if seq != 0 {
 			// It counts as processed: the tick acknowledges it (ClientMsgAck).
 			s.core.Done(seq)
@@ -839,7 +851,7 @@ func (c *client) rateLimitedLocked(s *session, r *rateLimit, seq uint32, cmd uin
 	}
 	r.errors.Inc()
 	g.rateLog.Warn(c.logger().WithField("limit", r.String()), "client over its rate limit; dropping its messages")
-	c.out.Append(wire.AppendClientError(nil, wire.CodeRateLimited, cmd))
+	c.notice(wire.AppendClientError(nil, wire.CodeRateLimited, cmd))
 	if seq != 0 {
 		s.core.Done(seq)
 		s.markDirtyLocked()

@@ -199,7 +199,7 @@ func (g *Gateway) clientError(f inflight) {
 		s.core.Done(f.csq)
 	}
 	if s.attachedLocked() {
-		s.conn.out.Append(wire.AppendClientError(nil, wire.CodeNoNode, f.full))
+		s.conn.notice(wire.AppendClientError(nil, wire.CodeNoNode, f.full))
 	}
 	g.met.drops.WithLabelValues("no_node").Inc()
 }
