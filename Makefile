@@ -13,7 +13,7 @@ DEMO_ARGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: help build run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-mem bench-failover bench-control proto fuzz vet clean
+.PHONY: help build cross run test test-go test-js web-sdk e2e bench bench-micro bench-procs bench-groups bench-mem bench-failover bench-control proto fuzz vet clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -85,6 +85,10 @@ fuzz: ## run every Fuzz target for FUZZTIME (default 20s) each
 		echo "== $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg"; \
 	done <<< "$$targets"
+
+cross: ## the binaries and the library build for Windows and macOS too (game teams develop there; the test and benchmark tools are Linux-only)
+	GOOS=windows $(GO) build -o /dev/null ./cmd/... ./examples/... ./client/... ./node/... ./gateway/... ./nodetest/...
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/... ./examples/... ./client/... ./node/... ./gateway/... ./nodetest/...
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -145,10 +145,10 @@ type pooled struct {
 	in     [nLevels]bool // listed in pool.lists[level]
 	ended  bool
 	err    error
-	round  [][]byte        // owner only
-	iov    []syscall.Iovec // owner only
-	wrote  int             // owner only: bytes of round written
-	target int             // owner only: bytes in round
+	round  [][]byte // owner only
+	iov    []iovec  // owner only
+	wrote  int      // owner only: bytes of round written
+	target int      // owner only: bytes in round
 }
 
 // errNotPoolable: the connection has no raw socket for non-blocking writes.

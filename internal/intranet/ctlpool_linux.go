@@ -24,7 +24,10 @@ const iovMax = 1024
 // writevNow offers bufs to the kernel with non-blocking writev calls and
 // returns how many bytes it took: all of them unless the socket buffer
 // filled up. It never waits. iov is scratch space, returned for reuse.
-func writevNow(raw syscall.RawConn, bufs [][]byte, iov []syscall.Iovec) (int, []syscall.Iovec, error) {
+// iovec is one buffer of a writev.
+type iovec = syscall.Iovec
+
+func writevNow(raw syscall.RawConn, bufs [][]byte, iov []iovec) (int, []iovec, error) {
 	var n int
 	var werr error
 	err := raw.Write(func(fd uintptr) bool {

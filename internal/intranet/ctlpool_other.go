@@ -11,6 +11,9 @@ import (
 // WriteLoop goroutine.
 func rawConn(net.Conn) (syscall.RawConn, bool) { return nil, false }
 
-func writevNow(syscall.RawConn, [][]byte, []syscall.Iovec) (int, []syscall.Iovec, error) {
+// iovec stands for a writev buffer, unused here.
+type iovec struct{}
+
+func writevNow(syscall.RawConn, [][]byte, []iovec) (int, []iovec, error) {
 	return 0, nil, errNotPoolable
 }

@@ -527,6 +527,7 @@ func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 			b.acked++
 			if b.acked > b.chatSeq {
 				b.st.Inc(Duplicated, 1)
+				b.st.Error(ErrDuplicate, fmt.Errorf("%s: chat ack %d for %d lines sent", b.account, b.acked, b.chatSeq))
 			}
 			if ok {
 				b.st.Observe(LatencyChat, b.cfg.Now().Sub(sent))
@@ -576,6 +577,7 @@ func (b *bot) countLine(line game.ChatLine) {
 		}
 		if seq <= b.echoed {
 			b.st.Inc(Duplicated, 1)
+			b.st.Error(ErrDuplicate, fmt.Errorf("%s: own line %d.%d again (echoed up to %d)", b.account, sess, seq, b.echoed))
 			return
 		}
 		for k := b.echoed + 1; k < seq; k++ {
@@ -592,6 +594,7 @@ func (b *bot) countLine(line game.ChatLine) {
 		// First line of that sender's session since this bot entered.
 	case seq <= last.seq:
 		b.st.Inc(Duplicated, 1)
+		b.st.Error(ErrDuplicate, fmt.Errorf("%s: line %d.%d of %s again (seen up to %d)", b.account, sess, seq, line.From, last.seq))
 		return
 	case seq > last.seq+1:
 		b.worldLost += uint64(seq - last.seq - 1)

@@ -131,6 +131,7 @@ const (
 	ErrNoReply      = "no-reply"      // a chat or queue ack missing after Config.Timeout
 	ErrConn         = "conn"          // the connection broke (read or write)
 	ErrProtocol     = "protocol"      // a frame or body that does not decode
+	ErrDuplicate    = "duplicate"     // a message seen twice (which, for the first)
 )
 
 // Stats gathers what every bot of a run observed. All methods are safe for
