@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xserver/xserver/common"
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/internal/intranet"
+	"github.com/xserver/xserver/internal/resume"
 )
 
 // Read batches that follow each other closely share one LinkAck: a
@@ -19,7 +21,7 @@ func TestLinkAckCoversSeveralBatches(t *testing.T) {
 	l := &gwLink{conn: a, out: intranet.NewOutbox(1 << 20), stop: make(chan struct{})}
 	defer l.close()
 	for i := 0; i < 10; i++ { // ten batches of one Deliver each
-		l.processed++
+		l.processed.Add(1)
 		l.ackLater()
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -72,4 +74,40 @@ func TestLaneGoroutineStaysForMoreWork(t *testing.T) {
 	q.post("alice", func() { ran <- struct{}{} })
 	<-ran
 	q.close() // goleak (TestMain) checks the goroutine ended
+}
+
+// What a callback sends (here a push) goes out after the LinkAck of the
+// Delivers handed to the callbacks so far, on the same link: a gateway
+// that sees an answer never gives the message answered to another node
+// (a node paused right after answering, then declared dead, had its
+// message answered twice).
+func TestAnswerFollowsItsLinkAck(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	l := &gwLink{conn: a, out: intranet.NewOutbox(1 << 20), stop: make(chan struct{})}
+	defer l.close()
+	go func() { _ = l.out.WriteLoop(a, time.Second, l.stop) }()
+	var id common.NodeID
+	id[0] = 1
+	r := &relay{links: map[common.NodeID]*gwLink{id: l}}
+	l.processed.Add(1)                                              // the reader handed a Deliver to the callbacks
+	push := wire.AppendRef(nil, wire.KindSessionPaused, "alice", 7) // any frame
+
+	r.do(func() *resume.Output { return &resume.Output{Frames: []resume.Frame{{GW: id, Bytes: push}}} })
+	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rd := wire.NewReader(b, 1<<10, 0)
+	kind, p, err := rd.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind != wire.KindLinkAck {
+		t.Fatalf("first frame %s, want the LinkAck before the push", kind)
+	}
+	if n, err := wire.DecodeLinkAck(p); err != nil || n != 1 {
+		t.Fatalf("LinkAck %d, %v; want 1", n, err)
+	}
+	if kind, _, err := rd.ReadFrame(); err != nil || kind != wire.KindSessionPaused {
+		t.Fatalf("second frame %s, %v; want the push", kind, err)
+	}
 }

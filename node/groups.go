@@ -83,7 +83,7 @@ func (n *Node) groupSend(frame []byte) error {
 	}
 	var first error
 	for _, l := range links {
-		if !l.out.Append(frame) && first == nil {
+		if !l.send(frame) && first == nil {
 			first = fmt.Errorf("%w: gateway %s not accepting", common.ErrNotConnected, l.id)
 		}
 	}

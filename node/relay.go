@@ -198,8 +198,12 @@ type gwLink struct {
 	packed  uint64     // node messages acknowledged, or expired here
 
 	// Owned by the reader goroutine.
-	processed uint64 // Deliver frames processed on this link
-	epochs    []wire.EpochFrom
+	epochs []wire.EpochFrom
+
+	// processed counts the Deliver frames handed to the callbacks on this
+	// link; only the reader adds to it.
+	processed atomic.Uint64
+	sent      atomic.Uint64 // ackedSent, for a check without the lock
 
 	ackMu     sync.Mutex // guards ackTo, ackedSent, ackTimer, ackArmed
 	ackTo     uint64     // processed, as of the end of the last read batch
@@ -220,7 +224,7 @@ const linkAckDelay = 2 * time.Millisecond
 func (l *gwLink) ackLater() {
 	l.ackMu.Lock()
 	defer l.ackMu.Unlock()
-	l.ackTo = l.processed
+	l.ackTo = max(l.ackTo, l.processed.Load())
 	if l.ackArmed || l.ackTo == l.ackedSent {
 		return
 	}
@@ -239,7 +243,62 @@ func (l *gwLink) ackNow() {
 	l.ackArmed = false
 	if l.ackTo > l.ackedSent {
 		l.ackedSent = l.ackTo
+		l.sent.Store(l.ackTo)
 		l.out.Force(wire.AppendLinkAck(nil, l.ackTo))
+	}
+}
+
+// owedAck returns, appended to buf, the LinkAck owed for every Deliver
+// handed to the callbacks so far (nothing when none is owed), and counts
+// it as sent: the caller queues it in the same append as what it sends,
+// in front. Everything this node sends a gateway that a callback may have
+// caused (a push, a broadcast, a group change, a node message) goes out
+// behind it, so a gateway that sees the answer to a message has seen its
+// acknowledgement first, on the same link, and never gives that message to
+// another node if this one stops right after answering (a reply, then the
+// same message answered again elsewhere, was a duplicate).
+func (l *gwLink) owedAck(buf []byte) []byte {
+	if l.processed.Load() <= l.sent.Load() {
+		return buf
+	}
+	l.ackMu.Lock()
+	defer l.ackMu.Unlock()
+	n := l.processed.Load()
+	if n <= l.ackedSent {
+		return buf
+	}
+	l.ackTo = max(l.ackTo, n)
+	l.ackedSent = n
+	l.sent.Store(n)
+	return wire.AppendLinkAck(buf, n)
+}
+
+// send queues frame behind the LinkAck owed (see owedAck); false when the
+// queue is full (the LinkAck goes out all the same).
+func (l *gwLink) send(frame []byte) bool {
+	var b [32]byte
+	ack := l.owedAck(b[:0])
+	if len(ack) == 0 {
+		return l.out.Append(frame)
+	}
+	if l.out.AppendPair(ack, frame) {
+		return true
+	}
+	l.out.Force(ack)
+	return false
+}
+
+// ackOwedElsewhere queues the LinkAck owed on every link but skip: output
+// caused by a message from one gateway may go to another.
+func ackOwedElsewhere(links []*gwLink, skip *gwLink) {
+	var b [32]byte
+	for _, l := range links {
+		if l == skip {
+			continue
+		}
+		if ack := l.owedAck(b[:0]); len(ack) > 0 {
+			l.out.Force(ack)
+		}
 	}
 }
 
@@ -431,7 +490,7 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 		if err != nil {
 			return err
 		}
-		l.processed++
+		l.processed.Add(1)
 		account := string(d.Account)
 		r.do(func() *resume.Output {
 			out, fresh := r.core.Deliver(now, l.id, account, d.Sid, d.Csq)
@@ -549,9 +608,25 @@ const lookupWorkers = 4
 func (r *relay) do(call func() *resume.Output) {
 	r.mu.Lock()
 	out := call()
+	if len(out.Frames) > 0 && len(r.links) > 1 {
+		for _, l := range r.links {
+			if l.id != out.Frames[0].GW {
+				var b [32]byte
+				if ack := l.owedAck(b[:0]); len(ack) > 0 {
+					l.out.Force(ack)
+				}
+			}
+		}
+	}
 	for _, f := range out.Frames {
 		if l := r.links[f.GW]; l != nil {
-			l.out.Force(f.Bytes) // kept by the core: a full queue must not lose them
+			// Kept by the core: a full queue must not lose them.
+			var b [32]byte
+			if ack := l.owedAck(b[:0]); len(ack) > 0 {
+				l.out.ForcePair(ack, f.Bytes)
+			} else {
+				l.out.Force(f.Bytes)
+			}
 		}
 	}
 	for _, a := range out.Lookups {
@@ -890,8 +965,9 @@ func (n *Node) BroadcastClientMsg(cmd uint64, data []byte) error {
 		return common.ErrNoGateway
 	}
 	var first error
+	frame := wire.AppendBroadcast(nil, cmd, data)
 	for _, l := range links {
-		if !l.out.Append(wire.AppendBroadcast(nil, cmd, data)) && first == nil {
+		if !l.send(frame) && first == nil {
 			first = fmt.Errorf("%w: gateway %s not accepting", common.ErrNotConnected, l.id)
 		}
 	}

@@ -76,6 +76,32 @@ func (o *Outbox) AppendWith(n int, fill func([]byte)) bool {
 	return true
 }
 
+// AppendPair queues first and then frame in one step (one write when the
+// outbox is idle), under the limit like Append: first is typically an
+// acknowledgement that must precede frame.
+func (o *Outbox) AppendPair(first, frame []byte) bool {
+	o.mu.Lock()
+	if o.closing || len(o.buf)+len(first)+len(frame) > o.max {
+		o.mu.Unlock()
+		return false
+	}
+	o.buf = append(append(o.buf, first...), frame...)
+	o.flushLocked()
+	return true
+}
+
+// ForcePair is AppendPair regardless of the limit (see Force).
+func (o *Outbox) ForcePair(first, frame []byte) bool {
+	o.mu.Lock()
+	if o.closing {
+		o.mu.Unlock()
+		return false
+	}
+	o.buf = append(append(o.buf, first...), frame...)
+	o.flushLocked()
+	return true
+}
+
 // Force queues frame regardless of the limit (a snapshot, a final error).
 // It returns false only when the outbox is closing.
 func (o *Outbox) Force(frame []byte) bool {
