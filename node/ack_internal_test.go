@@ -93,7 +93,6 @@ func TestAnswerFollowsItsLinkAck(t *testing.T) {
 	r := &relay{links: map[common.NodeID]*gwLink{id: l}}
 	l.processed.Add(1)                                              // the reader handed a Deliver to the callbacks
 	push := wire.AppendRef(nil, wire.KindSessionPaused, "alice", 7) // any frame
-
 	r.do(func() *resume.Output { return &resume.Output{Frames: []resume.Frame{{GW: id, Bytes: push}}} })
 	_ = b.SetReadDeadline(time.Now().Add(10 * time.Second))
 	rd := wire.NewReader(b, 1<<10, 0)

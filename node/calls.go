@@ -105,14 +105,17 @@ func (r *relay) sendTracked(m *wire.NodeMsg, expire time.Time) error {
 	fill := func(b []byte) { wire.AppendNodeMsg(b[:0], m) }
 	sent := sentMsg{op: m.Op, to: m.Dst, cmd: m.Cmd, id: m.ID, at: time.Now(), expire: expire}
 	try := func(l *gwLink) bool {
-		ackOwedElsewhere(r.mgr.Servers(), l)
+		r.mu.Lock()
+		r.flushAcksLocked(l.id)
+		r.mu.Unlock()
 		l.pmu.Lock()
 		defer l.pmu.Unlock()
 		var b [32]byte
-		if ack := l.owedAck(b[:0]); len(ack) > 0 && !l.out.AppendPair(ack, wire.AppendNodeMsg(nil, m)) {
-			l.out.Force(ack)
-			return false
-		} else if len(ack) == 0 && !l.out.AppendWith(size, fill) {
+		ack := l.owedAck(b[:0]) // in front, in the same append (see owedAck)
+		if !l.out.AppendWith(len(ack)+size, func(p []byte) { fill(p[copy(p, ack):]) }) {
+			if len(ack) > 0 {
+				l.out.Force(ack)
+			}
 			return false
 		}
 		l.pending = append(l.pending, sent)

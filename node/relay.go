@@ -273,31 +273,43 @@ func (l *gwLink) owedAck(buf []byte) []byte {
 	return wire.AppendLinkAck(buf, n)
 }
 
-// send queues frame behind the LinkAck owed (see owedAck); false when the
-// queue is full (the LinkAck goes out all the same).
-func (l *gwLink) send(frame []byte) bool {
+// queue queues frame behind the LinkAck owed (see owedAck), in one step;
+// force ignores the queue's limit (see intranet.Outbox.Force). false when
+// the queue refused frame (the LinkAck goes out all the same).
+func (l *gwLink) queue(frame []byte, force bool) bool {
 	var b [32]byte
 	ack := l.owedAck(b[:0])
-	if len(ack) == 0 {
+	switch {
+	case len(ack) == 0 && force:
+		return l.out.Force(frame)
+	case len(ack) == 0:
 		return l.out.Append(frame)
-	}
-	if l.out.AppendPair(ack, frame) {
+	case force:
+		return l.out.ForcePair(ack, frame)
+	case l.out.AppendPair(ack, frame):
 		return true
 	}
 	l.out.Force(ack)
 	return false
 }
 
-// ackOwedElsewhere queues the LinkAck owed on every link but skip: output
-// caused by a message from one gateway may go to another.
-func ackOwedElsewhere(links []*gwLink, skip *gwLink) {
+// send queues frame behind the LinkAck owed, under the queue's limit.
+func (l *gwLink) send(frame []byte) bool { return l.queue(frame, false) }
+
+// flushAck queues the LinkAck owed, if any, on its own.
+func (l *gwLink) flushAck() {
 	var b [32]byte
-	for _, l := range links {
-		if l == skip {
-			continue
-		}
-		if ack := l.owedAck(b[:0]); len(ack) > 0 {
-			l.out.Force(ack)
+	if ack := l.owedAck(b[:0]); len(ack) > 0 {
+		l.out.Force(ack)
+	}
+}
+
+// flushAcksLocked queues the LinkAck owed on every link but skip's: output
+// caused by a message from one gateway may go to another. r.mu is held.
+func (r *relay) flushAcksLocked(skip common.NodeID) {
+	for id, l := range r.links {
+		if id != skip {
+			l.flushAck()
 		}
 	}
 }
@@ -609,24 +621,11 @@ func (r *relay) do(call func() *resume.Output) {
 	r.mu.Lock()
 	out := call()
 	if len(out.Frames) > 0 && len(r.links) > 1 {
-		for _, l := range r.links {
-			if l.id != out.Frames[0].GW {
-				var b [32]byte
-				if ack := l.owedAck(b[:0]); len(ack) > 0 {
-					l.out.Force(ack)
-				}
-			}
-		}
+		r.flushAcksLocked(out.Frames[0].GW)
 	}
 	for _, f := range out.Frames {
 		if l := r.links[f.GW]; l != nil {
-			// Kept by the core: a full queue must not lose them.
-			var b [32]byte
-			if ack := l.owedAck(b[:0]); len(ack) > 0 {
-				l.out.ForcePair(ack, f.Bytes)
-			} else {
-				l.out.Force(f.Bytes)
-			}
+			l.queue(f.Bytes, true) // kept by the core: a full queue must not lose them
 		}
 	}
 	for _, a := range out.Lookups {
