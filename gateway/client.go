@@ -579,9 +579,13 @@ func (c *client) handle(kind wire.Kind, p []byte, acks *[]wire.Ack) bool {
 // is not reading: it is disconnected as too slow rather than left to
 // miss, silently, that a message was not delivered.
 func (c *client) notice(frame []byte) {
-	if c.out.Append(frame) {
-		return
+	if !c.out.Append(frame) {
+		c.tooSlow()
 	}
+}
+
+// tooSlow disconnects a client that does not read what it is sent.
+func (c *client) tooSlow() {
 	c.g.met.drops.WithLabelValues("slow_client").Inc()
 	c.g.slowLog.Warn(c.logger(), "client cannot keep up; disconnecting")
 	c.kick(wire.CodeSlow, "too slow to read")

@@ -165,9 +165,7 @@ func (s *session) queuePushLocked(v resume.PushVerdict, st *resume.Stream, f *wi
 func (s *session) stalledLocked() {
 	if !s.v2 {
 		if c := s.conn; c != nil {
-			s.g.met.drops.WithLabelValues("slow_client").Inc()
-			s.g.slowLog.Warn(s.logger(), "client cannot keep up; disconnecting")
-			c.kick(wire.CodeSlow, "too slow to read")
+			c.tooSlow()
 		}
 		return
 	}
