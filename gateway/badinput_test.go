@@ -8,13 +8,20 @@ import (
 
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/gateway"
+	"github.com/xserver/xserver/node"
 )
 
 // Each kind of bad client input closes only that connection with a clear
 // code and a counter; other sessions carry on.
 func TestClientBadInput(t *testing.T) {
 	e := newEnv(t, 1)
+	// The lobby keeps what its slow player has not acknowledged for
+	// longer than the kernel's socket buffers and the gateway's queue
+	// take, so that the gateway is the one to notice (with the default
+	// 256 KiB the lobby's own limit could end the session first, kick 16).
+	e.nodeOpt = func(c *node.Config) { c.StreamLimit = 64 << 20 }
 	lobby := e.startGame(lobbyType)
+	e.nodeOpt = nil
 	e.ready()
 	g := e.gws[0]
 	addr := g.Addrs().Client

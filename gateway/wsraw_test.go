@@ -18,6 +18,7 @@ import (
 	"github.com/xserver/xserver/common/wire"
 	"github.com/xserver/xserver/gateway"
 	"github.com/xserver/xserver/internal/tlstest"
+	"github.com/xserver/xserver/node"
 )
 
 // rawWS is a test WebSocket client framing by hand (github.com/gobwas/ws,
@@ -376,7 +377,13 @@ func TestWSOverTLS(t *testing.T) {
 // (version 1: kick 10) while another WebSocket session goes on.
 func TestWSSlowConsumerDropped(t *testing.T) {
 	e := newEnv(t, 1)
+	// The lobby keeps what its slow player has not acknowledged for
+	// longer than the kernel's socket buffers and the gateway's queue
+	// take, so that the gateway is the one to notice (with the default
+	// 256 KiB the lobby's own limit could end the session first, kick 16).
+	e.nodeOpt = func(c *node.Config) { c.StreamLimit = 64 << 20 }
 	lobby := e.startGame(lobbyType)
+	e.nodeOpt = nil
 	e.ready()
 	slow, _ := e.wsRawLogin("slowpoke") // never reads from here on
 	_, other := e.wsRawLogin("bystander")
