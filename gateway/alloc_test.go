@@ -106,5 +106,6 @@ type discardConn struct{ net.Conn }
 
 func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (discardConn) SetWriteDeadline(time.Time) error { return nil }
+func (discardConn) SetReadDeadline(time.Time) error  { return nil }
 func (discardConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (discardConn) Close() error                     { return nil }

@@ -67,37 +67,3 @@ func dialV2(tb testing.TB, addr string, tk *login.Ticket) (*client, uint16) {
 	}
 	return cl, code
 }
-
-// A client that sends messages no node can take and never reads its
-// ClientErrors is disconnected as too slow once its queue is full: a
-// ClientError is never dropped silently (the client would take the
-// message for delivered).
-func TestUnreadClientErrorsDisconnect(t *testing.T) {
-	e := newEnvWith(t, 1, func(gc *gatewayConfig) { gc.ClientQueueBytes = gc.MaxFrame + 64 })
-	e.startGame(lobbyType)
-	e.ready()
-	g := e.gws[0]
-	before := counter(t, g, "xserver_gateway_drops_total", "slow_client")
-	tk := e.loginTicket("deaf")
-	nc, err := net.DialTimeout("tcp", tk.Gateway, 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10) // the gateway's socket buffer fills soon
-	c := &client{tb: t, account: tk.Account, conn: nc, r: wire.NewReader(nc, 1<<20, 0), ticket: tk}
-	c.write(wire.AppendLogin(nil, tk.Account, tk.Token))
-	if k, _ := c.read(); k != wire.KindClientLoginAck {
-		t.Fatalf("first frame %s, want login ack", k)
-	}
-	msg := wire.AppendData(nil, 9001, []byte("x")) // type 9: no such node
-	batch := make([]byte, 0, 1000*len(msg))
-	for i := 0; i < 1000; i++ {
-		batch = append(batch, msg...)
-	}
-	waitFor(t, 20*time.Second, "the deaf client disconnected as too slow", func() bool {
-		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = nc.Write(batch)
-		return counter(t, g, "xserver_gateway_drops_total", "slow_client") > before
-	})
-}
