@@ -86,7 +86,8 @@ func ResumeDemo(ctx context.Context, speaker *Player, account, loginURL string, 
 				res.Replayed++
 			}
 		case <-ctx.Done():
-			return res, fmt.Errorf("%w: %s: waiting for the resume: %w", ErrPlayer, account, ctx.Err())
+			return res, fmt.Errorf("%w: %s: waiting for the resume (resumed %v, line said while away seen %v, own line after seen %v): %w",
+				ErrPlayer, account, !resumedAt.IsZero(), seen[away], seen[back], ctx.Err())
 		}
 	}
 	return res, nil
