@@ -54,6 +54,7 @@ type options struct {
 	d, warm  time.Duration
 	reps     int
 	v1, v2   bool
+	fwd      bool
 	resume   int
 	keepLogs bool
 	profile  string
@@ -64,6 +65,7 @@ func mainErr(args []string, out io.Writer) error {
 	var o options
 	var ks string
 	serve := fs.String("serve-raw", "", "internal: serve the raw echo at `address`")
+	fwdTo := fs.String("serve-fwd", "", "internal: serve the two-hop forwarder to the raw echo at `address`")
 	fs.StringVar(&o.bin, "bin", "bin", "`directory` with mgrserver, gateway, echo and login (make build)")
 	fs.StringVar(&ks, "k", "1,100,1000", "comma-separated concurrent player `counts`")
 	fs.DurationVar(&o.d, "d", 3*time.Second, "measured `duration` of each run")
@@ -71,11 +73,15 @@ func mainErr(args []string, out io.Writer) error {
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.BoolVar(&o.v1, "v1", true, "measure protocol version 1 players")
 	fs.BoolVar(&o.v2, "v2", true, "measure protocol version 2 (resumable, sequenced) players")
+	fs.BoolVar(&o.fwd, "fwd", true, "also measure the two-hop forwarder (raw echo behind a byte-copying proxy process)")
 	fs.IntVar(&o.resume, "resume", 200, "sessions for the resume latency runs (0: skip them)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the processes' logs (their directory is printed)")
 	fs.StringVar(&o.profile, "profile", "", "write CPU profiles of the gateway and the echo node during each relay run of the first repetition to `directory`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *fwdTo != "" {
+		return serveFwd("127.0.0.1:0", *fwdTo)
 	}
 	if *serve != "" {
 		return serveRaw(*serve)
@@ -102,11 +108,16 @@ func bench(o options, out io.Writer) error {
 	}
 	header(out, o)
 
-	raw, rawAddr, err := startRaw(dir)
+	raw, rawAddr, err := startSelf(dir, "raw", "-serve-raw", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	defer raw.kill()
+	fwd, fwdAddr, err := startSelf(dir, "fwd", "-serve-fwd", rawAddr)
+	if err != nil {
+		return err
+	}
+	defer fwd.kill()
 	c, err := startCluster(o.bin, dir, 30*time.Second, o.profile != "")
 	if c != nil {
 		defer c.close()
@@ -125,6 +136,14 @@ func bench(o options, out io.Writer) error {
 	}
 	defer closeAll(rawPs)
 	paths := []path{{name: "raw", ps: rawPs, cpu: func() time.Duration { return cpuOf(raw) }}}
+	if o.fwd {
+		fwdPs, err := connect(kmax, func(i int) (*player, error) { return dialRaw(fwdAddr) })
+		if err != nil {
+			return err
+		}
+		defer closeAll(fwdPs)
+		paths = append(paths, path{name: "fwd", ps: fwdPs, cpu: func() time.Duration { return cpuOf(fwd, raw) }})
+	}
 	servers := func() time.Duration { return cpuOf(c.servers...) }
 	for _, v := range []struct {
 		on   bool
@@ -158,7 +177,7 @@ func bench(o options, out io.Writer) error {
 			var base float64
 			for _, p := range paths {
 				var prof sync.WaitGroup
-				if o.profile != "" && rep == 1 && p.name != "raw" {
+				if o.profile != "" && rep == 1 && strings.HasPrefix(p.name, "relay") {
 					profileDuring(&prof, o, c, fmt.Sprintf("%s-k%d", p.name, k))
 				}
 				r, err := run(p.ps[:k], o.d, o.warm, p.cpu)
@@ -260,23 +279,24 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// startRaw runs this program again as the raw echo and reads its address.
-func startRaw(dir string) (*proc, string, error) {
+// startSelf runs this program again with args (the raw echo, the
+// forwarder) and reads the address it prints.
+func startSelf(dir, name string, args ...string) (*proc, string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
-	cmd := exec.Command(self, "-serve-raw", "127.0.0.1:0")
+	cmd := exec.Command(self, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
 	}
-	f, err := os.Create(dir + "/raw.log")
+	f, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
 		return nil, "", err
 	}
 	cmd.Stderr = f
-	p := &proc{name: "raw", cmd: cmd, log: f.Name(), done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, log: f.Name(), done: make(chan struct{})}
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
@@ -285,7 +305,7 @@ func startRaw(dir string) (*proc, string, error) {
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		p.kill()
-		return nil, "", fmt.Errorf("raw echo: %w", err)
+		return nil, "", fmt.Errorf("%s: %w", name, err)
 	}
 	return p, strings.TrimSpace(line), nil
 }
