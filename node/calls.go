@@ -422,6 +422,7 @@ func (n *Node) BroadcastCall(ctx context.Context, t common.NodeType, cmd uint64,
 }
 
 func (n *Node) call(ctx context.Context, to common.NodeID, cmd uint64, req, reply proto.Message) error {
+	n.rl.releaseReaders() // the reply may come over the link this callback was read from
 	data, err := marshal(req)
 	if err != nil {
 		return err

@@ -61,13 +61,18 @@
 //   - join / leave / update: the node's dispatcher goroutine, one at a
 //     time, in event order, never under a lock.
 //   - relayed messages (RegisterFuncOnRelayMsg), lose-account, disconnect,
-//     resume and undeliverable: one of the relay's lanes, never the
-//     gateway link's reader, so a handler may make a Call and get its
-//     answer even when the reply comes back on the same link. A player's
+//     resume and undeliverable: one of the relay's lanes. A player's
 //     messages and session callbacks run on the lane of their account, in
 //     order (lose-account after the last message of the session); a node's
 //     messages on the lane of the node that sent them, in its order.
-//     Different lanes run concurrently (16 lanes).
+//     Different lanes run concurrently (16 lanes). A player's message that
+//     is the last one read from its gateway link, with its lane idle, runs
+//     on the link's reader goroutine instead, in the same order: handing
+//     it to another goroutine would cost a thread wake-up per message at
+//     light load. If such a handler runs longer than about a millisecond,
+//     or makes a Call or GroupMembers, the link's reading moves to a new
+//     goroutine at once, so the link keeps reading pings, acknowledgements
+//     and the Call's reply; a handler may block as it could on a lane.
 //   - calls (RegisterFuncOnCall): a goroutine of their own per call.
 //
 // Keep callbacks quick or hand work off: a slow handler delays the later

@@ -150,6 +150,7 @@ func (n *Node) GroupMembers(ctx context.Context, group string) ([]string, error)
 	if err != nil {
 		return nil, err
 	}
+	n.rl.releaseReaders() // the answers may come over the link this callback was read from
 	q := &n.rl.gq
 	w := &groupQuery{pending: make(map[common.NodeID]bool, len(links)), done: make(chan struct{})}
 	for _, l := range links {

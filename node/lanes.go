@@ -19,7 +19,9 @@ const laneLimit = 8192
 // lanes runs the relay's user callbacks (relayed messages, lose-account,
 // disconnect, resume, undeliverable) off the gateway links' readers, so a
 // link keeps reading its call replies, acknowledgements and pings while a
-// handler runs or waits on a Call. Callbacks with the same key (an account,
+// handler runs or waits on a Call. (A link's reader may claim an idle lane
+// and run one callback itself, handing its reading to a new goroutine if
+// the callback takes long: see claim and gwLink.runInline.) Callbacks with the same key (an account,
 // or the node that sent a message) run one at a time in the order they
 // were posted; different keys run concurrently. A lane has a goroutine
 // while it has work and for laneIdle after, so a steady trickle of
@@ -38,10 +40,11 @@ type lanes struct {
 }
 
 type lane struct {
-	mu      sync.Mutex // guards q, running, idle
+	mu      sync.Mutex // guards q, running, idle, inline
 	q       []func()
 	running bool          // the lane has a goroutine
 	idle    bool          // which waits on wake
+	inline  bool          // a claim: a link's reader runs one of the lane's callbacks itself
 	wake    chan struct{} // cap 1
 }
 
@@ -76,6 +79,11 @@ func (q *lanes) post(key string, f func()) {
 	l := &q.ls[maphash.String(q.seed, key)%laneCount]
 	l.mu.Lock()
 	l.q = append(l.q, f)
+	if l.inline {
+		// The claimant hands the queue on when its callback returns.
+		l.mu.Unlock()
+		return
+	}
 	if l.running {
 		idle := l.idle
 		l.idle = false
@@ -100,8 +108,10 @@ func (q *lanes) drain(l *lane) {
 	var t *time.Timer
 	for {
 		l.mu.Lock()
-		batch := l.q
-		l.q = nil
+		var batch []func()
+		if !l.inline { // else what is queued waits for the claim's callback
+			batch, l.q = l.q, nil
+		}
 		if len(batch) == 0 {
 			l.idle = true
 			l.mu.Unlock()
@@ -133,6 +143,60 @@ func (q *lanes) drain(l *lane) {
 			q.done()
 		}
 	}
+}
+
+// claim reserves key's lane for a callback its caller runs itself, with
+// run, when the lane is idle: nothing queued and no callback running. It
+// is taken in the same place post would be called (under the relay's
+// lock), so callbacks posted for the key after it wait for the claimed one
+// and run in order. It returns nil, reserving nothing, when the lane is
+// busy or the lanes are closed: then post.
+func (q *lanes) claim(key string) *lane {
+	l := &q.ls[maphash.String(q.seed, key)%laneCount]
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
+	l.mu.Lock()
+	if l.inline || len(l.q) > 0 || (l.running && !l.idle) {
+		l.mu.Unlock()
+		return nil
+	}
+	l.inline = true
+	l.mu.Unlock()
+	q.queued++
+	if q.queued == laneLimit {
+		q.room = make(chan struct{})
+	}
+	q.wg.Add(1)
+	return l
+}
+
+// run runs f, the callback of the claim on l, on the caller's goroutine,
+// then releases the claim: what was posted to the lane meanwhile goes to
+// the lane's goroutine.
+func (q *lanes) run(l *lane, f func()) {
+	defer func() {
+		q.done()
+		l.mu.Lock()
+		l.inline = false
+		switch {
+		case len(l.q) == 0:
+		case l.running && l.idle:
+			l.idle = false
+			select {
+			case l.wake <- struct{}{}:
+			default:
+			}
+		case !l.running:
+			l.running = true
+			q.gwg.Add(1)
+			go q.drain(l)
+		}
+		l.mu.Unlock()
+	}()
+	f()
 }
 
 func (q *lanes) done() {

@@ -199,6 +199,20 @@ type gwLink struct {
 
 	// Owned by the reader goroutine.
 	epochs []wire.EpochFrom
+	tail   bool      // the frame being handled is the last one read so far
+	rs     *linkRead // set before the reading starts
+	inLane *lane     // a claim made by handle, for the reader to run
+	inCb   func()    // its callback
+
+	readEnd chan struct{} // closed when the link's reading ended
+
+	rmu        sync.Mutex // guards rgen, inline, inlineSeq, watch*
+	rgen       uint64     // the generation of the reader goroutine
+	inline     bool       // the reader runs a callback (runInline)
+	inlineSeq  uint64     // callbacks run inline so far
+	watch      *time.Timer
+	watchArmed bool
+	watchSeen  uint64 // inlineSeq at the watch's last look
 
 	// processed counts the Deliver frames handed to the callbacks on this
 	// link; only the reader adds to it.
@@ -444,34 +458,65 @@ func (l *gwLink) serve(ctx context.Context) {
 			}
 		}
 	}()
-	dl := intranet.NewLazyDeadline(l.conn, silence)
-	mark := time.Now() // the reader's last moment of known liveness
+	l.rs = &linkRead{rd: rd, dl: intranet.NewLazyDeadline(l.conn, silence), silence: silence, mark: time.Now()}
+	l.readEnd = make(chan struct{})
+	go l.read(0)
+	<-l.readEnd
+}
+
+// linkRead is a gateway link's reading: its frame reader, read deadline
+// and last moment of known liveness. One goroutine at a time owns it:
+// the link's reader, which may hand it to a new goroutine while it runs a
+// callback itself (see runInline).
+type linkRead struct {
+	rd      *wire.Reader
+	dl      *intranet.LazyDeadline
+	silence time.Duration
+	mark    time.Time // the reader's last moment of known liveness
+}
+
+// read reads and handles the link's frames while it is the link's reader
+// (generation gen), and closes l.readEnd when the reading ends.
+func (l *gwLink) read(gen uint64) {
+	r, rs := l.r, l.rs
+	end := func() { close(l.readEnd) }
 	for {
-		dl.ArmAt(mark)
-		kind, p, err := rd.ReadFrame()
+		rs.dl.ArmAt(rs.mark)
+		kind, p, err := rs.rd.ReadFrame()
 		if err != nil {
 			select {
 			case <-l.stop:
 			default:
 				l.log.WithError(err).Info("gateway link lost")
 			}
+			end()
 			return
 		}
 		now := time.Now() // the only clock read per frame on this path
-		if gap := now.Sub(mark) + time.Duration(linkSkew.Load()); gap > silence {
+		if gap := now.Sub(rs.mark) + time.Duration(linkSkew.Load()); gap > rs.silence {
 			// This process did not run for longer than the gateway's
 			// heartbeat allows (paused, or starved): the gateway has
 			// declared the link dead and rerouted what this node had not
 			// acknowledged, perhaps to another instance. What is still in
 			// the socket is stale: handling it would serve an account twice.
 			l.log.WithField("gap", gap.Round(time.Millisecond)).Warn("this node did not read from the gateway for longer than its heartbeat allows (was the process paused?); dropping the link without handling what it held")
+			end()
 			return
 		}
+		l.tail = rs.rd.Buffered() == 0
 		err = l.handle(kind, p)
+		if ln, cb := l.inLane, l.inCb; err == nil && ln != nil {
+			l.inLane, l.inCb = nil, nil
+			rs.mark = now // a reader taking over starts from here
+			l.ackLater()  // it is the last frame read: all are handed over
+			if !l.runInline(gen, ln, cb) {
+				return // the reading went on in another goroutine
+			}
+		}
 		// Too many callbacks queued: stop reading until they run. Handling
 		// counts towards the gap; waiting for the lanes does not.
-		mark = now.Add(r.cb.wait(l.stop))
-		if err == nil && rd.Buffered() == 0 {
+		rs.mark = now.Add(r.cb.wait(l.stop))
+		if err == nil && rs.rd.Buffered() == 0 {
 			// Everything read so far is processed: say so soon.
 			l.ackLater()
 		}
@@ -484,8 +529,91 @@ func (l *gwLink) serve(ctx context.Context) {
 			} else {
 				l.log.WithError(err).Warn("bad frame from gateway; dropping the link")
 			}
+			end()
 			return
 		}
+	}
+}
+
+// inlineWatch is how often a link checks on a callback its reader runs
+// itself: one still running after between one and two of these hands the
+// reading to a new goroutine.
+const inlineWatch = time.Millisecond
+
+// runInline runs cb, the callback of a message claimed on lane ln, on the
+// reader's goroutine: the last message of a read has nothing behind it to
+// wait, and handing it to a lane's goroutine would cost a wake-up of
+// another thread per message (most of a node's cost at light load). A
+// callback that takes longer than inlineWatch, or makes a call (whose
+// reply this link may carry), has the reading handed to a new goroutine
+// meanwhile, so pings, acknowledgements and replies are read on. false:
+// that happened, and this goroutine is no longer the reader.
+func (l *gwLink) runInline(gen uint64, ln *lane, cb func()) bool {
+	l.rmu.Lock()
+	l.inline = true
+	l.inlineSeq++
+	if !l.watchArmed {
+		l.watchArmed = true
+		if l.watch == nil {
+			l.watch = time.AfterFunc(inlineWatch, l.watchInline)
+		} else {
+			l.watch.Reset(inlineWatch)
+		}
+	}
+	l.rmu.Unlock()
+	l.r.cb.run(ln, cb)
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	if l.rgen != gen {
+		return false
+	}
+	l.inline = false
+	return true
+}
+
+// watchInline hands the reading on when the same inline callback ran
+// through a whole period.
+func (l *gwLink) watchInline() {
+	l.rmu.Lock()
+	defer l.rmu.Unlock()
+	switch {
+	case !l.inline:
+		l.watchArmed = false
+	case l.inlineSeq != l.watchSeen:
+		l.watchSeen = l.inlineSeq
+		l.watch.Reset(inlineWatch)
+	default:
+		l.watchArmed = false
+		l.handOffLocked()
+	}
+}
+
+// handOffLocked starts a new reader if the current one runs a callback.
+// l.rmu is held.
+func (l *gwLink) handOffLocked() {
+	if !l.inline {
+		return
+	}
+	l.inline = false
+	l.rgen++
+	go l.read(l.rgen)
+}
+
+// releaseReaders hands the reading of every link whose reader runs a
+// callback to a new goroutine: the caller is about to wait for something
+// a link reads (a call's reply, a group query's answers), and may be that
+// callback.
+func (r *relay) releaseReaders() {
+	r.mu.Lock()
+	ls := make([]*gwLink, 0, len(r.links))
+	for _, l := range r.links {
+		ls = append(ls, l)
+	}
+	r.mu.Unlock()
+	for _, l := range ls {
+		l.rmu.Lock()
+		l.handOffLocked()
+		l.rmu.Unlock()
 	}
 }
 
@@ -508,11 +636,19 @@ func (l *gwLink) handle(kind wire.Kind, p []byte) error {
 			out, fresh := r.core.Deliver(now, l.id, account, d.Sid, d.Csq)
 			if fresh { // else a message resent after a gateway died, processed before
 				cmd, data := d.Cmd, append([]byte(nil), d.Data...)
-				r.cb.post(account, func() {
+				cb := func() {
 					if f := n.relayFunc(); f != nil {
 						f(common.Client, nil, account, cmd, data)
 					}
-				})
+				}
+				if l.tail {
+					l.inLane = r.cb.claim(account)
+				}
+				if l.inLane != nil {
+					l.inCb = cb // the reader runs it, after the lock
+				} else {
+					r.cb.post(account, cb)
+				}
 			}
 			return out
 		})
