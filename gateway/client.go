@@ -49,6 +49,9 @@ type client struct {
 	in    []byte // read buffer during a burst; nil while parked
 	r, w  int    // unread bytes are in[r:w]
 	armed time.Time
+	// lingerDl: the read deadline set is a linger's, ending then (unix
+	// ns); 0: it is the idle deadline (or none).
+	lingerDl int64
 	// chatty: this burst's first bytes came within lingerFor of the
 	// previous burst's, so the burst waits a little for more before it
 	// parks (see linger).
@@ -267,6 +270,12 @@ func (c *client) next(block bool) (wire.Kind, []byte, error) {
 		c.room(need)
 		n, err := c.conn.Read(c.in[c.w:])
 		c.w += n
+		if err != nil && n == 0 && c.lingerDl != 0 && !c.kicked.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The short deadline of a linger ran out within a frame: the
+			// rest of a frame may take as long as the idle window allows.
+			c.armIdle()
+			continue
+		}
 		if err != nil && n == 0 {
 			if c.r != c.w && err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -461,14 +470,20 @@ func (c *client) noteRead() {
 // holds neither.
 const lingerFor = 500 * time.Millisecond
 
-// linger waits up to lingerFor for more bytes: more is true when some
-// came or the connection was kicked (the burst's loop ends it), false
-// when the wait ran out. When bytes came, the idle deadline is armed
-// again before it returns: the short wait's deadline must not bound the
-// reads of the burst that follows.
+// linger waits for more bytes until a quiet spell of between lingerFor/2
+// and lingerFor: more is true when some came or the connection was kicked
+// (the burst's loop ends it), false when the wait ran out. Its deadline is
+// set once and kept while bytes keep coming (moved only once less than
+// lingerFor/2 of it is left), so a connection in play pays no timer
+// update per message; a read within a frame that meets it goes on under
+// the idle deadline (see next).
 func (c *client) linger() (more bool, err error) {
-	_ = c.conn.SetReadDeadline(time.Now().Add(lingerFor))
-	c.armed = time.Time{} // the idle deadline is re-armed by the next arm
+	now := time.Now().UnixNano()
+	if c.lingerDl-now < int64(lingerFor/2) {
+		c.lingerDl = now + int64(lingerFor)
+		_ = c.conn.SetReadDeadline(time.Unix(0, c.lingerDl))
+		c.armed = time.Time{} // the idle deadline is re-armed by the next arm
+	}
 	if c.kicked.Load() {
 		return true, nil
 	}
@@ -478,11 +493,9 @@ func (c *client) linger() (more bool, err error) {
 	switch {
 	case n > 0:
 		c.lastNs.Store(time.Now().UnixNano())
-		// Back to the idle deadline: the burst reads on with it, and the
-		// rest of a frame begun here may take longer than lingerFor.
-		c.arm()
 		return true, nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.lingerDl = 0
 		c.chatty = false
 		return c.kicked.Load(), nil
 	case err == nil:
@@ -499,9 +512,19 @@ func (c *client) arm() {
 	if d := c.g.cfg.Idle; d > 0 {
 		if now := time.Now(); now.Sub(c.armed) >= d/4 {
 			c.armed = now
+			c.lingerDl = 0
 			_ = c.conn.SetReadDeadline(now.Add(d + d/4))
 		}
+	} else if c.lingerDl != 0 {
+		c.lingerDl = 0
+		_ = c.conn.SetReadDeadline(time.Time{})
 	}
+}
+
+// armIdle replaces a linger's deadline with the idle window's.
+func (c *client) armIdle() {
+	c.armed = time.Time{}
+	c.arm()
 }
 
 // park waits for the connection's next bytes with the idle deadline
