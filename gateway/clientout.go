@@ -33,7 +33,7 @@ type clientOut struct {
 
 	mu       sync.Mutex
 	buf      []byte
-	wroteNs  int64         // when the last direct write ended (unix ns)
+	wroteNs  int64         // when the last direct write began (unix ns)
 	writing  bool          // a writer goroutine runs, or a producer writes directly
 	closing  bool          // nothing more is accepted; the writer finishes once drained
 	finished bool          // onDone was called (or is about to be)
@@ -148,7 +148,8 @@ func (o *clientOut) Done() <-chan struct{} {
 // leaves it to the writer goroutine (starting one). It is called with o.mu
 // held and releases it.
 func (o *clientOut) flushLocked() {
-	if o.raw == nil || o.writing || o.closing || o.finished || time.Now().UnixNano()-o.wroteNs < int64(intranet.CoalesceAfter) {
+	now := time.Now().UnixNano() // the write's start counts as its time
+	if o.raw == nil || o.writing || o.closing || o.finished || now-o.wroteNs < int64(intranet.CoalesceAfter) {
 		o.startLocked()
 		o.mu.Unlock()
 		return
@@ -162,7 +163,7 @@ func (o *clientOut) flushLocked() {
 
 	o.mu.Lock()
 	o.writing = false
-	o.wroteNs = time.Now().UnixNano()
+	o.wroteNs = now
 	if n < len(b) {
 		// The kernel took part of it (or none; a failure shows in the
 		// writer's write): the rest goes first.

@@ -30,7 +30,7 @@ type Outbox struct {
 	closing bool
 	raw     syscall.RawConn // set while WriteLoop runs on a connection that has one
 	writing bool            // a Write (the writer's, or a producer's direct one) is under way
-	wrote   time.Time       // when the last Write ended
+	wrote   time.Time       // when the last Write was made (a direct one: began)
 
 	max    int
 	signal chan struct{} // cap 1: "there is something to write"
@@ -149,7 +149,8 @@ func (o *Outbox) Done() <-chan struct{} { return o.done }
 // being written, else wakes the writer. It is called with o.mu held and
 // releases it.
 func (o *Outbox) flushLocked() {
-	if o.raw == nil || o.writing || o.closing || time.Since(o.wrote) < CoalesceAfter {
+	now := time.Now() // the write's start counts as its time
+	if o.raw == nil || o.writing || o.closing || now.Sub(o.wrote) < CoalesceAfter {
 		o.mu.Unlock()
 		o.wake()
 		return
@@ -163,7 +164,7 @@ func (o *Outbox) flushLocked() {
 
 	o.mu.Lock()
 	o.writing = false
-	o.wrote = time.Now()
+	o.wrote = now
 	if n < len(b) {
 		// The kernel took part of it (or none): the rest goes first.
 		rest := b[:copy(b, b[n:])]
