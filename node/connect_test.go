@@ -207,6 +207,12 @@ func TestJoinFailuresBackOffAndSayWhy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The lease is held before the standby starts, or it may win it
+		// first and lead (then the node registers).
+		held := lease.Record{Epoch: 7, Addr: "127.0.0.1:1", Token: "stuck"}
+		if err := rdb.Set(context.Background(), lease.KeysFor("xserver").Leader, held.String(), time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
 		if err := standby.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}

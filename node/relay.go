@@ -504,7 +504,7 @@ func (l *gwLink) read(gen uint64) {
 			return
 		}
 		l.tail = rs.rd.Buffered() == 0
-		err = l.handle(kind, p)
+		err = l.handle(kind, p, now)
 		if ln, cb := l.inLane, l.inCb; err == nil && ln != nil {
 			l.inLane, l.inCb = nil, nil
 			rs.mark = now // a reader taking over starts from here
@@ -621,9 +621,9 @@ func (r *relay) releaseReaders() {
 // (tests simulate a paused process with it).
 var linkSkew atomic.Int64
 
-func (l *gwLink) handle(kind wire.Kind, p []byte) error {
+// handle acts on one frame from the gateway, read at now.
+func (l *gwLink) handle(kind wire.Kind, p []byte, now time.Time) error {
 	r, n := l.r, l.r.n
-	now := time.Now()
 	switch kind {
 	case wire.KindDeliver:
 		d, err := wire.DecodeDeliver(p)
