@@ -6,7 +6,10 @@
 // echo node and back. In the same run, interleaved with it, the same
 // players' load goes to a one-hop raw Go echo (its own process: read a
 // frame, write it back), so every relay figure has a baseline measured
-// under the same machine load a few seconds apart.
+// under the same machine load a few seconds apart. A third path, fwd, puts
+// a byte-copying forwarder process in front of the raw echo: the least any
+// relay of separate processes does (two hops, no framing, no routing), to
+// tell the cost of a second process hop from the cost of the relay's work.
 //
 // It prints, per K and repetition, round trips per second, p50 and p99
 // latency and the server CPU per round trip (user + system time of every
@@ -255,7 +258,7 @@ func header(out io.Writer, o options) {
 	fmt.Fprintf(out, "date: %s  host: %s  nproc: %d  cpu: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), cpuModel())
 	fmt.Fprintf(out, "load average at start: %s\n", loadavg())
 	fmt.Fprintf(out, "each run: %v warm-up, %v measured; %d repetitions; 64-byte payload\n", o.warm, o.d, o.reps)
-	fmt.Fprintln(out, "cpu/rt: user+system CPU of the server processes per round trip (raw: the echo process; relay: mgrserver + gateway + echo node)")
+	fmt.Fprintln(out, "cpu/rt: user+system CPU of the server processes per round trip (raw: the echo process; fwd: the forwarder + the echo; relay: mgrserver + gateway + echo node)")
 }
 
 func cpuModel() string {
