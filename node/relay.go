@@ -505,7 +505,7 @@ func (l *gwLink) read(gen uint64) {
 		}
 		l.tail = rs.rd.Buffered() == 0
 		err = l.handle(kind, p, now)
-		if ln, cb := l.inLane, l.inCb; err == nil && ln != nil {
+		if ln, cb := l.inLane, l.inCb; ln != nil { // a claim is always run, and so released
 			l.inLane, l.inCb = nil, nil
 			rs.mark = now // a reader taking over starts from here
 			l.ackLater()  // it is the last frame read: all are handed over
