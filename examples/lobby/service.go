@@ -252,7 +252,7 @@ func (s *lobbyService) onRelay(src common.NodeType, from common.Member, account 
 		s.log.WithError(err).WithFields(logrus.Fields{"from": from.GetID().String(), "from_type": src}).Warn("node message dropped")
 	}
 	if src == common.Client && clientCmd(cmd) == game.CmdEnter && len(outs) > 0 {
-		if r, ok := outs[0].Body.(game.EnterReply); ok && r.OK {
+		if r, ok := enterReply(outs); ok && r.OK {
 			s.log.WithFields(logrus.Fields{"account": account, "online": len(r.Online)}).Info("player entered")
 		}
 	}

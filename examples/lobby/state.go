@@ -260,6 +260,16 @@ func (l *Lobby) Request(account string, n uint64, body []byte, now time.Time) []
 	}
 }
 
+// enterReply finds the reply to an enter request among outs.
+func enterReply(outs []Out) (game.EnterReply, bool) {
+	for _, o := range outs {
+		if r, ok := o.Body.(game.EnterReply); ok {
+			return r, true
+		}
+	}
+	return game.EnterReply{}, false
+}
+
 func (l *Lobby) enter(account string, body []byte, now time.Time) []Out {
 	fail := func(e string) []Out {
 		return []Out{reply(account, game.CmdEnter, game.EnterReply{Account: account, Online: []game.Player{}, Error: e})}
@@ -280,9 +290,12 @@ func (l *Lobby) enter(account string, body []byte, now time.Time) []Out {
 	delete(l.remotes, account) // it is here now
 	pres := game.Presence{Player: game.Player{Account: account, Name: req.Name}, Online: true}
 	outs := []Out{
-		reply(account, game.CmdEnter, game.EnterReply{OK: true, Account: account, Online: l.Online()}),
-		// World lines reach the player from now on (joining again is harmless).
+		// World lines reach the player from now on (joining again is
+		// harmless). The join goes first: the gateway then has the player
+		// in the group before the player sees the reply, so a line said
+		// after that (by anyone, through any lobby) reaches it.
 		{To: JoinGroup, Group: game.WorldGroup, Account: account},
+		reply(account, game.CmdEnter, game.EnterReply{OK: true, Account: account, Online: l.Online()}),
 		{To: ToLobbies, Cmd: game.NodePresence, Body: pres},
 	}
 	if old == nil || old.name != req.Name || old.away {
