@@ -107,7 +107,12 @@ func checkGroup(group, account string) error {
 // membership lasts as long as the session: it is kept while the client is
 // away, follows a resume to another gateway and a new login of the
 // account, and ends with the session. Joining twice is harmless. An
-// account with no session now is not added.
+// account with no session now is not added. Join before you tell the
+// player it is in: the join and a later message to the player travel in
+// order on the same link, so the gateway has the membership before the
+// player sees the message; sent the other way round, a broadcast that
+// another node makes in reaction to the player (a chat line) can reach
+// the gateway before the join, and miss the player.
 func (n *Node) JoinGroup(group, account string) error {
 	if err := checkGroup(group, account); err != nil {
 		return err
