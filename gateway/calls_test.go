@@ -22,11 +22,18 @@ const callType = common.FirstGameType + 7
 // startCallee starts a node of callType answering calls with h.
 func (e *env) startCallee(h common.FuncTypeOnCall) *node.Node {
 	e.tb.Helper()
-	n, err := node.New(e.nodeConfig(callType, int64(100+len(e.nodes))))
+	return e.startNode(callType, int64(100+len(e.nodes)), func(n *node.Node) { n.RegisterFuncOnCall(h) })
+}
+
+// startNode starts a relay-enabled node of type t, set up by setup
+// before it starts, and closes it at the end of the test.
+func (e *env) startNode(t common.NodeType, seed int64, setup func(*node.Node)) *node.Node {
+	e.tb.Helper()
+	n, err := node.New(e.nodeConfig(t, seed))
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	n.RegisterFuncOnCall(h)
+	setup(n)
 	n.EnableMessageRelay(true)
 	if err := n.Start(context.Background()); err != nil {
 		e.tb.Fatal(err)

@@ -14,17 +14,7 @@ import (
 // startRelayNode starts a node of type t handling client messages with h.
 func (e *env) startRelayNode(t common.NodeType, seed int64, h common.FuncTypeOnRelayMsg) *node.Node {
 	e.tb.Helper()
-	n, err := node.New(e.nodeConfig(t, seed))
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	n.RegisterFuncOnRelayMsg(h)
-	n.EnableMessageRelay(true)
-	if err := n.Start(context.Background()); err != nil {
-		e.tb.Fatal(err)
-	}
-	e.tb.Cleanup(func() { n.Close() })
-	return n
+	return e.startNode(t, seed, func(n *node.Node) { n.RegisterFuncOnRelayMsg(h) })
 }
 
 // A node may run a client message's handler on the reader of the link it

@@ -106,13 +106,7 @@ func (r *relay) run(ctx context.Context) {
 			r.do(func() *resume.Output { return r.core.Tick(now) })
 			r.checkStalls(now)
 		case <-ctx.Done():
-			r.mu.Lock()
-			links := make([]*gwLink, 0, len(r.links))
-			for _, l := range r.links {
-				links = append(links, l)
-			}
-			r.mu.Unlock()
-			for _, l := range links {
+			for _, l := range r.linkList() {
 				l.leave()
 			}
 			r.wg.Wait()
@@ -604,17 +598,22 @@ func (l *gwLink) handOffLocked() {
 // a link reads (a call's reply, a group query's answers), and may be that
 // callback.
 func (r *relay) releaseReaders() {
-	r.mu.Lock()
-	ls := make([]*gwLink, 0, len(r.links))
-	for _, l := range r.links {
-		ls = append(ls, l)
-	}
-	r.mu.Unlock()
-	for _, l := range ls {
+	for _, l := range r.linkList() {
 		l.rmu.Lock()
 		l.handOffLocked()
 		l.rmu.Unlock()
 	}
+}
+
+// linkList returns the links now.
+func (r *relay) linkList() []*gwLink {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ls := make([]*gwLink, 0, len(r.links))
+	for _, l := range r.links {
+		ls = append(ls, l)
+	}
+	return ls
 }
 
 // linkSkew is added to the gaps the link readers' staleness check measures

@@ -13,6 +13,29 @@ import (
 // back, with the client framing. It prints its address, then serves until
 // killed.
 func serveRaw(addr string) error {
+	return serve(addr, func(c net.Conn) {
+		r := wire.NewReader(c, 1<<20, 4096)
+		var out []byte
+		for {
+			k, p, err := r.ReadFrame()
+			if err != nil {
+				return
+			}
+			if k != wire.KindClientData {
+				continue
+			}
+			out = append(wire.AppendHeader(out[:0], k, len(p)), p...)
+			if _, err := c.Write(out); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// serve listens on addr, prints the address, and runs handle on its own
+// goroutine for every connection (TCP_NODELAY set, closed after), until
+// the process is killed.
+func serve(addr string, handle func(net.Conn)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -26,21 +49,7 @@ func serveRaw(addr string) error {
 		go func() {
 			defer c.Close()
 			_ = c.(*net.TCPConn).SetNoDelay(true)
-			r := wire.NewReader(c, 1<<20, 4096)
-			var out []byte
-			for {
-				k, p, err := r.ReadFrame()
-				if err != nil {
-					return
-				}
-				if k != wire.KindClientData {
-					continue
-				}
-				out = append(wire.AppendHeader(out[:0], k, len(p)), p...)
-				if _, err := c.Write(out); err != nil {
-					return
-				}
-			}
+			handle(c)
 		}()
 	}
 }
@@ -51,30 +60,17 @@ func serveRaw(addr string) error {
 // per direction reading into a buffer and writing what it read, without
 // looking at frames. It prints its address, then serves until killed.
 func serveFwd(addr, upstream string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stdout, ln.Addr().String())
-	for {
-		c, err := ln.Accept()
+	return serve(addr, func(c net.Conn) {
+		u, err := net.Dial("tcp", upstream)
 		if err != nil {
-			return err
+			fmt.Fprintln(os.Stderr, "fwd:", err)
+			return
 		}
-		go func() {
-			defer c.Close()
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "fwd:", err)
-				return
-			}
-			defer u.Close()
-			_ = c.(*net.TCPConn).SetNoDelay(true)
-			_ = u.(*net.TCPConn).SetNoDelay(true)
-			go pump(c, u)
-			pump(u, c)
-		}()
-	}
+		defer u.Close()
+		_ = u.(*net.TCPConn).SetNoDelay(true)
+		go pump(c, u)
+		pump(u, c)
+	})
 }
 
 // pump copies src to dst until either fails, with plain reads and writes
