@@ -58,6 +58,7 @@ type options struct {
 	reps     int
 	v1, v2   bool
 	fwd      bool
+	binB     string
 	resume   int
 	keepLogs bool
 	profile  string
@@ -76,6 +77,7 @@ func mainErr(args []string, out io.Writer) error {
 	fs.IntVar(&o.reps, "reps", 3, "repetitions of every run, interleaved")
 	fs.BoolVar(&o.v1, "v1", true, "measure protocol version 1 players")
 	fs.BoolVar(&o.v2, "v2", true, "measure protocol version 2 (resumable, sequenced) players")
+	fs.StringVar(&o.binB, "bin-b", "", "also run a second cluster from `directory` (another build), interleaved with the first, and compare them run by run (paths named …-b)")
 	fs.BoolVar(&o.fwd, "fwd", true, "also measure the two-hop forwarder (raw echo behind a byte-copying proxy process)")
 	fs.IntVar(&o.resume, "resume", 200, "sessions for the resume latency runs (0: skip them)")
 	fs.BoolVar(&o.keepLogs, "keep-logs", false, "keep the processes' logs (their directory is printed)")
@@ -147,7 +149,29 @@ func bench(o options, out io.Writer) error {
 		defer closeAll(fwdPs)
 		paths = append(paths, path{name: "fwd", ps: fwdPs, cpu: func() time.Duration { return cpuOf(fwd, raw) }})
 	}
-	servers := func() time.Duration { return cpuOf(c.servers...) }
+	clusters := []struct {
+		c      *cluster
+		suffix string
+	}{{c, ""}}
+	if o.binB != "" {
+		bdir := filepath.Join(dir, "b")
+		if err := os.MkdirAll(bdir, 0o755); err != nil {
+			return err
+		}
+		cb, err := startCluster(o.binB, bdir, 30*time.Second, false)
+		if cb != nil {
+			defer cb.close()
+		}
+		if err != nil {
+			return fmt.Errorf("-bin-b: %w", err)
+		}
+		clusters = append(clusters, struct {
+			c      *cluster
+			suffix string
+		}{cb, "-b"})
+	}
+	// A build's path and the other build's follow each other, so a
+	// comparison of the two is made seconds apart.
 	for _, v := range []struct {
 		on   bool
 		name string
@@ -156,18 +180,21 @@ func bench(o options, out io.Writer) error {
 		if !v.on {
 			continue
 		}
-		ps, err := connect(kmax, func(i int) (*player, error) {
-			t, err := c.ticket(context.Background(), fmt.Sprintf("xb-%s-%d", v.name, i))
+		for _, cl := range clusters {
+			servers := func() time.Duration { return cpuOf(cl.c.servers...) }
+			ps, err := connect(kmax, func(i int) (*player, error) {
+				t, err := cl.c.ticket(context.Background(), fmt.Sprintf("xb-%s-%d", v.name, i))
+				if err != nil {
+					return nil, err
+				}
+				return login(cl.c.gws[0].client, t, v.v2)
+			})
 			if err != nil {
-				return nil, err
+				return err
 			}
-			return login(c.gws[0].client, t, v.v2)
-		})
-		if err != nil {
-			return err
+			defer closeAll(ps)
+			paths = append(paths, path{name: v.name + cl.suffix, ps: ps, cpu: servers})
 		}
-		defer closeAll(ps)
-		paths = append(paths, path{name: v.name, ps: ps, cpu: servers})
 	}
 
 	res := map[string]map[int][]result{}
@@ -387,6 +414,20 @@ func summary(out io.Writer, o options, paths []path, res map[string]map[int][]re
 				spreadD(rs, func(r result) time.Duration { return r.pct(0.99) }),
 				pair(func(r, raw result) float64 { return float64(r.pct(0.99)) / float64(raw.pct(0.99)) }),
 				spreadD(rs, result.cpuPerRT))
+		}
+		for _, p := range paths {
+			bs, ok := res[p.name+"-b"][k]
+			if !ok {
+				continue
+			}
+			as := res[p.name][k]
+			rate, cpu := make([]float64, len(as)), make([]float64, len(as))
+			for i := range as {
+				rate[i] = bs[i].rate() / as[i].rate()
+				cpu[i] = float64(bs[i].cpuPerRT()) / float64(as[i].cpuPerRT())
+			}
+			fmt.Fprintf(out, "K=%d %s-b / %s, run by run: rt/s %s, cpu/rt %s\n", k, p.name, p.name,
+				medRange(rate, "%.3f"), medRange(cpu, "%.3f"))
 		}
 	}
 }
