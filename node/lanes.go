@@ -19,11 +19,11 @@ const laneLimit = 8192
 // lanes runs the relay's user callbacks (relayed messages, lose-account,
 // disconnect, resume, undeliverable) off the gateway links' readers, so a
 // link keeps reading its call replies, acknowledgements and pings while a
-// handler runs or waits on a Call. (A link's reader may claim an idle lane
-// and run one callback itself, handing its reading to a new goroutine if
-// the callback takes long: see claim and gwLink.runInline.) Callbacks with the same key (an account,
-// or the node that sent a message) run one at a time in the order they
-// were posted; different keys run concurrently. A lane has a goroutine
+// handler runs or waits on a Call. (A link's reader may claim an idle
+// lane and run one callback itself, handing its reading to a new goroutine
+// if the callback takes long: see claim and gwLink.runInline.) Callbacks
+// with the same key (an account, or the node that sent a message) run one
+// at a time in the order they were posted; different keys run concurrently. A lane has a goroutine
 // while it has work and for laneIdle after, so a steady trickle of
 // messages wakes a parked goroutine rather than starting one per message.
 type lanes struct {
@@ -70,13 +70,9 @@ func (q *lanes) post(key string, f func()) {
 		q.mu.Unlock()
 		return
 	}
-	q.queued++
-	if q.queued == laneLimit {
-		q.room = make(chan struct{})
-	}
-	q.wg.Add(1) // under q.mu: close waits for it
+	q.admitLocked()
 	q.mu.Unlock()
-	l := &q.ls[maphash.String(q.seed, key)%laneCount]
+	l := q.lane(key)
 	l.mu.Lock()
 	l.q = append(l.q, f)
 	if l.inline {
@@ -152,7 +148,7 @@ func (q *lanes) drain(l *lane) {
 // and run in order. It returns nil, reserving nothing, when the lane is
 // busy or the lanes are closed: then post.
 func (q *lanes) claim(key string) *lane {
-	l := &q.ls[maphash.String(q.seed, key)%laneCount]
+	l := q.lane(key)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -165,12 +161,21 @@ func (q *lanes) claim(key string) *lane {
 	}
 	l.inline = true
 	l.mu.Unlock()
+	q.admitLocked()
+	return l
+}
+
+// lane is key's lane.
+func (q *lanes) lane(key string) *lane { return &q.ls[maphash.String(q.seed, key)%laneCount] }
+
+// admitLocked counts one more callback waiting or running; q.mu is held
+// (close waits for the callbacks counted under it).
+func (q *lanes) admitLocked() {
 	q.queued++
 	if q.queued == laneLimit {
 		q.room = make(chan struct{})
 	}
 	q.wg.Add(1)
-	return l
 }
 
 // run runs f, the callback of the claim on l, on the caller's goroutine,

@@ -52,6 +52,7 @@ type relay struct {
 	lookLog *lograte.Limiter
 	gq      groupQueries // GroupMembers calls waiting for the gateways
 
+	inlineN       atomic.Int64  // links whose reader runs a callback now (gwLink.runInline)
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
 	dropped       atomic.Uint64 // client messages that could not be delivered
 
@@ -545,6 +546,7 @@ const inlineWatch = time.Millisecond
 func (l *gwLink) runInline(gen uint64, ln *lane, cb func()) bool {
 	l.rmu.Lock()
 	l.inline = true
+	l.r.inlineN.Add(1)
 	l.inlineSeq++
 	if !l.watchArmed {
 		l.watchArmed = true
@@ -562,6 +564,7 @@ func (l *gwLink) runInline(gen uint64, ln *lane, cb func()) bool {
 		return false
 	}
 	l.inline = false
+	l.r.inlineN.Add(-1)
 	return true
 }
 
@@ -589,6 +592,7 @@ func (l *gwLink) handOffLocked() {
 		return
 	}
 	l.inline = false
+	l.r.inlineN.Add(-1)
 	l.rgen++
 	go l.read(l.rgen)
 }
@@ -598,6 +602,9 @@ func (l *gwLink) handOffLocked() {
 // a link reads (a call's reply, a group query's answers), and may be that
 // callback.
 func (r *relay) releaseReaders() {
+	if r.inlineN.Load() == 0 {
+		return // the common case: a Call costs no lock and no list
+	}
 	for _, l := range r.linkList() {
 		l.rmu.Lock()
 		l.handOffLocked()
