@@ -22,6 +22,9 @@ var (
 	// ErrNoSession: the account has no session record (it ended, its
 	// resume window passed, or Redis lost it).
 	ErrNoSession = errors.New("login: no such session")
+	// ErrReplaced: the account's record names another session (a newer
+	// login). errors.Is(err, ErrNoSession) is true for it too.
+	ErrReplaced = fmt.Errorf("%w: the account has a newer session", ErrNoSession)
 	// ErrBadSecret: the session exists but the resume secret does not
 	// match.
 	ErrBadSecret = errors.New("login: resume secret does not match")
@@ -166,19 +169,23 @@ return old
 
 // takeoverScript moves a session to another gateway when the id and the
 // secret digest match and the attempt is newer than the last one
-// accepted. It returns the record (HGETALL pairs) on success, 0 when there
-// is no such session, -1 when the secret does not match, -2 when the
-// attempt is stale.
+// accepted. It returns the record as it was before (HGETALL pairs: the
+// previous holder and attempt) on success, 0 when there is no record, -3
+// when the record is another session's, -1 when the secret does not
+// match, -2 when the attempt is stale.
 //
 //	KEYS[1] sess; ARGV sid, sec, new gw, ttl ms, attempt
 var takeoverScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[1] then return 0 end
+local sid = redis.call('HGET', KEYS[1], 'sid')
+if not sid then return 0 end
+if sid ~= ARGV[1] then return -3 end
 local sec = redis.call('HGET', KEYS[1], 'sec')
 if (not sec) or sec == '' or sec ~= ARGV[2] then return -1 end
 if tonumber(ARGV[5]) <= tonumber(redis.call('HGET', KEYS[1], 'att') or '0') then return -2 end
+local old = redis.call('HGETALL', KEYS[1])
 redis.call('HSET', KEYS[1], 'gw', ARGV[3], 'att', ARGV[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGETALL', KEYS[1])
+return old
 `)
 
 // attemptScript records a resume accepted by the gateway already holding
@@ -285,8 +292,12 @@ func (s *Sessions) Create(ctx context.Context, account string, r *SessionRecord,
 }
 
 // Takeover moves account's session id to gateway gw if secret proves it
-// may and attempt is newer than the last resume accepted: it returns the
-// record, ErrNoSession, ErrBadSecret or ErrStaleResume.
+// may and attempt is newer than the last resume accepted. It returns the
+// record as it was before (Gateway: the previous holder, which may be gw
+// itself), or ErrNoSession (ErrReplaced when a newer login holds the
+// account), ErrBadSecret or ErrStaleResume. The record is the authority
+// on who holds a session, so a gateway takes it over this way even from
+// itself: a takeover elsewhere that it has not heard of yet shows.
 func (s *Sessions) Takeover(ctx context.Context, account string, id uint64, secret []byte, attempt uint32, gw common.NodeID, ttl time.Duration) (*SessionRecord, error) {
 	if err := checkNames(s.Cluster, account); err != nil {
 		return nil, err
@@ -304,6 +315,8 @@ func (s *Sessions) Takeover(ctx context.Context, account string, id uint64, secr
 			return nil, ErrBadSecret
 		case -2:
 			return nil, ErrStaleResume
+		case -3:
+			return nil, ErrReplaced
 		}
 		return nil, ErrNoSession
 	case []any:
