@@ -58,9 +58,12 @@ type client struct {
 	chatty bool
 	peek   [peekSize]byte
 
-	mu     sync.Mutex // guards endWhy, fate
+	mu     sync.Mutex // guards endWhy, fate, stopWait
 	endWhy string
 	fate   connFate // what ending this connection does to its session
+	// stopWait is closed when the connection is finished while its
+	// reader waits for the nodes after a resume from another gateway.
+	stopWait chan struct{}
 }
 
 // Reader states: a goroutine reads (or is parked in a read), or the
@@ -108,6 +111,12 @@ func (c *client) written(err error) {
 		c.setWhy("write failed")
 	}
 	c.kicked.Store(true)
+	c.mu.Lock()
+	if c.stopWait != nil {
+		close(c.stopWait)
+		c.stopWait = nil
+	}
+	c.mu.Unlock()
 	c.wake()
 }
 
@@ -357,12 +366,26 @@ func (c *client) handshake() bool {
 	if ready := s.readyCh(); ready != nil {
 		// Resumed from another gateway: client messages wait until the
 		// nodes said which ones they already processed.
+		// A kick (another resume took the session) ends the wait once it
+		// is written.
 		_ = c.conn.SetReadDeadline(time.Time{})
-		select {
-		case <-ready:
-		case <-time.After(c.g.resumeWait()):
-			s.finishResume(true)
+		stop := make(chan struct{})
+		c.mu.Lock()
+		c.stopWait = stop
+		c.mu.Unlock()
+		if !c.kicked.Load() {
+			t := time.NewTimer(c.g.resumeWait())
+			select {
+			case <-ready:
+			case <-stop:
+			case <-t.C:
+				s.finishResume(true)
+			}
+			t.Stop()
 		}
+		c.mu.Lock()
+		c.stopWait = nil
+		c.mu.Unlock()
 	}
 	return true
 }
@@ -689,6 +712,9 @@ func (c *client) login(lg wire.Login) bool {
 		s.secret = login.HashSecret(secret[:])
 	}
 	var old *login.SessionRecord
+	mu := g.accountLock(lg.Account)
+	mu.Lock()
+	defer mu.Unlock()
 	if err == nil {
 		old, err = g.sessions.Create(ctx, lg.Account, s.record(), g.recordTTL(s))
 	}
@@ -752,9 +778,13 @@ func (c *client) login(lg wire.Login) bool {
 }
 
 // resume takes a session over: on this gateway (a lost connection) or from
-// another one (it died, or the client moved).
+// another one (it died, or the client moved). The session record in Redis
+// decides, even for a session held here: another gateway may have taken
+// it over since without this one having heard yet. Only when Redis cannot
+// answer, or lost the record, does this gateway's own copy decide.
 func (c *client) resume(r *wire.Resume) bool {
 	g := c.g
+	self := g.node.GetID()
 
 	refuse := func(code uint16, metric string, err error) bool {
 		g.met.resumes.WithLabelValues(metric).Inc()
@@ -763,35 +793,58 @@ func (c *client) resume(r *wire.Resume) bool {
 		c.out.CloseWith(wire.AppendResumed(nil, &wire.Resumed{Code: code, Text: wire.CodeText(code)}))
 		return false
 	}
-	if s := g.session([]byte(r.Account)); s != nil && s.sid == r.ID {
-		if !s.v2 || s.window == 0 || subtle.ConstantTimeCompare(s.secret[:], hashOf(r.Secret[:])) != 1 {
-			return refuse(wire.CodeBadResume, "bad_secret", errors.New("secret does not match"))
-		}
-		switch code := s.resumeHere(c, r); code {
-		case wire.CodeOK:
-		case wire.CodeTakenOver:
-			return refuse(code, "stale", errors.New("a later resume of this session was accepted"))
-		default:
-			return refuse(code, "expired", errors.New("session ended meanwhile"))
-		}
-		c.sess = s
-		g.met.resumes.WithLabelValues("here").Inc()
-		return true
+	mu := g.accountLock(r.Account)
+	mu.Lock()
+	defer mu.Unlock()
+	local := g.session([]byte(r.Account))
+	if local != nil && local.sid != r.ID {
+		local = nil
+	}
+	if local != nil && (!local.v2 || local.window == 0 || subtle.ConstantTimeCompare(local.secret[:], hashOf(r.Secret[:])) != 1) {
+		return refuse(wire.CodeBadResume, "bad_secret", errors.New("secret does not match"))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.LoginTimeout)
 	defer cancel()
-	rec, err := g.sessions.Takeover(ctx, r.Account, r.ID, r.Secret[:], r.Attempt, g.node.GetID(), g.recordTTLFor(true, g.cfg.ResumeWindow))
+	tctx := ctx
+	if local != nil {
+		// A resume here must not wait long on a Redis that does not answer.
+		var tcancel context.CancelFunc
+		tctx, tcancel = context.WithTimeout(ctx, holderCheckTimeout)
+		defer tcancel()
+	}
+	rec, err := g.sessions.Takeover(tctx, r.Account, r.ID, r.Secret[:], r.Attempt, self, g.recordTTLFor(true, g.cfg.ResumeWindow))
+	if f := g.afterTakeover.Load(); f != nil {
+		(*f)(r.Attempt)
+	}
 	switch {
-	case errors.Is(err, login.ErrNoSession):
-		return refuse(wire.CodeExpired, "expired", err)
-	case errors.Is(err, login.ErrBadSecret):
-		return refuse(wire.CodeBadResume, "bad_secret", err)
+	case err == nil && local != nil && rec.Gateway == self:
+		return c.resumeLocal(local, r, false, refuse)
+	case err == nil:
+		if local != nil {
+			// This copy is stale: the session was resumed on another
+			// gateway (rec.Gateway) since, and its announcement has not
+			// arrived. It is taken back from there like any other.
+			local.takenOver()
+		}
 	case errors.Is(err, login.ErrStaleResume):
 		return refuse(wire.CodeTakenOver, "stale", err)
-	case err != nil:
+	case errors.Is(err, login.ErrBadSecret):
+		return refuse(wire.CodeBadResume, "bad_secret", err)
+	case local != nil && errors.Is(err, login.ErrReplaced):
+		// A newer login holds the account; its announcement is on the way.
+		local.replaced()
+		return refuse(wire.CodeExpired, "expired", err)
+	case local != nil:
+		// Redis lost the record (the next refresh writes it back) or
+		// cannot answer: this gateway holds the session as far as it knows.
+		c.logger().WithError(err).Debug("resuming on this gateway's own record")
+		return c.resumeLocal(local, r, true, refuse)
+	case errors.Is(err, login.ErrNoSession):
+		return refuse(wire.CodeExpired, "expired", err)
+	default:
 		return refuse(wire.CodeUnavailable, "unavailable", err)
 	}
-	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(g.node.GetID(), r.Account, r.ID)).Err(); err != nil {
+	if err := g.cfg.Redis.Publish(ctx, g.kickCh, announce(self, r.Account, r.ID)).Err(); err != nil {
 		c.logger().WithError(err).Debug("could not announce the takeover; the old holder lets go at its next refresh")
 		g.flushOwed.Store(true) // nodes may have found the account offline
 	}
@@ -804,6 +857,26 @@ func (c *client) resume(r *wire.Resume) bool {
 	s.adopt(c, r, rec.Gateway, rec.Groups)
 	g.met.resumes.WithLabelValues("moved").Inc()
 	c.logger().WithField("from", rec.Gateway.String()).Info("session resumed from another gateway")
+	return true
+}
+
+// holderCheckTimeout bounds the Redis round trip of a resume on the
+// gateway already holding the session; past it, the gateway's own copy
+// decides.
+const holderCheckTimeout = 500 * time.Millisecond
+
+// resumeLocal attaches c to s, held here. record: Redis could not record
+// the attempt in the takeover, so it is recorded in the background.
+func (c *client) resumeLocal(s *session, r *wire.Resume, record bool, refuse func(uint16, string, error) bool) bool {
+	switch code := s.resumeHere(c, r, record); code {
+	case wire.CodeOK:
+	case wire.CodeTakenOver:
+		return refuse(code, "stale", errors.New("a later resume of this session was accepted"))
+	default:
+		return refuse(code, "expired", errors.New("session ended meanwhile"))
+	}
+	c.sess = s
+	c.g.met.resumes.WithLabelValues("here").Inc()
 	return true
 }
 

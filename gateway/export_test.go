@@ -62,3 +62,17 @@ func (g *Gateway) SetBeforeRestore(f func()) {
 	}
 	g.beforeRestore.Store(&f)
 }
+
+// SetAfterTakeover makes every resume call f with its attempt once Redis
+// answered its takeover (nil: none).
+func (g *Gateway) SetAfterTakeover(f func(attempt uint32)) {
+	if f == nil {
+		g.afterTakeover.Store(nil)
+		return
+	}
+	g.afterTakeover.Store(&f)
+}
+
+// IgnoreResumeStates makes the gateway drop the nodes' answers to resumes
+// (ResumeState), as if the nodes did not answer.
+func (g *Gateway) IgnoreResumeStates(on bool) { g.ignoreResumeStates.Store(on) }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"strconv"
@@ -81,6 +82,11 @@ type Gateway struct {
 	pendMu  sync.Mutex // guards pending
 	pending map[common.NodeID]*pendingQueue
 
+	// acctLocks order the logins and resumes of one account here (see
+	// accountLock).
+	acctLocks [accountLocks]sync.Mutex
+	acctSeed  maphash.Seed
+
 	started   atomic.Bool
 	nclients  atomic.Int64
 	sampler   atomic.Uint32
@@ -92,13 +98,32 @@ type Gateway struct {
 	// beforeRestore runs before live sessions are restored after Redis
 	// lost its data (set by this package's tests only).
 	beforeRestore atomic.Pointer[func()]
-	stop          chan struct{}
-	wg            sync.WaitGroup // accept loops and background loops
-	connWG        sync.WaitGroup // client connections
-	poll          *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
-	linkWG        sync.WaitGroup // node links
-	closeOne      sync.Once
-	loadMu        sync.Mutex // orders overload publications (loadLoop, markDraining)
+	// afterTakeover runs in a resume once Redis answered the takeover
+	// (set by this package's tests only).
+	afterTakeover atomic.Pointer[func(attempt uint32)]
+	// ignoreResumeStates drops the nodes' answers to resumes, as nodes
+	// that do not answer would (set by this package's tests only).
+	ignoreResumeStates atomic.Bool
+	stop               chan struct{}
+	wg                 sync.WaitGroup // accept loops and background loops
+	connWG             sync.WaitGroup // client connections
+	poll               *poller        // parks idle plain-TCP client connections; nil: each parks a goroutine
+	linkWG             sync.WaitGroup // node links
+	closeOne           sync.Once
+	loadMu             sync.Mutex // orders overload publications (loadLoop, markDraining)
+}
+
+// accountLocks is how many locks the accounts' logins and resumes are
+// spread over.
+const accountLocks = 256
+
+// accountLock is the lock that orders the logins and resumes of account
+// on this gateway: each decides from the session record in Redis, then
+// installs its session here, and two of them interleaved (a client that
+// gave up on a connection and resumed again, a login beside a resume)
+// would install in another order than Redis decided.
+func (g *Gateway) accountLock(account string) *sync.Mutex {
+	return &g.acctLocks[maphash.String(g.acctSeed, account)%accountLocks]
 }
 
 // Addrs are the bound listener addresses.
@@ -123,6 +148,7 @@ func New(cfg Config) (*Gateway, error) {
 	g := &Gateway{
 		cfg: cfg, reg: reg, met: newMetrics(reg),
 		sessMap:  make(map[string]*session),
+		acctSeed: maphash.MakeSeed(),
 		links:    make(map[common.NodeID]*link),
 		byType:   make(map[common.NodeType]*discovery.Selector[*link]),
 		conns:    make(map[net.Conn]struct{}),

@@ -244,6 +244,9 @@ func (l *link) handle(kind wire.Kind, p []byte) error {
 		if err != nil {
 			return err
 		}
+		if g.ignoreResumeStates.Load() {
+			break
+		}
 		if s := g.session(st.Account); s != nil && s.sid == st.Sid {
 			s.onResumeState(l, &st)
 		}

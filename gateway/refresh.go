@@ -176,6 +176,11 @@ func (g *Gateway) kickLoop() {
 			s := g.session([]byte(account))
 			switch {
 			case s == nil:
+			case s.sid == sid && g.stillHolds(s):
+				// An earlier takeover's announcement, delivered after the
+				// session was resumed here again: the record names this
+				// gateway, which keeps it.
+				g.met.staleAnnounce.Inc()
 			case s.sid == sid:
 				s.takenOver()
 			case g.stillHolds(s):

@@ -520,8 +520,10 @@ func (s *session) readyCh() chan struct{} {
 // resumeHere attaches connection c to the session after a lost
 // connection: every stream restarts after what the client received, the
 // nodes are asked to resend, and the client's older connection (if still
-// open) is closed with CodeTakenOver.
-func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
+// open) is closed with CodeTakenOver. record: the attempt is not in Redis
+// yet (the takeover could not be made there) and is written in the
+// background.
+func (s *session) resumeHere(c *client, r *wire.Resume, record bool) uint16 {
 	g := s.g
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -533,10 +535,12 @@ func (s *session) resumeHere(c *client, r *wire.Resume) uint16 {
 		return wire.CodeTakenOver
 	}
 	s.attempt = r.Attempt
-	att := r.Attempt
-	g.store.enqueue(func(ctx context.Context) {
-		_ = g.sessions.RecordAttempt(ctx, s.account, s.sid, g.node.GetID(), att)
-	})
+	if record {
+		att := r.Attempt
+		g.store.enqueue(func(ctx context.Context) {
+			_ = g.sessions.RecordAttempt(ctx, s.account, s.sid, g.node.GetID(), att)
+		})
+	}
 	old := s.conn
 	s.conn = c
 	if old != nil {

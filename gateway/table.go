@@ -37,7 +37,11 @@ func (g *Gateway) addSession(s *session, c *client) bool {
 	prev := g.sessMap[s.account]
 	g.sessMap[s.account] = s
 	g.mu.Unlock()
-	if prev != nil {
+	if prev != nil && prev.sid == s.sid {
+		// The same session, taken back from another gateway: this copy
+		// was stale (resume ends it first, under the account's lock).
+		prev.takenOver()
+	} else if prev != nil {
 		// A new login of the account here: it keeps the memberships.
 		prev.mu.Lock()
 		names := prev.groupNamesLocked()
