@@ -94,8 +94,17 @@ func (c *Client) OnMsgAck(seq uint32) {
 }
 
 // OnStream records a stream announcement (a new stream 0 replaces the
-// previous gateway's broadcast stream).
+// previous gateway's broadcast stream). A stream is its (node, epoch): one
+// announced again, under its number or another, keeps what was received
+// of it, so what comes again is dropped (PROTOCOL.md §3.10.2).
 func (c *Client) OnStream(s wire.StreamPos) {
+	for id, st := range c.streams {
+		if st.node == s.Node && st.epoch == s.Epoch {
+			delete(c.streams, id)
+			c.streams[s.Stream] = st
+			return
+		}
+	}
 	c.streams[s.Stream] = &cstream{node: s.Node, epoch: s.Epoch}
 }
 

@@ -220,3 +220,36 @@ func decodeOne(t *testing.T, b []byte) (wire.Kind, []byte) {
 	}
 	return k, p
 }
+
+// A stream is its (node, epoch): announced again, under its number or
+// another (a resume that did not list it), it keeps what was received,
+// so the frames that come again are dropped; a new epoch is a new stream.
+func TestClientStreamAnnouncedAgain(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := NewClient(ClientConfig{}, "a", wire.Session{ID: 4})
+	node := common.NodeID{1}
+	c.OnStream(wire.StreamPos{Stream: 1, Node: node, Epoch: 7})
+	for _, seq := range []uint32{1, 2} {
+		if fresh, err := c.OnPush(t0, 1, seq); !fresh || err != nil {
+			t.Fatalf("seq %d: %v %v", seq, fresh, err)
+		}
+	}
+	c.OnStream(wire.StreamPos{Stream: 1, Node: node, Epoch: 7})
+	if fresh, _ := c.OnPush(t0, 1, 2); fresh {
+		t.Fatal("seq 2 again after the same announcement: delivered twice")
+	}
+	c.OnStream(wire.StreamPos{Stream: 3, Node: node, Epoch: 7})
+	if _, err := c.OnPush(t0, 1, 3); err == nil {
+		t.Fatal("the stream's old number still accepted")
+	}
+	if fresh, _ := c.OnPush(t0, 3, 1); fresh {
+		t.Fatal("seq 1 again under the new number: delivered twice")
+	}
+	if fresh, _ := c.OnPush(t0, 3, 3); !fresh {
+		t.Fatal("seq 3 under the new number dropped")
+	}
+	c.OnStream(wire.StreamPos{Stream: 3, Node: node, Epoch: 8})
+	if fresh, _ := c.OnPush(t0, 3, 1); !fresh {
+		t.Fatal("a new epoch is a new stream: seq 1 dropped")
+	}
+}

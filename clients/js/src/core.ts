@@ -131,8 +131,20 @@ export class SessionCore {
     return this.fill();
   }
 
-  /** onStream records a stream announcement; a known stream number is replaced. */
+  /**
+   * onStream records a stream announcement; a known stream number is
+   * replaced. A stream is its (node, epoch): one announced again, under its
+   * number or another, keeps what was received of it, so what comes again
+   * is dropped (PROTOCOL.md §3.10.2).
+   */
   onStream(s: StreamOpen): void {
+    for (const [id, st] of this.streams) {
+      if (st.epoch === s.epoch && sameBytes(st.node, s.node)) {
+        this.streams.delete(id);
+        this.streams.set(s.stream, st);
+        return;
+      }
+    }
     this.streams.set(s.stream, { node: s.node, epoch: s.epoch, last: 0, acked: 0 });
   }
 
@@ -226,4 +238,10 @@ export class SessionCore {
 export function backoff(n: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
   const base = Math.min(maxMs, minMs * 2 ** Math.min(n, 30));
   return base * (0.75 + 0.5 * random());
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

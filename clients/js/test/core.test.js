@@ -78,6 +78,21 @@ test('pushes: duplicates dropped by seq per stream, unknown streams refused', ()
   assert.throws(() => c.onPush(0, 1, 6), wire.ProtocolError);
 });
 
+test('a stream announced again (same node and epoch) keeps what was received, under its new number too', () => {
+  const c = new SessionCore('a', session());
+  c.onStream({ stream: 1, node: nodeB, epoch: 7 });
+  assert.equal(c.onPush(0, 1, 1), true);
+  assert.equal(c.onPush(0, 1, 2), true);
+  c.onStream({ stream: 1, node: nodeB, epoch: 7 }); // the same number again
+  assert.equal(c.onPush(0, 1, 2), false, 'sent again: a duplicate');
+  c.onStream({ stream: 3, node: nodeB, epoch: 7 }); // moved to another number
+  assert.throws(() => c.onPush(0, 1, 3), wire.ProtocolError, 'the old number is gone');
+  assert.equal(c.onPush(0, 3, 1), false, 'sent again under the new number: a duplicate');
+  assert.equal(c.onPush(0, 3, 3), true);
+  c.onStream({ stream: 3, node: nodeB, epoch: 8 }); // a new epoch: a new stream
+  assert.equal(c.onPush(0, 3, 1), true);
+});
+
 test('acknowledgements: every 32 pushes or 100 ms after the first, never stream 0', () => {
   const c = new SessionCore('a', session());
   c.onStream({ stream: 0, node: nodeA, epoch: 1 });
