@@ -76,3 +76,11 @@ func (g *Gateway) SetAfterTakeover(f func(attempt uint32)) {
 // IgnoreResumeStates makes the gateway drop the nodes' answers to resumes
 // (ResumeState), as if the nodes did not answer.
 func (g *Gateway) IgnoreResumeStates(on bool) { g.ignoreResumeStates.Store(on) }
+
+// DropLinks closes every node link's connection, as a network blip would:
+// the nodes dial again.
+func (g *Gateway) DropLinks() {
+	for _, l := range g.allLinks() {
+		_ = l.conn.Close()
+	}
+}

@@ -136,11 +136,14 @@ func (l *link) handshake() bool {
 		l.id, _ = common.NodeIDFromBytes(reg.Info.Id)
 		l.typ = common.NodeType(reg.Info.Type)
 		l.log = l.log.WithFields(logrus.Fields{"link": l.id.String(), "type": l.typ.String()})
+		// Accepted goes first: publishing the link (addLink) queues what
+		// waited for the node and the sessions bound to it, and the node
+		// takes any other frame before Accepted for a refusal.
+		l.out.Force(wire.AppendHeader(nil, wire.KindAccepted, 0))
 		if !g.addLink(l) {
 			l.closeWith(intranet.CodeShutdown, "gateway shutting down")
 			return false
 		}
-		l.out.Force(wire.AppendHeader(nil, wire.KindAccepted, 0))
 		l.log.Info("node linked")
 		return true
 	}

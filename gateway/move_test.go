@@ -269,3 +269,25 @@ func TestKickDuringTheResumeWaitCloses(t *testing.T) {
 		t.Fatalf("the kicked connection closed with %d, want TakenOver", code)
 	}
 }
+
+// A node whose link to a gateway dropped (a blip, a frozen process) links
+// again while players are bound to it. Before, the gateway queued what
+// waited for the node and the bound sessions' SessionOnline ahead of
+// Accepted, the node took that for a refusal, and it never linked again:
+// its players' messages were lost without a code.
+func TestNodeLinksAgainWithBoundPlayers(t *testing.T) {
+	e := newEnv(t, 1)
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	v := loginV2(t, e.loginTicket("bound"))
+	v.roundTrip(1)
+	gw := e.gws[0]
+	gw.DropLinks()
+	waitFor(t, 15*time.Second, "the lobby links again", func() bool { return gw.HasLink(lobby.GetID()) && lobby.GatewayLinks() == 1 })
+	for i := uint32(2); i <= 5; i++ {
+		v.roundTrip(i)
+	}
+	if n := lobby.lostCount("bound"); n != 0 {
+		t.Fatalf("lose-account fired %d times for a live session", n)
+	}
+}
