@@ -43,6 +43,7 @@ type relay struct {
 	enabled bool
 	links   map[common.NodeID]*gwLink
 	dialing map[common.NodeID]bool
+	retry   map[common.NodeID]*linkRetry // gateways whose last link failed
 	core    *resume.NodeCore
 
 	lookups chan string // accounts whose holder to look up
@@ -50,7 +51,8 @@ type relay struct {
 	cb      *lanes // the user callbacks, off the links' readers
 	wg      sync.WaitGroup
 	lookLog *lograte.Limiter
-	gq      groupQueries // GroupMembers calls waiting for the gateways
+	linkLog *lograte.Limiter // links refused or failed, per gateway
+	gq      groupQueries     // GroupMembers calls waiting for the gateways
 
 	inlineN       atomic.Int64  // links whose reader runs a callback now (gwLink.runInline)
 	undeliverable atomic.Uint64 // node messages gateways reported undeliverable
@@ -62,7 +64,8 @@ type relay struct {
 
 func newRelay(n *Node) *relay {
 	r := &relay{n: n, links: make(map[common.NodeID]*gwLink), dialing: make(map[common.NodeID]bool),
-		kick: make(chan struct{}, 1), lookups: make(chan string, 4096), lookLog: lograte.New(10 * time.Second), cb: newLanes()}
+		retry: make(map[common.NodeID]*linkRetry), kick: make(chan struct{}, 1), lookups: make(chan string, 4096),
+		lookLog: lograte.New(10 * time.Second), linkLog: lograte.New(30 * time.Second), cb: newLanes()}
 	r.core = resume.NewNodeCore(resume.NodeConfig{
 		StreamLimit:   n.cfg.StreamLimit,
 		TotalLimit:    n.cfg.StreamTotal,
@@ -138,10 +141,19 @@ func (r *relay) reconcile(ctx context.Context) {
 		}
 	}
 	var dial []common.Member
+	now := time.Now()
 	for id, m := range want {
+		if rt := r.retry[id]; rt != nil && now.Before(rt.until) {
+			continue
+		}
 		if r.links[id] == nil && !r.dialing[id] {
 			r.dialing[id] = true
 			dial = append(dial, m)
+		}
+	}
+	for id := range r.retry {
+		if _, ok := want[id]; !ok {
+			delete(r.retry, id) // it left the cluster
 		}
 	}
 	r.mu.Unlock()
@@ -167,14 +179,52 @@ func (r *relay) link(ctx context.Context, m common.Member) {
 		r.mu.Unlock()
 	}()
 	addr := net.JoinHostPort(m.GetIP(common.IPInner), strconv.Itoa(int(m.GetPort(2))))
+	start := time.Now()
 	c, err := n.dial(ctx, addr)
 	if err != nil {
 		n.log.WithError(err).WithField("gateway", id.String()).Debug("gateway dial failed")
+		r.linkEnded(id, false, 0)
 		return
 	}
 	l := &gwLink{r: r, id: id, conn: c, out: intranet.NewOutbox(n.cfg.RelayQueueBytes), stop: make(chan struct{}),
 		pong: make(chan struct{}, 1), log: n.log.WithField("gateway", id.String())}
-	l.serve(ctx)
+	accepted := l.serve(ctx)
+	r.linkEnded(id, accepted, time.Since(start))
+}
+
+// linkRetry is the backoff of the links to one gateway.
+type linkRetry struct {
+	next  time.Duration // the base delay after the next failure
+	until time.Time     // no dial before
+}
+
+// Links to a gateway that fail (dial, handshake, refusal) or end soon
+// after they began are tried again after a delay doubling from
+// relayRetryMin to relayRetryMax, jittered; a link that lasted
+// linkStable resets it.
+const (
+	relayRetryMin = relayTick
+	relayRetryMax = 5 * time.Second
+	linkStable    = 10 * time.Second
+)
+
+// linkEnded records how a link to gateway id ended: accepted, after
+// lasting as long.
+func (r *relay) linkEnded(id common.NodeID, accepted bool, lasted time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if accepted && lasted >= linkStable {
+		delete(r.retry, id)
+		return
+	}
+	rt := r.retry[id]
+	if rt == nil {
+		rt = &linkRetry{}
+		r.retry[id] = rt
+	}
+	d := max(rt.next, relayRetryMin)
+	rt.next = min(2*d, relayRetryMax)
+	rt.until = time.Now().Add(r.n.jitter(d))
 }
 
 // gwLink is the data link to one gateway.
@@ -378,7 +428,7 @@ func (r *relay) Ping(ctx context.Context, l *gwLink) (bool, error) {
 	}
 }
 
-func (l *gwLink) serve(ctx context.Context) {
+func (l *gwLink) serve(ctx context.Context) (accepted bool) {
 	r, n := l.r, l.r.n
 	defer l.close()
 	rd := wire.NewReader(l.conn, n.cfg.MaxFrame, 64<<10)
@@ -386,12 +436,12 @@ func (l *gwLink) serve(ctx context.Context) {
 	kind, p, err := rd.ReadFrame()
 	var hello pb.Hello
 	if err != nil || kind != wire.KindHello || hello.Unmarshal(p) != nil {
-		l.log.WithError(err).Warn("gateway handshake failed")
-		return
+		r.linkLog.Log(l.log.WithError(err), logrus.WarnLevel, l.id.String(), "gateway handshake failed; retrying with backoff")
+		return false
 	}
 	if hello.PingIntervalMs <= 0 || hello.PingMisses == 0 {
-		l.log.Warn("gateway sent no heartbeat settings")
-		return
+		r.linkLog.Log(l.log, logrus.WarnLevel, l.id.String(), "gateway sent no heartbeat settings; retrying with backoff")
+		return false
 	}
 	interval := time.Duration(hello.PingIntervalMs) * time.Millisecond
 	silence := time.Duration(hello.PingMisses) * interval
@@ -415,9 +465,11 @@ func (l *gwLink) serve(ctx context.Context) {
 	if err != nil || kind != wire.KindAccepted {
 		if kind == wire.KindError {
 			err = peerError(p)
+		} else if err == nil {
+			err = fmt.Errorf("%w: %s frame before Accepted", common.ErrBadInput, kind)
 		}
-		l.log.WithError(err).Warn("gateway refused the link")
-		return
+		r.linkLog.Log(l.log.WithError(err), logrus.WarnLevel, l.id.String(), "gateway refused the link; retrying with backoff")
+		return false
 	}
 	r.do(func() *resume.Output {
 		r.links[l.id] = l
@@ -457,6 +509,7 @@ func (l *gwLink) serve(ctx context.Context) {
 	l.readEnd = make(chan struct{})
 	go l.read(0)
 	<-l.readEnd
+	return true
 }
 
 // linkRead is a gateway link's reading: its frame reader, read deadline
