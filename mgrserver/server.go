@@ -43,7 +43,8 @@ type Server struct {
 	adminAddr string
 
 	mu        sync.Mutex // guards every field below
-	started   bool
+	started   bool       // Start was called
+	running   bool       // Start succeeded: Close has goroutines to stop
 	closed    bool
 	leading   bool
 	rec       lease.Record // lease held while leading
@@ -109,6 +110,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
 	}
+	// A Start that fails leaves nothing running: Close has nothing to stop.
 	s.addr = advertised(s.cfg.Advertise, ln.Addr().String())
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
@@ -129,6 +131,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 
 	s.pool = intranet.NewCtlPool(runtime.GOMAXPROCS(0))
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
 	s.wg.Add(4)
 	go s.acceptLoop()
 	go s.campaignLoop()
@@ -238,10 +243,10 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	started := s.started
+	running := s.running
 	rec, leading := s.rec, s.leading
 	s.mu.Unlock()
-	if !started {
+	if !running {
 		return nil
 	}
 	close(s.stop)
@@ -275,7 +280,11 @@ func (s *Server) crash() {
 	s.closed = true
 	s.leading = false
 	s.fan.reset(0) // a dead process tells nobody
+	running := s.running
 	s.mu.Unlock()
+	if !running {
+		return
+	}
 	close(s.stop)
 	_ = s.ln.Close()
 	for _, c := range s.allConns() {
