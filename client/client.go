@@ -54,7 +54,7 @@ const (
 	EvResumed                           // resumed (Away, Resent, BroadcastGap, Gateway set)
 	EvEnded                             // the session is over (Err set: a *KickError, or ErrClosed)
 	EvNotDelivered                      // the gateway could not deliver a message (Code, Cmd set)
-	EvShed                              // broadcasts for this client were dropped: it did not read fast enough (Shed set)
+	EvShed                              // broadcasts for this client were dropped: it did not read fast enough, or a node's link to the gateway was down (Shed set; 0: an unknown number)
 )
 
 // Event is something that happened to the session.
@@ -66,7 +66,7 @@ type Event struct {
 	BroadcastGap bool          // EvResumed: broadcasts sent while away may be lost
 	Code         uint16        // EvNotDelivered
 	Cmd          uint64        // EvNotDelivered
-	Shed         int           // EvShed: how many broadcast or group messages were dropped
+	Shed         int           // EvShed: how many broadcast or group messages were dropped (0: unknown)
 	Err          error
 }
 

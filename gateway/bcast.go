@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"sync"
+	"time"
 
 	"github.com/xserver/xserver/common/wire"
 )
@@ -179,4 +180,38 @@ func (s *session) shedLocked() {
 	s.shed++
 	s.g.met.shed.Inc()
 	s.markDirtyLocked()
+}
+
+// linkDownMemory is how long the gateway remembers a node whose link
+// dropped, to tell its clients broadcasts may be missing when it links
+// again (a frozen process, a partition; declared failed meanwhile too).
+const linkDownMemory = 10 * time.Minute
+
+// broadcastGap tells every client here that broadcasts may be missing: a
+// node's link was down, and what it broadcast meanwhile never came. An
+// attached client gets a ClientShed with count 0 (an unknown number)
+// after what it was sent so far; a detached one learns it from
+// ClientResumed's BroadcastGap. Never a silent gap.
+func (g *Gateway) broadcastGap() {
+	g.fanMu.Lock()
+	defer g.fanMu.Unlock()
+	n := 0
+	for _, s := range g.allSessions() {
+		s.mu.Lock()
+		switch {
+		case s.state == sessEnded:
+		case s.conn == nil:
+			s.bgap = true
+		case !s.bready:
+			// Logging in: its broadcasts start after this.
+		case s.v2:
+			s.conn.out.Force(wire.AppendShed(nil, wire.Shed{Through: s.bpos, Count: 0}))
+			n++
+		default:
+			s.conn.out.Force(wire.AppendShed(nil, wire.Shed{Count: 0}))
+			n++
+		}
+		s.mu.Unlock()
+	}
+	g.met.shedNotices.Add(float64(n))
 }

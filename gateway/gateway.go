@@ -79,8 +79,11 @@ type Gateway struct {
 	dirtyList []*session
 	away      map[*session]struct{} // detached sessions waiting for a resume
 
-	pendMu  sync.Mutex // guards pending
+	pendMu  sync.Mutex // guards pending, linkDown
 	pending map[common.NodeID]*pendingQueue
+	// linkDown: nodes whose link dropped (not a leave), and when: a link
+	// of theirs again means broadcasts may have been missed meanwhile.
+	linkDown map[common.NodeID]time.Time
 
 	// acctLocks order the logins and resumes of one account here (see
 	// accountLock).
@@ -154,6 +157,7 @@ func New(cfg Config) (*Gateway, error) {
 		conns:    make(map[net.Conn]struct{}),
 		away:     make(map[*session]struct{}),
 		pending:  make(map[common.NodeID]*pendingQueue),
+		linkDown: make(map[common.NodeID]time.Time),
 		stop:     make(chan struct{}),
 		kickCh:   login.LoginsChannel(cfg.Cluster),
 		sessions: &login.Sessions{Redis: cfg.Redis, Cluster: cfg.Cluster},

@@ -59,7 +59,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	m.holderLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_sessions_superseded_total", Help: "Sessions ended because the Redis record named another holder."})
 	m.staleAnnounce = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_stale_login_announcements_total", Help: "Other gateways' login announcements ignored because the Redis record still names this gateway's session (an older login's, delivered late)."})
 	m.shed = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_broadcasts_shed_total", Help: "Broadcast and group messages dropped for clients too slow to read them (each client is told, ClientShed)."})
-	m.shedNotices = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_shed_notices_total", Help: "ClientShed notices sent to slow clients."})
+	m.shedNotices = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_shed_notices_total", Help: "ClientShed notices sent: to slow clients, and to every client after a node's link was down (broadcasts may be missing)."})
 	m.groupBroadcasts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xserver_gateway_group_broadcasts_total", Help: "Group broadcasts received from nodes (each fanned out to the members held here)."})
 	reg.MustRegister(m.shed, m.shedNotices, m.groupBroadcasts)
 	reg.MustRegister(m.clients, m.links, frames, bytes, m.drops, m.logins, m.ended, m.loseAccounts, m.relay, m.detached, m.resumes, m.rebinds, m.restored, m.holderLost, m.staleAnnounce)

@@ -291,3 +291,47 @@ func TestNodeLinksAgainWithBoundPlayers(t *testing.T) {
 		t.Fatalf("lose-account fired %d times for a live session", n)
 	}
 }
+
+// While a node's link to the gateway is down (a blip, a frozen process),
+// what it broadcasts never reaches the gateway, whose own history then
+// has no hole to show. When the node links again, every client is told
+// broadcasts may be missing: an attached one by a ClientShed (count 0:
+// unknown), a detached one by BroadcastGap when it resumes, even on the
+// same gateway. Before, both saw nothing: a silent gap.
+func TestBroadcastsMissedDuringALinkOutageAreSignalled(t *testing.T) {
+	e := newEnv(t, 1)
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	gw := e.gws[0]
+	stay := loginV2(t, e.loginTicket("stay"))
+	away := loginV2(t, e.loginTicket("away"))
+	stay.roundTrip(1)
+	away.roundTrip(1)
+	away.c.conn.Close()
+	waitFor(t, 10*time.Second, "the gateway sees the client gone", func() bool { return gw.NumDetached() == 1 })
+	gw.DropLinks()
+	waitFor(t, 15*time.Second, "the lobby links again", func() bool { return gw.HasLink(lobby.GetID()) && lobby.GatewayLinks() == 1 })
+	for {
+		k, p := stay.frame()
+		if k != wire.KindClientShed {
+			continue
+		}
+		sh, err := wire.DecodeShed(p)
+		if err != nil || sh.Stream != 0 || sh.Count != 0 {
+			t.Fatalf("ClientShed %+v %v, want stream 0, count 0 (unknown)", sh, err)
+		}
+		break
+	}
+	stay.roundTrip(2)
+	c := away.sendResume(gw.Addrs().Client)
+	away.c = c
+	k, p := c.read()
+	r, err := wire.DecodeResumed(p)
+	if k != wire.KindClientResumed || err != nil || r.Code != wire.CodeOK {
+		t.Fatalf("resume: %s %+v %v", k, r, err)
+	}
+	if r.Flags&wire.ResumedBroadcastGap == 0 {
+		t.Fatal("resumed on the same gateway after a link outage without BroadcastGap")
+	}
+	away.roundTrip(2)
+}

@@ -59,6 +59,7 @@ type session struct {
 	v2       bool // set before the session is shared, never changed
 	bready   bool // the client was told where stream 0 starts: broadcasts may be queued
 	bstall   bool // a broadcast could not be queued: replay when the queue drains
+	bgap     bool // away while a node's link was down: broadcasts may be missing (the resume says so)
 	gdirty   bool // groups changed since the last write to Redis
 	gsaving  bool // a write of the groups to Redis is queued or running
 	owed     bool // version 1: deliveries not yet acknowledged to nodes
@@ -566,6 +567,10 @@ func (s *session) resumeHere(c *client, r *wire.Resume, record bool) uint16 {
 	if !replay {
 		flags |= wire.ResumedBroadcastGap
 		s.bpos = g.bring.last()
+	}
+	if s.bgap {
+		flags |= wire.ResumedBroadcastGap
+		s.bgap = false
 	}
 	s.bready, s.bstall, s.bowed = true, false, 0
 	c.out.Append(wire.AppendResumed(nil, &wire.Resumed{MsgAck: s.core.Floor(), Flags: flags}))

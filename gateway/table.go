@@ -215,6 +215,8 @@ func (g *Gateway) linked(l *link, old *link) {
 	g.pendMu.Lock()
 	q := g.pending[l.id]
 	delete(g.pending, l.id)
+	_, wasDown := g.linkDown[l.id]
+	delete(g.linkDown, l.id)
 	var lost []inflight
 	if old != nil {
 		for _, m := range old.takeUnacked() {
@@ -237,6 +239,10 @@ func (g *Gateway) linked(l *link, old *link) {
 	g.pendMu.Unlock()
 	for _, f := range lost {
 		g.clientError(f)
+	}
+	if wasDown || old != nil {
+		// What the node broadcast while it had no link here never came.
+		g.broadcastGap()
 	}
 	for _, s := range g.allSessions() {
 		s.mu.Lock()
@@ -263,6 +269,9 @@ func (g *Gateway) unlinked(l *link) {
 		if !l.left && g.node.HaveNode(l.id) {
 			g.pending[l.id] = q
 		}
+	}
+	if !l.left {
+		g.linkDown[l.id] = g.now()
 	}
 	for _, m := range msgs {
 		if m.frame == nil {
@@ -411,6 +420,11 @@ func (g *Gateway) expirePending() {
 		if now.Sub(q.since) >= g.linkGrace() || !g.node.HaveNode(id) {
 			delete(g.pending, id)
 			out = append(out, q.msgs)
+		}
+	}
+	for id, t := range g.linkDown {
+		if now.Sub(t) >= linkDownMemory {
+			delete(g.linkDown, id) // it is not coming back
 		}
 	}
 	g.pendMu.Unlock()
