@@ -138,6 +138,20 @@ func (v *v2Player) resume(addr string) {
 	v.msgAck = max(v.msgAck, r.MsgAck)
 }
 
+// cutOnOneOfTwo starts a lobby on e (two gateways), logs account in with
+// version 2, makes one round trip and cuts the connection; it returns the
+// player and the gateway it was not on.
+func cutOnOneOfTwo(t *testing.T, e *env, account string) (*v2Player, *gateway.Gateway) {
+	t.Helper()
+	e.startGame(lobbyType)
+	e.ready()
+	tk := e.loginTicket(account)
+	v := loginV2(t, tk)
+	v.roundTrip(1)
+	v.c.conn.Close()
+	return v, e.other(e.gatewayByAddr(tk.Gateway))
+}
+
 // A client that moves to another gateway and straight back, before the
 // first gateway heard of the move, must find its session there: the
 // first gateway's copy is stale, and the session record (which names
@@ -186,15 +200,7 @@ func TestResumeBackOnAGatewayThatMissedTheMove(t *testing.T) {
 // session table, and the earlier one then replaced the later one, whose
 // client was told Duplicate (7): do not reconnect.
 func TestConcurrentResumesTheLaterAttemptWins(t *testing.T) {
-	e := newEnv(t, 2)
-	e.startGame(lobbyType)
-	e.ready()
-	tk := e.loginTicket("twin")
-	first := e.gatewayByAddr(tk.Gateway)
-	other := e.other(first)
-	v := loginV2(t, tk)
-	v.roundTrip(1)
-	v.c.conn.Close()
+	v, other := cutOnOneOfTwo(t, newEnv(t, 2), "twin")
 
 	reached, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -253,14 +259,7 @@ func TestConcurrentResumesTheLaterAttemptWins(t *testing.T) {
 // wait (seconds) after the kick.
 func TestKickDuringTheResumeWaitCloses(t *testing.T) {
 	e := newEnvWith(t, 2, func(c *gatewayConfig) { c.PingMisses = 10 }) // waits for the nodes 20 s
-	e.startGame(lobbyType)
-	e.ready()
-	tk := e.loginTicket("waiter")
-	first := e.gatewayByAddr(tk.Gateway)
-	other := e.other(first)
-	v := loginV2(t, tk)
-	v.roundTrip(1)
-	v.c.conn.Close()
+	v, other := cutOnOneOfTwo(t, e, "waiter")
 	other.IgnoreResumeStates(true) // the nodes' answers never come
 	v.resume(other.Addrs().Client)
 	waiting := v.c
