@@ -258,7 +258,9 @@ type wsConn struct {
 
 // Close logs out — the session ends at once (its nodes get lose-account):
 // resume is for lost connections, not for a client that quits — and stops
-// the client. Safe twice.
+// the client. Safe twice. Called while the client is between connections
+// (resuming after a loss), it cannot log out: the session then ends when
+// its resume window passes, and the nodes get lose-account then, once.
 func (c *Client) Close() error {
 	c.closeOne.Do(func() {
 		c.mu.Lock()

@@ -356,7 +356,9 @@ export class Client {
    * close logs out and ends the client: the session ends at once on the
    * gateway (ClientLogout; resume is for lost connections, not for a
    * player who quits). The ended event follows, with a ClosedError. Safe to
-   * call twice.
+   * call twice. Called while the client is between connections (resuming
+   * after a loss), it cannot log out: the session then ends when its resume
+   * window passes, and the nodes get lose-account then, once.
    */
   close(): void {
     if (this.st !== 'ended') this.link?.write(frame(Kind.Logout));
