@@ -154,6 +154,10 @@ type Client struct {
 	closed   bool
 	endErr   error
 	wake     chan struct{} // Send waits on it while the window is full
+	// quit is set by a Close made while away, and closed when a resume
+	// attaches a connection the logout can go out on.
+	quit     chan struct{}
+	hurry    chan struct{} // cuts a reconnect's backoff short (Close)
 	closeOne sync.Once
 }
 
@@ -164,7 +168,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, msgs: make(chan Message, cfg.Buffer), evs: make(chan Event, cfg.Buffer),
-		stop: make(chan struct{}), done: make(chan struct{}), addr: cfg.Addr, wake: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), addr: cfg.Addr, wake: make(chan struct{}),
+		hurry: make(chan struct{}, 1)}
 	l, err := c.login(ctx)
 	if err != nil {
 		return nil, err
@@ -259,12 +264,31 @@ type wsConn struct {
 // Close logs out — the session ends at once (its nodes get lose-account):
 // resume is for lost connections, not for a client that quits — and stops
 // the client. Safe twice. Called while the client is between connections
-// (resuming after a loss), it cannot log out: the session then ends when
-// its resume window passes, and the nodes get lose-account then, once.
+// (resuming after a loss), it makes one more resume at once, waiting for
+// it at most DialTimeout, to log out on; when none succeeds, the session
+// ends when its resume window passes (lose-account then, once).
 func (c *Client) Close() error {
 	c.closeOne.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		if c.core != nil && c.out == nil && !c.ended() {
+			q := make(chan struct{})
+			c.quit = q
+			c.mu.Unlock()
+			select {
+			case c.hurry <- struct{}{}:
+			default:
+			}
+			t := time.NewTimer(c.cfg.DialTimeout)
+			select {
+			case <-q:
+			case <-c.done:
+			case <-t.C:
+			}
+			t.Stop()
+			c.mu.Lock()
+			c.quit = nil
+		}
 		if c.core != nil && c.out != nil {
 			c.out.CloseWith(wire.AppendHeader(nil, wire.KindClientLogout, 0))
 			out := c.out
@@ -413,6 +437,10 @@ func (c *Client) resume(addr string) (*link, wire.Resumed, int, error) {
 	l.out.Force(c.core.ResumeFrames())
 	resent := c.core.Unacked()
 	c.out, c.cur = l.out, conn
+	if c.quit != nil {
+		close(c.quit) // Close waits to log out on this connection
+		c.quit = nil
+	}
 	c.mu.Unlock()
 	k, p, err := l.rd.ReadFrame()
 	var r wire.Resumed
@@ -476,6 +504,16 @@ func (c *Client) run(l *link) {
 	}
 }
 
+// ended reports whether the client's session is over (run returned).
+func (c *Client) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *Client) isClosed() bool {
 	select {
 	case <-c.stop:
@@ -530,6 +568,7 @@ func (c *Client) reconnect(lost time.Time) (*link, error) {
 		j := time.Duration(c.cfg.Rand.Int63n(int64(delay)/2 + 1))
 		select {
 		case <-time.After(delay/2 + j + delay/4):
+		case <-c.hurry: // Close: one more try at once, to log out
 		case <-c.stop:
 			return nil, ErrClosed
 		}

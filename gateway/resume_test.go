@@ -329,3 +329,42 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("the session ended %v after the logout", d)
 	}
 }
+
+// A client closed while it is between connections (resuming after a
+// loss) makes one more resume at once and logs out on it: its nodes get
+// lose-account now, not when the resume window passes. Before, Close then
+// only stopped the client, and the session waited out its window.
+func TestCloseWhileAwayLogsOut(t *testing.T) {
+	e := newEnv(t, 1) // 30 s window
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	gw := e.gws[0].Addrs().Client
+	px := newProxy(t, gw)
+	tk := e.loginTicket("quitter")
+	c, err := xclient.Dial(context.Background(), xclient.Config{
+		Account: "quitter", Token: tk.Token, Addr: px.addr(),
+		Gateway:    func(context.Context) (string, error) { return gw, nil },
+		BackoffMin: 5 * time.Second, BackoffMax: 5 * time.Second, // away for seconds unless Close hurries
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(context.Background(), uint64(lobbyType)*1000+1, []byte{0, 0, 0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the lobby gets the message", func() bool {
+		lobby.mu.Lock()
+		defer lobby.mu.Unlock()
+		return len(lobby.seen["quitter"]) == 1
+	})
+	px.ln.Close() // the way back through the proxy is gone
+	px.cut()
+	for ev := range c.Events() {
+		if ev.Kind == xclient.EvDisconnected {
+			break
+		}
+	}
+	c.Close()
+	waitFor(t, 10*time.Second, "lose-account after Close", func() bool { return lobby.lostCount("quitter") == 1 })
+}

@@ -189,6 +189,9 @@ export class Client {
   private endError: XserverError | undefined;
   private readonly stop = new AbortController(); // aborted by end(): cancels the backoff's sleep
   private attemptCtl: AbortController | undefined; // the connection attempt under way; end() aborts it
+  // quitting: close() was called while away; the next resume logs out.
+  private quitting: { timer: ReturnType<typeof setTimeout>; failed: number } | undefined;
+  private wake: AbortController | undefined; // the backoff's sleep under way; close() cuts it short
 
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private pingWaiting = false;
@@ -320,6 +323,7 @@ export class Client {
    */
   send(cmd: Cmd, data?: Uint8Array | string): void {
     if (this.st === 'ended') throw this.endError ?? new ClosedError();
+    if (this.quitting) throw new ClosedError();
     if (!this.core) throw new XserverError('send: not logged in yet (await connect())');
     const d = toBytes(data);
     if (2 + 12 + d.length > this.opts.maxSendFrame) {
@@ -357,10 +361,19 @@ export class Client {
    * gateway (ClientLogout; resume is for lost connections, not for a
    * player who quits). The ended event follows, with a ClosedError. Safe to
    * call twice. Called while the client is between connections (resuming
-   * after a loss), it cannot log out: the session then ends when its resume
-   * window passes, and the nodes get lose-account then, once.
+   * after a loss), it makes one more resume at once and logs out on it;
+   * the ended event then follows that resume, within connectTimeoutMs.
+   * When none succeeds, the session ends when its resume window passes
+   * (lose-account then, once).
    */
   close(): void {
+    if (this.st === 'resuming' && !this.link) {
+      if (this.quitting) return;
+      const timer = setTimeout(() => this.end(new ClosedError()), this.opts.connectTimeoutMs);
+      this.quitting = { timer, failed: 0 };
+      this.wake?.abort(); // one more attempt at once
+      return;
+    }
     if (this.st !== 'ended') this.link?.write(frame(Kind.Logout));
     this.end(new ClosedError());
   }
@@ -707,6 +720,12 @@ export class Client {
         rs.to = to;
         for (const f of frames) link.write(f);
         this.link = link; // new messages follow the resent ones
+        if (this.quitting) {
+          // close() while away: log out right behind the resume.
+          link.write(frame(Kind.Logout));
+          this.end(new ClosedError());
+          return;
+        }
         await this.answer(link, deadline.signal, 'resume');
         return;
       } catch (err) {
@@ -719,7 +738,18 @@ export class Client {
       } finally {
         clearTimeout(timer);
       }
-      await sleep(backoff(attempt, this.opts.backoffMinMs, this.opts.backoffMaxMs, this.opts.random), this.stop.signal);
+      if (this.quitting) {
+        // close() is waiting: no backoff; the attempt under way when it was
+        // called and one more (at the gateway lookupGateway names), then stop.
+        if (++this.quitting.failed >= 2) {
+          this.end(new ClosedError());
+          return;
+        }
+        continue;
+      }
+      this.wake = new AbortController();
+      await sleep(backoff(attempt, this.opts.backoffMinMs, this.opts.backoffMaxMs, this.opts.random), this.stop.signal, this.wake.signal);
+      this.wake = undefined;
     }
   }
 
@@ -729,6 +759,8 @@ export class Client {
     this.st = 'ended';
     this.endError = err;
     this.resuming = undefined;
+    if (this.quitting) clearTimeout(this.quitting.timer);
+    this.quitting = undefined;
     const link = this.link;
     this.link = undefined;
     this.stopTimers();
@@ -751,11 +783,16 @@ function now(): number {
   return typeof performance !== 'undefined' ? performance.now() : Date.now();
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+// sleep waits ms, or until one of the signals aborts.
+function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
-    if (signal.aborted) { resolve(); return; }
-    const t = setTimeout(() => { signal.removeEventListener('abort', done); resolve(); }, ms);
-    const done = () => { clearTimeout(t); resolve(); };
-    signal.addEventListener('abort', done, { once: true });
+    if (signals.some((s) => s.aborted)) { resolve(); return; }
+    const done = () => {
+      clearTimeout(t);
+      for (const s of signals) s.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
   });
 }

@@ -218,6 +218,36 @@ test('resume refused: the window passed (KickError code 15, Expired)', async () 
   }
 });
 
+test('close() while away logs out on one more resume: lose-account at once, not after the window', async () => {
+  const ticket = await login(cluster.loginUrl, 'quitter', PASSWORD);
+  const g = cluster.gatewayOf(ticket.gateway);
+  const px = await startProxy(g.tcp);
+  // Away for seconds unless close() hurries: the backoff is 5 s.
+  const p = player({ ...ticket, gateway: px.addr }, {
+    transport: tcp(), backoffMinMs: 5000, backoffMaxMs: 5000,
+    lookupGateway: async () => ({ gateway: g.tcp }),
+  });
+  try {
+    await p.c.connect();
+    p.send(1);
+    await p.echoed();
+    px.block(true); // the way back through the proxy is gone
+    px.cut();
+    await waitFor('the client to notice', () => p.count('disconnected') === 1);
+    const t0 = Date.now();
+    p.c.close();
+    assert.throws(() => p.c.send(ECHO, 'x'));
+    await waitFor('lose-account at the echo node', () => cluster.lostAccount('quitter'));
+    const ms = Date.now() - t0;
+    assert.ok(ms < 4000, `lose-account ${ms} ms after close(): the session waited for its window (8 s)`);
+    const ended = await waitFor('the client to end', () => p.events.find((e) => e.ev === 'ended'));
+    assert.equal(ended.error.name, 'ClosedError');
+  } finally {
+    p.c.close();
+    await px.close();
+  }
+});
+
 // Last: it kills a gateway.
 test('the gateway dies (SIGKILL) under traffic: resumed on the other one, nothing lost or repeated', async (t) => {
   const tickets = {};

@@ -115,6 +115,9 @@ export class Client {
     endError;
     stop = new AbortController(); // aborted by end(): cancels the backoff's sleep
     attemptCtl; // the connection attempt under way; end() aborts it
+    // quitting: close() was called while away; the next resume logs out.
+    quitting;
+    wake; // the backoff's sleep under way; close() cuts it short
     pingTimer;
     pingWaiting = false;
     pingSentAt = 0;
@@ -242,6 +245,8 @@ export class Client {
     send(cmd, data) {
         if (this.st === 'ended')
             throw this.endError ?? new ClosedError();
+        if (this.quitting)
+            throw new ClosedError();
         if (!this.core)
             throw new XserverError('send: not logged in yet (await connect())');
         const d = toBytes(data);
@@ -280,10 +285,20 @@ export class Client {
      * gateway (ClientLogout; resume is for lost connections, not for a
      * player who quits). The ended event follows, with a ClosedError. Safe to
      * call twice. Called while the client is between connections (resuming
-     * after a loss), it cannot log out: the session then ends when its resume
-     * window passes, and the nodes get lose-account then, once.
+     * after a loss), it makes one more resume at once and logs out on it;
+     * the ended event then follows that resume, within connectTimeoutMs.
+     * When none succeeds, the session ends when its resume window passes
+     * (lose-account then, once).
      */
     close() {
+        if (this.st === 'resuming' && !this.link) {
+            if (this.quitting)
+                return;
+            const timer = setTimeout(() => this.end(new ClosedError()), this.opts.connectTimeoutMs);
+            this.quitting = { timer, failed: 0 };
+            this.wake?.abort(); // one more attempt at once
+            return;
+        }
         if (this.st !== 'ended')
             this.link?.write(frame(Kind.Logout));
         this.end(new ClosedError());
@@ -642,6 +657,12 @@ export class Client {
                 for (const f of frames)
                     link.write(f);
                 this.link = link; // new messages follow the resent ones
+                if (this.quitting) {
+                    // close() while away: log out right behind the resume.
+                    link.write(frame(Kind.Logout));
+                    this.end(new ClosedError());
+                    return;
+                }
                 await this.answer(link, deadline.signal, 'resume');
                 return;
             }
@@ -657,7 +678,18 @@ export class Client {
             finally {
                 clearTimeout(timer);
             }
-            await sleep(backoff(attempt, this.opts.backoffMinMs, this.opts.backoffMaxMs, this.opts.random), this.stop.signal);
+            if (this.quitting) {
+                // close() is waiting: no backoff; the attempt under way when it was
+                // called and one more (at the gateway lookupGateway names), then stop.
+                if (++this.quitting.failed >= 2) {
+                    this.end(new ClosedError());
+                    return;
+                }
+                continue;
+            }
+            this.wake = new AbortController();
+            await sleep(backoff(attempt, this.opts.backoffMinMs, this.opts.backoffMaxMs, this.opts.random), this.stop.signal, this.wake.signal);
+            this.wake = undefined;
         }
     }
     // end ends the client once.
@@ -667,6 +699,9 @@ export class Client {
         this.st = 'ended';
         this.endError = err;
         this.resuming = undefined;
+        if (this.quitting)
+            clearTimeout(this.quitting.timer);
+        this.quitting = undefined;
         const link = this.link;
         this.link = undefined;
         this.stopTimers();
@@ -688,14 +723,21 @@ function retryable(code) {
 function now() {
     return typeof performance !== 'undefined' ? performance.now() : Date.now();
 }
-function sleep(ms, signal) {
+// sleep waits ms, or until one of the signals aborts.
+function sleep(ms, ...signals) {
     return new Promise((resolve) => {
-        if (signal.aborted) {
+        if (signals.some((s) => s.aborted)) {
             resolve();
             return;
         }
-        const t = setTimeout(() => { signal.removeEventListener('abort', done); resolve(); }, ms);
-        const done = () => { clearTimeout(t); resolve(); };
-        signal.addEventListener('abort', done, { once: true });
+        const done = () => {
+            clearTimeout(t);
+            for (const s of signals)
+                s.removeEventListener('abort', done);
+            resolve();
+        };
+        const t = setTimeout(done, ms);
+        for (const s of signals)
+            s.addEventListener('abort', done, { once: true });
     });
 }
