@@ -293,10 +293,21 @@ func (c *Client) Close() error {
 			c.out.CloseWith(wire.AppendHeader(nil, wire.KindClientLogout, 0))
 			out := c.out
 			c.mu.Unlock()
-			select { // let the writer flush the logout
+			// Let the writer flush the logout, then wait for the gateway
+			// to close the connection, as it does once it has the logout
+			// (at most a second in all). Closing this side first, with
+			// frames unread here, would reset the connection, and a reset
+			// can drop the logout before the gateway reads it.
+			t := time.NewTimer(time.Second)
+			select {
 			case <-out.Done():
-			case <-time.After(time.Second):
+				select {
+				case <-c.done:
+				case <-t.C:
+				}
+			case <-t.C:
 			}
+			t.Stop()
 		} else {
 			c.mu.Unlock()
 		}
@@ -481,7 +492,7 @@ func (c *Client) run(l *link) {
 	for {
 		err = c.serve(l)
 		var ke *KickError
-		if errors.As(err, &ke) || c.core == nil || c.isClosed() {
+		if errors.As(err, &ke) || c.core == nil || c.isClosed() || c.closing() {
 			break
 		}
 		lost := time.Now()
@@ -502,6 +513,13 @@ func (c *Client) run(l *link) {
 	case c.evs <- Event{Kind: EvEnded, Err: err}:
 	default:
 	}
+}
+
+// closing reports whether Close or Abandon was called.
+func (c *Client) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // ended reports whether the client's session is over (run returned).

@@ -368,3 +368,37 @@ func TestCloseWhileAwayLogsOut(t *testing.T) {
 	c.Close()
 	waitFor(t, 10*time.Second, "lose-account after Close", func() bool { return lobby.lostCount("quitter") == 1 })
 }
+
+// Close logs out even when the client has not read what the gateway sent
+// it: it waits for the gateway to close the connection after the logout
+// instead of closing first, which would reset the connection with data
+// unread and could make the gateway drop the logout unread (the session
+// then waited out its window: lose-account 30 s late).
+func TestCloseWithUnreadPushesLogsOut(t *testing.T) {
+	e := newEnv(t, 1) // 30 s window
+	lobby := e.startGame(lobbyType)
+	e.ready()
+	for i := 0; i < 5; i++ {
+		account := fmt.Sprintf("unread-%d", i)
+		tk := e.loginTicket(account)
+		c, err := xclient.Dial(context.Background(), xclient.Config{Account: account, Token: tk.Token, Addr: tk.Gateway, Buffer: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Send(context.Background(), uint64(lobbyType)*1000+1, []byte{0, 0, 0, 1}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the lobby gets the message", func() bool {
+			lobby.mu.Lock()
+			defer lobby.mu.Unlock()
+			return len(lobby.seen[account]) == 1
+		})
+		for j := 0; j < 200; j++ { // more than the client reads: it reads none
+			if err := lobby.SendClientMsgByRelay(account, uint64(lobbyType)*1000+2, make([]byte, 512)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.Close()
+		waitFor(t, 10*time.Second, account+": lose-account after Close", func() bool { return lobby.lostCount(account) == 1 })
+	}
+}

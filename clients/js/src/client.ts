@@ -157,11 +157,13 @@ class Link {
     this.out = [];
   }
 
-  close(): void {
+  /** close closes the connection; graceful: once the peer closed too (see Connection.end). */
+  close(graceful = false): void {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    this.conn?.close();
+    if (graceful && this.conn?.end) this.conn.end();
+    else this.conn?.close();
   }
 }
 
@@ -374,8 +376,23 @@ export class Client {
       this.wake?.abort(); // one more attempt at once
       return;
     }
-    if (this.st !== 'ended') this.link?.write(frame(Kind.Logout));
+    const link = this.st === 'ended' ? undefined : this.link;
+    if (link) this.logout(link);
     this.end(new ClosedError());
+  }
+
+  // logout writes ClientLogout on link and closes it gracefully: the
+  // gateway closes the connection once it has the logout, and closing
+  // first with bytes unread here could reset the connection and make the
+  // gateway drop the logout unread.
+  private logout(link: Link): void {
+    link.write(frame(Kind.Logout));
+    if (this.link === link) {
+      this.link = undefined;
+      this.stopTimers();
+    }
+    this.settle(link, new ClosedError());
+    link.close(true);
   }
 
   /**
@@ -722,7 +739,7 @@ export class Client {
         this.link = link; // new messages follow the resent ones
         if (this.quitting) {
           // close() while away: log out right behind the resume.
-          link.write(frame(Kind.Logout));
+          this.logout(link);
           this.end(new ClosedError());
           return;
         }

@@ -52,6 +52,14 @@ export function tcp(opts: TcpOptions = {}): Dialer {
           sock.destroy();
           finish(new ConnectionError(`${label}: closed`));
         },
+        end() {
+          if (sock.destroyed) return;
+          sock.end(); // FIN after what is queued; reading goes on until the gateway closes
+          const t = setTimeout(() => sock.destroy(), 1000);
+          t.unref();
+          sock.once('close', () => clearTimeout(t));
+          finish(new ConnectionError(`${label}: closed`));
+        },
       });
     });
     sock.on('data', (chunk: Buffer) => {

@@ -28,6 +28,14 @@ export interface Connection {
   write(bytes: Uint8Array): void;
   /** Closes the connection at once. handlers.closed follows. */
   close(): void;
+  /**
+   * Optional: closes once what was written went out and the peer closed
+   * too (reading on meanwhile), or after about a second; handlers.closed
+   * follows at once. A plain close() with bytes unread may reset the
+   * connection, and a reset can make the peer drop what it had not read
+   * yet (the logout). A WebSocket's close() is graceful already.
+   */
+  end?(): void;
   /** Largest single write the gateway accepts (a WebSocket message: 65 600 bytes); undefined: no limit. */
   readonly maxWrite?: number;
   /** A name for logs and events, such as ws://127.0.0.1:7401/ws. */

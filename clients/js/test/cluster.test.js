@@ -248,6 +248,23 @@ test('close() while away logs out on one more resume: lose-account at once, not 
   }
 });
 
+test('close() with echoes still arriving logs out: lose-account at once, not after the window', async () => {
+  for (let i = 0; i < 5; i++) {
+    const account = `closer-${i}`;
+    const ticket = await login(cluster.loginUrl, account, PASSWORD);
+    const p = player(ticket, { transport: tcp() });
+    await p.c.connect();
+    p.send(1);
+    await p.echoed();
+    p.send(300); // echoes arrive while it closes
+    const t0 = Date.now();
+    p.c.close();
+    await waitFor(`${account}: lose-account at the echo node`, () => cluster.lostAccount(account));
+    const ms = Date.now() - t0;
+    assert.ok(ms < 4000, `${account}: lose-account ${ms} ms after close(): the logout was lost, the session waited for its window (8 s)`);
+  }
+});
+
 // Last: it kills a gateway.
 test('the gateway dies (SIGKILL) under traffic: resumed on the other one, nothing lost or repeated', async (t) => {
   const tickets = {};
