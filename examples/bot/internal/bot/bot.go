@@ -186,12 +186,7 @@ type bot struct {
 	acked   int
 	echoed  int
 	refused map[int]bool // own lines the lobby refused (no echo will come)
-	// reentering: the lobby answered "enter first" (the player was rebound
-	// to another lobby): the bot entered again and holds new lines until
-	// it is in; retry holds the refused lines, said again then, in order.
-	reentering bool
-	retry      []int
-	others     map[string]lineID
+	others  map[string]lineID
 	// worldLost counts the session's missing world lines; gap is set when
 	// the client was told broadcasts may be missing (countWorldLost).
 	worldLost uint64
@@ -261,7 +256,6 @@ func (b *bot) play(ctx context.Context) error {
 	b.pending = make(map[uint64][]time.Time)
 	b.others = make(map[string]lineID)
 	b.refused = make(map[int]bool)
-	b.reentering, b.retry = false, nil
 	defer func() {
 		if b.cfg.KeepSessions {
 			c.Abandon()
@@ -400,11 +394,9 @@ func (b *bot) loop(ctx context.Context) error {
 				chatting = true
 			}
 		case <-chat.C:
-			if b.reentering {
-				continue // new lines wait behind the refused ones
-			}
 			b.chatSeq++
-			if err := b.say(ctx, b.chatSeq); err != nil {
+			text := fmt.Sprintf("hello from %s #%d.%d", b.account, b.session, b.chatSeq)
+			if err := b.request(ctx, game.CmdWorld, game.WorldChat{Text: text}); err != nil {
 				return err
 			}
 		case <-drop.C:
@@ -506,7 +498,7 @@ func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 	switch m.Cmd {
 	case game.CmdEnter:
 		if b.entered {
-			return b.reentered(ctx, m)
+			return nil
 		}
 		var rep game.EnterReply
 		if err := game.Decode(m.Data, &rep); err != nil {
@@ -540,29 +532,15 @@ func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 			if ok {
 				b.st.Observe(LatencyChat, b.cfg.Now().Sub(sent))
 			}
-			if !ack.OK && ack.Error == "enter first" {
-				// The player was rebound to another lobby (its own became
-				// unreachable): enter again and say the line again then, as
-				// the lobby's doc says ("enter, then retry"). Its number
-				// is said once, so the other bots see no gap.
-				b.retry = append(b.retry, b.acked)
-				b.acked-- // the retry's ack counts
-				if b.reentering {
-					return nil
-				}
-				b.reentering = true
-				b.st.Inc(Reentered, 1)
-				return b.send(ctx, game.CmdEnter, game.Enter{Name: b.account})
-			}
 			if !ack.OK {
 				b.refused[b.acked] = true // answered, but no echo will come
 			}
 		}
 		if !ack.OK {
 			b.st.Error(ErrRefused, fmt.Errorf("%s: cmd %d: %s", b.account, m.Cmd, ack.Error))
-			if ack.Error == "enter first" && !b.reentering {
-				b.reentering = true
-				b.st.Inc(Reentered, 1)
+			if ack.Error == "enter first" {
+				// The player was rebound to another lobby (its own became
+				// unreachable): enter again, as the lobby's doc says.
 				return b.send(ctx, game.CmdEnter, game.Enter{Name: b.account})
 			}
 		}
@@ -581,34 +559,6 @@ func (b *bot) handle(ctx context.Context, m xmsg, enterSent time.Time) error {
 			return nil
 		}
 		b.st.Inc(Matches, 1)
-	}
-	return nil
-}
-
-// say sends own world line seq of this session.
-func (b *bot) say(ctx context.Context, seq int) error {
-	text := fmt.Sprintf("hello from %s #%d.%d", b.account, b.session, seq)
-	return b.request(ctx, game.CmdWorld, game.WorldChat{Text: text})
-}
-
-// reentered takes the EnterReply of an enter made after "enter first":
-// the lines refused meanwhile are said again, in order, then new ones.
-func (b *bot) reentered(ctx context.Context, m xmsg) error {
-	if !b.reentering {
-		return nil
-	}
-	var rep game.EnterReply
-	if err := game.Decode(m.Data, &rep); err != nil || !rep.OK {
-		b.st.Error(ErrEnter, fmt.Errorf("%s: entering again after a rebind failed: %v %s", b.account, err, rep.Error))
-		return errStop
-	}
-	b.reentering = false
-	retry := b.retry
-	b.retry = nil
-	for _, seq := range retry {
-		if err := b.say(ctx, seq); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -28,15 +28,10 @@ type fakeLobby struct {
 	ln net.Listener
 	// refuse is an account the lobby refuses; silent one it never answers.
 	refuse, silent string
-	// forgetAt: after this many world lines the lobby forgets who entered
-	// (once), as a lobby the players were rebound to would not know them.
-	forgetAt int
-	wg       sync.WaitGroup
+	wg             sync.WaitGroup
 
-	mu      sync.Mutex // guards players, entered, lines, waiting and conns
+	mu      sync.Mutex // guards players, waiting and conns
 	players map[string]*fakePlayer
-	entered map[string]bool
-	lines   int
 	waiting *fakePlayer
 	conns   map[net.Conn]bool
 }
@@ -60,7 +55,7 @@ func newFakeLobby(t *testing.T) *fakeLobby {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeLobby{ln: ln, players: map[string]*fakePlayer{}, entered: map[string]bool{}, conns: map[net.Conn]bool{}}
+	f := &fakeLobby{ln: ln, players: map[string]*fakePlayer{}, conns: map[net.Conn]bool{}}
 	f.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -135,7 +130,6 @@ func (f *fakeLobby) handle(me *fakePlayer, cmd uint64, data []byte) {
 		}
 		f.mu.Lock()
 		f.players[me.account] = me
-		f.entered[me.account] = true
 		online := make([]game.Player, 0, len(f.players))
 		for a := range f.players {
 			online = append(online, game.Player{Account: a, Name: a})
@@ -145,16 +139,6 @@ func (f *fakeLobby) handle(me *fakePlayer, cmd uint64, data []byte) {
 	case game.CmdWorld:
 		var w game.WorldChat
 		_ = json.Unmarshal(data, &w)
-		f.mu.Lock()
-		if !f.entered[me.account] {
-			f.mu.Unlock()
-			me.push(cmd, game.Ack{Error: "enter first"})
-			return
-		}
-		if f.lines++; f.lines == f.forgetAt {
-			clear(f.entered)
-		}
-		f.mu.Unlock()
 		me.push(cmd, game.Ack{OK: true})
 		f.mu.Lock()
 		for _, p := range f.players {
@@ -255,24 +239,6 @@ func TestRunPlaysTheGame(t *testing.T) {
 	}
 	if len(s.Errors) != 0 {
 		t.Errorf("errors %v: %v", s.Errors, s.FirstError)
-	}
-}
-
-// A lobby that answers "enter first" (the players were rebound to another
-// lobby, their own having died) gets an Enter, then the refused lines
-// again, in order, before any new one: every line is said once, and no
-// bot counts one lost or twice.
-func TestRunEntersAgainAndRetriesRefusedLines(t *testing.T) {
-	lobby := newFakeLobby(t)
-	lobby.forgetAt = 30
-	srv := fakeLogin(t, lobby.ln.Addr().String(), "pw")
-	cfg := testConfig(srv.URL)
-	s := run(t, cfg, 700*time.Millisecond)
-	if s.Reentered == 0 {
-		t.Fatal("no bot entered again")
-	}
-	if s.Lost != 0 || s.Duplicated != 0 {
-		t.Fatalf("%s, want 0 lost and 0 duplicated (errors %v: %v)", s.ResumeLine(), s.Errors, s.FirstError)
 	}
 }
 

@@ -5,11 +5,7 @@
 // its ticket names over TCP, presents the login frame, enters the lobby
 // (game.CmdEnter), then world-chats every Config.ChatEvery and, once,
 // queues for a match, while reading the lobby's pushes. Everything it sees
-// goes into a Stats. When the lobby answers "enter first" (the player was
-// rebound to another lobby, its own having died), the bot enters again and
-// says the refused lines again, in order, before any new one, as
-// docs/GAME.md asks of a client: every line number is said once, so lost
-// and duplicated lines are the framework's, not the bot's.
+// goes into a Stats.
 //
 // The pure parts are Histogram (bounded-memory latency quantiles),
 // Summary and its formatting, and Decode, which turns one gateway frame

@@ -169,10 +169,6 @@ const (
 	// gateway, a shed notice): the documented guarantee for broadcasts,
 	// so not counted as lost.
 	Gapped
-	// Reentered: the lobby answered "enter first" (its player was rebound
-	// to another lobby, its own having died): the bot entered again and
-	// said its refused lines again.
-	Reentered
 )
 
 // Inc adds n to counter c.
@@ -255,7 +251,6 @@ type Summary struct {
 	Duplicated  uint64                // messages duplicated
 	Relogins    uint64                // sessions ended under a bot, logged in again
 	Gapped      uint64                // broadcast lines missing after a signalled broadcast gap
-	Reentered   uint64                // entered again after "enter first" (rebound to another lobby)
 	Errors      map[string]uint64     // by kind (Err* constants)
 	FirstError  map[string]string     // the first error message of each kind
 	Latency     map[string]*Histogram // by kind (Latency* constants)
@@ -292,8 +287,6 @@ func (s *Summary) counter(c Counter) *uint64 {
 		return &s.Relogins
 	case Gapped:
 		return &s.Gapped
-	case Reentered:
-		return &s.Reentered
 	}
 	return nil
 }
@@ -310,9 +303,6 @@ func (s Summary) Format(w io.Writer, prefix string) {
 	fmt.Fprintf(w, "%s  %s\n", prefix, s.ResumeLine())
 	if s.Gapped > 0 {
 		fmt.Fprintf(w, "%s  broadcast lines missing after a signalled broadcast gap: %d (not lost: the client was told)\n", prefix, s.Gapped)
-	}
-	if s.Reentered > 0 {
-		fmt.Fprintf(w, "%s  entered again after \"enter first\" (rebound to another lobby): %d\n", prefix, s.Reentered)
 	}
 	for _, kind := range sortedKeys(s.Latency) {
 		h := s.Latency[kind]
