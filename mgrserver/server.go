@@ -110,7 +110,6 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mgrserver: listen %s: %w", s.cfg.Listen, err)
 	}
-	// A Start that fails leaves nothing running: Close has nothing to stop.
 	s.addr = advertised(s.cfg.Advertise, ln.Addr().String())
 	if s.cfg.TLS != nil {
 		ln = tls.NewListener(ln, s.cfg.TLS)
@@ -131,6 +130,8 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 
 	s.pool = intranet.NewCtlPool(runtime.GOMAXPROCS(0))
+	// Only now is there something for Close to stop: a Start that failed
+	// above left nothing running.
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()

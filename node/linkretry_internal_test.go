@@ -26,7 +26,7 @@ func TestLinkRetryBacksOff(t *testing.T) {
 		}
 		base = min(2*base, relayRetryMax)
 	}
-	r.linkEnded(id, true, linkStable)
+	r.linkEnded(id, true, relayRetryMax)
 	if r.retry[id] != nil {
 		t.Fatal("a link that lasted did not reset the backoff")
 	}

@@ -192,20 +192,19 @@ func (r *relay) link(ctx context.Context, m common.Member) {
 	r.linkEnded(id, accepted, time.Since(start))
 }
 
-// linkRetry is the backoff of the links to one gateway.
+// linkRetry is the backoff of the links to one gateway: the connect
+// loop's decision core (retry), and when the next dial may go.
 type linkRetry struct {
-	next  time.Duration // the base delay after the next failure
-	until time.Time     // no dial before
+	retry
+	until time.Time // no dial before
 }
 
-// Links to a gateway that fail (dial, handshake, refusal) or end soon
-// after they began are tried again after a delay doubling from
-// relayRetryMin to relayRetryMax, jittered; a link that lasted
-// linkStable resets it.
+// Links to a gateway that fail (dial, handshake, refusal) or end before
+// relayRetryMax are tried again after a delay doubling from relayRetryMin
+// to relayRetryMax, jittered; a link that lasted longer resets it.
 const (
 	relayRetryMin = relayTick
 	relayRetryMax = 5 * time.Second
-	linkStable    = 10 * time.Second
 )
 
 // linkEnded records how a link to gateway id ended: accepted, after
@@ -213,18 +212,23 @@ const (
 func (r *relay) linkEnded(id common.NodeID, accepted bool, lasted time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if accepted && lasted >= linkStable {
-		delete(r.retry, id)
-		return
-	}
 	rt := r.retry[id]
 	if rt == nil {
-		rt = &linkRetry{}
+		rt = &linkRetry{retry: retry{min: relayRetryMin, max: relayRetryMax}}
 		r.retry[id] = rt
 	}
-	d := max(rt.next, relayRetryMin)
-	rt.next = min(2*d, relayRetryMax)
-	rt.until = time.Now().Add(r.n.jitter(d))
+	now := time.Now()
+	var d time.Duration
+	if accepted {
+		if lasted >= relayRetryMax {
+			delete(r.retry, id) // a link that lasted: dial again at the next tick
+			return
+		}
+		d = rt.ended(false, lasted)
+	} else {
+		d, _ = rt.failed(causeRefused, now)
+	}
+	rt.until = now.Add(r.n.jitter(d))
 }
 
 // gwLink is the data link to one gateway.
